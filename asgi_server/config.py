@@ -1,0 +1,118 @@
+"""Every option and limit of the server: its default and its one-line doc.
+
+This module is the only place a default is written. The CLI (``cli.py``) is generated from the
+fields below, so a flag can never disagree with its default. Each field's metadata carries:
+
+- ``help``: the one-line doc shown by ``asgi-server --help`` and copied into the README;
+- ``flag`` (optional): the CLI flag, when it is not ``--`` plus the field name with dashes;
+- ``choices`` (optional): the allowed values of a string option;
+- ``cli`` (optional, default True): False for fields that are not command-line options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+def option(default: Any, help: str, **extra: Any) -> Any:
+    """Declare a Config field with its default and one-line doc (and optional CLI hints)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+LifespanMode = Literal["auto", "on", "off"]
+HttpParser = Literal["auto", "h11", "httptools"]
+LoopName = Literal["auto", "asyncio", "uvloop"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The server's whole configuration: one frozen object handed from the CLI to every layer."""
+
+    # --- the application -------------------------------------------------------------------
+    app: str = option("", "The ASGI application, as 'module:attribute'.", cli=False)
+    factory: bool = option(False, "Treat the application as a factory: call it with no arguments.")
+    app_dir: str = option(".", "Directory put first on sys.path before importing the app.")
+
+    # --- where to listen ------------------------------------------------------------------
+    host: str = option("127.0.0.1", "Bind the socket to this host.")
+    port: int = option(8000, "Bind the socket to this port (0 picks a free one).")
+    uds: str | None = option(None, "Bind to this Unix domain socket instead of host and port.")
+    fd: int | None = option(None, "Serve on this already-bound socket file descriptor.")
+    backlog: int = option(2048, "Maximum number of connections waiting to be accepted.")
+    root_path: str = option("", "The ASGI root_path, for an app mounted below a URL prefix.")
+
+    # --- proxies -------------------------------------------------------------------------
+    proxy_headers: bool = option(
+        True, "Honour X-Forwarded-For and X-Forwarded-Proto from trusted proxies."
+    )
+    forwarded_allow_ips: str = option(
+        "127.0.0.1",
+        "Comma-separated addresses or CIDRs trusted to send proxy headers ('*' trusts all).",
+    )
+
+    # --- implementation choices ------------------------------------------------------------
+    http: HttpParser = option("auto", "HTTP parser: httptools when installed, else h11.")
+    loop: LoopName = option("auto", "Event loop: uvloop when installed, else asyncio.")
+    lifespan: LifespanMode = option(
+        "auto", "Lifespan events: 'auto' runs them if the app supports them."
+    )
+    threads: int | None = option(
+        None, "Threads that run sync code (default: Python's, min(32, CPUs + 4))."
+    )
+
+    # --- logging and headers --------------------------------------------------------------
+    log_level: LogLevel = option("info", "Log level.")
+    access_log: bool = option(True, "Write one access-log line per request.")
+    server_header: bool = option(True, "Add a 'server: crossway' response header.")
+    date_header: bool = option(True, "Add a 'date' response header.")
+    headers: tuple[str, ...] = option(
+        (), "Extra default response header 'name: value' (repeatable).", flag="--header"
+    )
+
+    # --- timeouts (seconds) -----------------------------------------------------------------
+    timeout_keep_alive: float = option(5.0, "Close idle keep-alive connections after this.")
+    timeout_request_head: float = option(
+        10.0, "Close a connection whose request head is not complete this long after it began."
+    )
+    timeout_graceful_shutdown: float = option(
+        10.0, "On shutdown, wait this long for in-flight requests before cancelling them."
+    )
+
+    # --- limits ----------------------------------------------------------------------------
+    limit_concurrency: int | None = option(
+        None, "Answer 503 once this many connections or tasks are live."
+    )
+    limit_max_requests: int | None = option(
+        None, "Exit cleanly after serving this many requests."
+    )
+    limit_request_line: int = option(8 * KIB, "Longest request target, in bytes (414 beyond).")
+    limit_request_head: int = option(16 * KIB, "Largest request head, in bytes (431 beyond).")
+    limit_request_headers: int = option(100, "Most request header fields (431 beyond).")
+    limit_request_body: int | None = option(None, "Largest request body, in bytes (413 beyond).")
+
+    # --- WebSocket ----------------------------------------------------------------------------
+    ws: bool = option(True, "Serve WebSocket upgrades.")
+    ws_max_size: int = option(
+        1 * MIB, "Largest WebSocket message, in bytes, counted after inflating (1009 beyond)."
+    )
+    ws_max_queue: int = option(
+        32, "Unread incoming WebSocket messages buffered before the server stops reading."
+    )
+    ws_ping_interval: float | None = option(20.0, "Send a WebSocket ping this often.")
+    ws_ping_timeout: float | None = option(
+        20.0, "Close a WebSocket whose pong has not arrived this long after the ping."
+    )
+    ws_per_message_deflate: bool = option(True, "Offer permessage-deflate compression.")
+    timeout_ws_handshake: float = option(
+        5.0, "Close a WebSocket upgrade that the app has not accepted or denied by then."
+    )
+
+    def with_changes(self, **changes: Any) -> Config:
+        """Return a copy of this Config with some fields replaced."""
+        return dataclasses.replace(self, **changes)
