@@ -1,0 +1,304 @@
+"""The channel layer contract: what every backend promises, and helpers backends share.
+
+A channel layer carries messages between application instances. Its API is Django Channels'
+(``send``, ``receive``, ``new_channel``, ``group_add``, ``group_discard``, ``group_send``,
+``flush``, ``close``), so consumers written for Channels run unchanged. The rules below are the
+contract; ``tests/channel_layers/test_contract.py`` enforces them on every backend.
+
+Names
+    Channel and group names are ``str`` of ASCII letters, digits, ``-``, ``_`` and ``.``,
+    shorter than :data:`MAX_NAME_LENGTH` (100) characters. A channel name may contain one ``!``:
+    ``prefix!suffix`` names a process-local channel, which only the process that created it
+    (via :meth:`BaseChannelLayer.new_channel`) receives from. An invalid name raises
+    :class:`InvalidChannelName` at once.
+
+Messages
+    A message is a ``dict`` with a ``str`` ``"type"`` key. Anything else raises
+    :class:`InvalidMessage` at once. Backends that serialize (Redis) also raise
+    :class:`InvalidMessage` when a value cannot be serialized; values that always work are
+    ``dict`` (str keys), ``list``, ``tuple``, ``str``, ``bytes``, ``int``, ``float``, ``bool``
+    and ``None``. The receiver gets a copy: sender and receiver never share mutable state.
+
+Delivery
+    At most once, in the order sent (per sender and channel). ``send`` to a full channel raises
+    :class:`ChannelFull`. ``group_send`` never raises it: a full member misses that message,
+    and the layer logs one WARNING per ``group_send`` naming the group and the number of
+    dropped deliveries and counts them in :attr:`BaseChannelLayer.stats`. (Dropping rather than
+    growing keeps one stuck consumer from exhausting the memory of every process.)
+
+Expiry
+    A message not received within ``expiry`` seconds is dropped, never delivered late. A group
+    membership not refreshed by ``group_add`` within ``group_expiry`` seconds is dropped.
+
+Cancellation
+    A ``receive()`` that is cancelled loses no message: the next ``receive()`` on that channel
+    gets every message exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import abc
+import fnmatch
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+logger = logging.getLogger("channel_layers")
+
+#: Channel and group names must be shorter than this (Channels' limit).
+MAX_NAME_LENGTH = 100
+
+_ALLOWED_CHARS = "ASCII letters, digits, '-', '_' or '.'"
+# Explicit character classes: ``\d`` and ``\w`` would also accept non-ASCII digits and letters.
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9\-_.]+(![A-Za-z0-9\-_.]*)?")
+_GROUP_NAME = re.compile(r"[A-Za-z0-9\-_.]+")
+
+#: What a ``channel_capacity`` key may be: a channel name, a glob (``"http.*"``) or a compiled
+#: regular expression, exactly as in Channels.
+CapacityPattern = str | re.Pattern[str]
+
+
+class ChannelLayerError(Exception):
+    """Base class of every error a channel layer raises on purpose."""
+
+
+class ChannelFull(ChannelLayerError):
+    """``send`` found the channel at capacity; the message was not queued."""
+
+
+class LayerUnavailable(ChannelLayerError):
+    """The backend (e.g. a Redis server) cannot be reached; every backend raises this one."""
+
+
+class InvalidChannelName(ChannelLayerError, TypeError, ValueError):
+    """A channel or group name breaks the naming rules (a TypeError, as in Channels)."""
+
+
+class InvalidMessage(ChannelLayerError, TypeError, ValueError):
+    """A message is not a dict with a str ``"type"``, or cannot be serialized by the backend."""
+
+
+@dataclass
+class LayerStats:
+    """Counters a layer keeps about itself; backends count what they can observe."""
+
+    #: Messages accepted by ``send`` (one per call).
+    sent: int = 0
+    #: Messages handed out by ``receive``.
+    received: int = 0
+    #: ``group_send`` calls.
+    group_sends: int = 0
+    #: Deliveries queued by ``group_send`` (one per member reached).
+    group_deliveries: int = 0
+    #: Deliveries ``group_send`` dropped because a member channel was full.
+    dropped_full: int = 0
+    #: Messages dropped because they were older than ``expiry`` when reached.
+    expired: int = 0
+
+
+def random_suffix() -> str:
+    """A fresh, unguessable suffix for process-local channel names (16 hex digits)."""
+    return os.urandom(8).hex()
+
+
+class BaseChannelLayer(abc.ABC):
+    """The contract every channel layer keeps (see the module docstring), plus shared helpers.
+
+    Constructor options are Channels' and mean the same: ``expiry`` (seconds a message waits
+    before it is dropped), ``group_expiry`` (seconds a membership lives without a refreshing
+    ``group_add``), ``capacity`` (messages a channel holds before ``send`` raises
+    :class:`ChannelFull`) and ``channel_capacity`` (per-channel capacities, keyed by name, glob
+    or compiled regex; the first matching key wins).
+    """
+
+    #: Optional features, as Channels advertises them.
+    extensions: ClassVar[list[str]] = ["groups", "flush"]
+    MAX_NAME_LENGTH: ClassVar[int] = MAX_NAME_LENGTH
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[CapacityPattern, int] | None = None,
+    ) -> None:
+        _require_positive("expiry", expiry)
+        _require_positive("group_expiry", group_expiry)
+        _require_capacity("capacity", capacity)
+        self.expiry = float(expiry)
+        self.group_expiry = float(group_expiry)
+        self.capacity = capacity
+        self.channel_capacity = compile_capacities(channel_capacity or {})
+        self.stats = LayerStats()
+
+    # --- the contract ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Queue ``message`` on ``channel``; raise :class:`ChannelFull` when it is at capacity."""
+
+    @abc.abstractmethod
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """Wait for and return the next message on ``channel``, oldest first.
+
+        Cancelling the wait loses no message. Expired messages are skipped, never returned.
+        """
+
+    @abc.abstractmethod
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """Return a new process-local channel name ``"<prefix>.<tag>!<random>"`` to receive on."""
+
+    @abc.abstractmethod
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group``, or refresh its membership's ``group_expiry`` clock."""
+
+    @abc.abstractmethod
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; doing so when it is not a member is no error."""
+
+    @abc.abstractmethod
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Deliver a copy of ``message`` to every member of ``group``; never raises ChannelFull.
+
+        Members at capacity miss the message: counted in ``stats.dropped_full`` and logged once
+        per call at WARNING (see :meth:`record_group_drops`).
+        """
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Drop every message and every group membership this layer holds."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and wake nothing; the layer is not used afterwards."""
+
+    async def __aenter__(self) -> Self:
+        """``async with layer:`` closes the layer on the way out."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- helpers for backends ----------------------------------------------------------------
+
+    @property
+    def dropped_messages(self) -> int:
+        """Deliveries dropped so far because a group member's channel was full."""
+        return self.stats.dropped_full
+
+    def get_capacity(self, channel: str) -> int:
+        """The capacity of ``channel``: the first matching ``channel_capacity`` entry, else
+        ``capacity``."""
+        for pattern, capacity in self.channel_capacity:
+            if pattern.match(channel):
+                return capacity
+        return self.capacity
+
+    def require_valid_channel_name(self, name: object) -> str:
+        """Return ``name`` if it is a valid channel name, else raise InvalidChannelName."""
+        if isinstance(name, str) and len(name) < MAX_NAME_LENGTH and _CHANNEL_NAME.fullmatch(name):
+            return name
+        raise InvalidChannelName(_name_error("channel", name, allow_bang=True))
+
+    def require_valid_group_name(self, name: object) -> str:
+        """Return ``name`` if it is a valid group name, else raise InvalidChannelName."""
+        if isinstance(name, str) and len(name) < MAX_NAME_LENGTH and _GROUP_NAME.fullmatch(name):
+            return name
+        raise InvalidChannelName(_name_error("group", name, allow_bang=False))
+
+    def valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        """Channels-compatible check: True for a valid channel name, else InvalidChannelName."""
+        self.require_valid_channel_name(name)
+        return True
+
+    def valid_group_name(self, name: object) -> bool:
+        """Channels-compatible check: True for a valid group name, else InvalidChannelName."""
+        self.require_valid_group_name(name)
+        return True
+
+    def require_valid_message(self, message: object) -> dict[str, Any]:
+        """Return ``message`` if it is a dict with a str ``"type"``, else raise InvalidMessage."""
+        if not isinstance(message, dict):
+            raise InvalidMessage(
+                f"a channel layer message must be a dict, got {type(message).__name__}; "
+                "send e.g. {'type': 'chat.message', 'text': '...'}"
+            )
+        message_type = message.get("type")
+        if not isinstance(message_type, str):
+            raise InvalidMessage(
+                "a channel layer message needs a str 'type' key naming its handler "
+                f"(e.g. 'chat.message'); got {message_type!r}"
+            )
+        return message
+
+    def non_local_name(self, name: str) -> str:
+        """The part of a channel name up to and including ``!``; the whole name if it has none."""
+        bang = name.find("!")
+        return name if bang < 0 else name[: bang + 1]
+
+    def make_channel_name(self, prefix: str, tag: str) -> str:
+        """Build a fresh process-local name ``"<prefix>.<tag>!<random>"`` for new_channel()."""
+        self.require_valid_group_name(prefix)
+        name = f"{prefix}.{tag}!{random_suffix()}"
+        return self.require_valid_channel_name(name)
+
+    def record_group_drops(self, group: str, dropped: int, members: int) -> None:
+        """Count and log (once per group_send) the deliveries a group_send dropped."""
+        if dropped <= 0:
+            return
+        self.stats.dropped_full += dropped
+        logger.warning(
+            "group_send to %r dropped %d of %d deliveries because those members' channels were "
+            "full (capacity reached); raise 'capacity' or 'channel_capacity', or make the "
+            "consumers keep up",
+            group,
+            dropped,
+            members,
+        )
+
+
+def compile_capacities(
+    channel_capacity: Mapping[CapacityPattern, int],
+) -> list[tuple[re.Pattern[str], int]]:
+    """Turn Channels-style ``channel_capacity`` keys (names, globs, regexes) into regexes."""
+    compiled: list[tuple[re.Pattern[str], int]] = []
+    for pattern, capacity in channel_capacity.items():
+        _require_capacity(f"channel_capacity[{pattern!r}]", capacity)
+        if isinstance(pattern, re.Pattern):
+            compiled.append((pattern, capacity))
+        elif isinstance(pattern, str):
+            compiled.append((re.compile(fnmatch.translate(pattern)), capacity))
+        else:
+            raise TypeError(
+                f"channel_capacity keys must be channel names, globs or compiled regexes, "
+                f"got {pattern!r}"
+            )
+    return compiled
+
+
+def _name_error(kind: str, name: object, allow_bang: bool) -> str:
+    if not isinstance(name, str):
+        return f"{kind} name must be a str, got {type(name).__name__}"
+    if len(name) >= MAX_NAME_LENGTH:
+        return f"{kind} name {name[:20]!r}... is {len(name)} characters; use fewer than 100"
+    bang = " and at most one '!' (process-local names, 'prefix!suffix')" if allow_bang else ""
+    return f"{kind} name {name!r} is invalid: use 1 to 99 {_ALLOWED_CHARS}{bang}"
+
+
+def _require_positive(option: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{option} must be a positive number of seconds, got {value!r}")
+
+
+def _require_capacity(option: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{option} must be a positive int (messages per channel), got {value!r}")
