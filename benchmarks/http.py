@@ -1,0 +1,406 @@
+"""HTTP/1.1 throughput: Crossway beside uvicorn, daphne, hypercorn and granian, in one go.
+
+Every server runs the same app (``benchmarks/apps.py``) with its access log OFF, one process,
+pinned to core 0 while wrk runs on core 1. Rounds are interleaved (each round starts every server
+once, alternating the order) and the median of the rounds is reported, because the machine is
+shared and absolute numbers drift: compare the ratios within one run. Scenarios:
+
+- keepalive: ``wrk -t1 -c64`` GET /, keep-alive;
+- close: the same with ``-H "Connection: close"``: one connection per request;
+- upload: ``wrk -t1 -c8`` POST of 10 MiB (a Lua script), the app reads the whole body.
+
+Run ``bash benchmarks/setup_peers.sh`` once, then ``.venv/bin/python -m benchmarks.http``
+(``--help`` for the options). Raw results go to ``benchmarks/.results/http-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a file: this module must not shadow the standard library's ``http`` package, and
+    # ``benchmarks`` must be importable from the repository root.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from benchmarks import _common
+from benchmarks._common import OURS_BIN, PEERS_BIN, RESULTS_DIR, ServerFailed
+
+APP = "benchmarks.apps:app"
+UPLOAD_BYTES = 10 * 1024 * 1024
+SERVER_CPU, WRK_CPU = 0, 1
+
+# wrk prints a one-line JSON summary from its done() hook: no parsing of its human output.
+REPORT_LUA = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'CROSSWAY {"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %d, "p99_us": %d,'
+    .. ' "errors": %d}\\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50),
+    latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+UPLOAD_LUA = f"""
+wrk.method = "POST"
+wrk.body = string.rep("x", {UPLOAD_BYTES})
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+Command = Callable[[int, int], list[str]]
+
+
+def _ours(http: str, loop: str) -> Command:
+    def command(port: int, workers: int) -> list[str]:
+        extra = ["--workers", str(workers)] if workers > 1 else []
+        return [
+            str(OURS_BIN / "asgi-server"),
+            APP,
+            "--http",
+            http,
+            "--loop",
+            loop,
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--port",
+            str(port),
+            *extra,
+        ]
+
+    return command
+
+
+def _uvicorn(http: str, loop: str) -> Command:
+    def command(port: int, workers: int) -> list[str]:
+        extra = ["--workers", str(workers)] if workers > 1 else []
+        return [
+            str(PEERS_BIN / "uvicorn"),
+            APP,
+            "--http",
+            http,
+            "--loop",
+            loop,
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--port",
+            str(port),
+            *extra,
+        ]
+
+    return command
+
+
+def _daphne(port: int, workers: int) -> list[str]:
+    # -v 0: daphne writes an access log to stdout at its default verbosity 1.
+    return [str(PEERS_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", APP]
+
+
+def _hypercorn(port: int, workers: int) -> list[str]:
+    # No --access-logfile: hypercorn's access log is off unless one is given.
+    return [
+        str(PEERS_BIN / "hypercorn"),
+        "-k",
+        "uvloop",
+        "-w",
+        str(workers),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        APP,
+    ]
+
+
+def _granian(port: int, workers: int) -> list[str]:
+    return [
+        str(PEERS_BIN / "granian"),
+        "--interface",
+        "asgi",
+        "--http",
+        "1",
+        "--loop",
+        "uvloop",
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        APP,
+    ]
+
+
+SERVERS: dict[str, Command] = {
+    "ours-h11": _ours("h11", "asyncio"),
+    "ours-httptools": _ours("httptools", "uvloop"),
+    "uvicorn-h11": _uvicorn("h11", "asyncio"),
+    "uvicorn-httptools": _uvicorn("httptools", "uvloop"),
+    "daphne": _daphne,
+    "hypercorn": _hypercorn,
+    "granian": _granian,
+}
+MULTI_WORKER = {
+    "ours-h11",
+    "ours-httptools",
+    "uvicorn-h11",
+    "uvicorn-httptools",
+    "hypercorn",
+    "granian",
+}
+SCENARIOS = ("keepalive", "close", "upload")
+SCENARIO_TITLES = {
+    "keepalive": "keep-alive GET (wrk -c64)",
+    "close": "Connection: close GET (wrk -c64 -H 'Connection: close')",
+    "upload": "10 MiB POST upload, app reads the body (wrk -c8, Lua script)",
+}
+# (ours, peer, minimum ratio, scenario): the targets of issue 2.
+TARGETS = [
+    ("ours-httptools", "uvicorn-httptools", 1.15, "keepalive"),
+    ("ours-httptools", "granian", 1.0, "keepalive"),
+    ("ours-h11", "uvicorn-h11", 1.3, "keepalive"),
+    ("ours-httptools", "uvicorn-httptools", 2.0, "upload"),
+]
+
+
+@dataclass
+class Run:
+    """One wrk measurement of one server in one scenario."""
+
+    server: str
+    scenario: str
+    round: int
+    requests_per_s: float
+    p99_ms: float
+    errors: int
+    load: str
+
+
+def wrk_command(scenario: str, port: int, duration: float, pin: bool, threads: int) -> list[str]:
+    """The wrk command line of a scenario (pinned to WRK_CPU when ``pin``)."""
+    scripts = RESULTS_DIR / "wrk"
+    scripts.mkdir(parents=True, exist_ok=True)
+    script = scripts / f"{scenario}.lua"
+    script.write_text((UPLOAD_LUA if scenario == "upload" else "") + REPORT_LUA)
+    connections = 8 if scenario == "upload" else 64
+    args = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+    ]
+    if scenario == "close":
+        args += ["-H", "Connection: close"]
+    args.append(f"http://127.0.0.1:{port}/")
+    return _common.pinned(args, WRK_CPU if pin else None)
+
+
+def run_wrk(command: list[str], duration: float) -> dict[str, float]:
+    """Run wrk and return the summary its done() hook printed."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
+    for line in result.stdout.splitlines():
+        if line.startswith("CROSSWAY "):
+            summary: dict[str, float] = json.loads(line.removeprefix("CROSSWAY "))
+            return summary
+    raise RuntimeError(f"wrk printed no summary: {result.stdout}{result.stderr}")
+
+
+def measure_server(name: str, round_: int, args: argparse.Namespace) -> list[Run]:
+    """Start one server, warm it up, run every chosen scenario against it, stop it."""
+    pin = args.workers == 1 and _common.can_pin()
+    threads = 1 if pin else 2
+    port = _common.free_port()
+    command = SERVERS[name](port, args.workers)
+    runs = []
+    with _common.start_server(name, command, port, cpu=SERVER_CPU if pin else None):
+        run_wrk(wrk_command("keepalive", port, 1, pin, threads), 1)  # warm-up, not recorded
+        for scenario in args.scenarios:
+            summary = run_wrk(
+                wrk_command(scenario, port, args.duration, pin, threads), args.duration
+            )
+            runs.append(
+                Run(
+                    server=name,
+                    scenario=scenario,
+                    round=round_,
+                    requests_per_s=summary["requests"] / (summary["duration_us"] / 1e6),
+                    p99_ms=summary["p99_us"] / 1000,
+                    errors=int(summary["errors"]),
+                    load=_common.load_average(),
+                )
+            )
+            print(
+                f"  {name:18} {scenario:9} {runs[-1].requests_per_s:10.0f} req/s "
+                f"p99 {runs[-1].p99_ms:7.2f} ms  errors {runs[-1].errors}  "
+                f"load {runs[-1].load}",
+                flush=True,
+            )
+    return runs
+
+
+def run_rounds(servers: list[str], args: argparse.Namespace) -> tuple[list[Run], dict[str, str]]:
+    """Interleave: every round runs every server once, reversing the order on odd rounds."""
+    runs: list[Run] = []
+    failed: dict[str, str] = {}
+    for round_ in range(args.rounds):
+        order = servers if round_ % 2 == 0 else servers[::-1]
+        print(f"round {round_ + 1}/{args.rounds} (load {_common.load_average()})", flush=True)
+        for name in order:
+            if name in failed:
+                continue
+            try:
+                runs += measure_server(name, round_, args)
+            except ServerFailed as error:
+                failed[name] = str(error)
+                print(f"  {name}: could not be measured: {error}", flush=True)
+    return runs, failed
+
+
+def medians(runs: list[Run]) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """(server, scenario) -> (median req/s, median p99 ms, total errors) over the rounds."""
+    grouped: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        grouped.setdefault((run.server, run.scenario), []).append(run)
+    return {
+        key: (
+            statistics.median(r.requests_per_s for r in group),
+            statistics.median(r.p99_ms for r in group),
+            sum(r.errors for r in group),
+        )
+        for key, group in grouped.items()
+    }
+
+
+def print_tables(servers: list[str], args: argparse.Namespace, runs: list[Run]) -> list[str]:
+    """Print one table per scenario (req/s, p99, ratios ours/peer); return the lines printed."""
+    table = medians(runs)
+    ours = [s for s in servers if s.startswith("ours-") and any(k[0] == s for k in table)]
+    lines: list[str] = []
+    for scenario in args.scenarios:
+        lines += ["", f"{SCENARIO_TITLES[scenario]}, median of {args.rounds} rounds:"]
+        head = f"{'server':18} {'req/s':>10} {'p99 ms':>9} {'errors':>7}"
+        lines.append(head + "".join(f" {'x ' + o:>16}" for o in ours))
+        for server in servers:
+            if (server, scenario) not in table:
+                continue
+            rate, p99, errors = table[server, scenario]
+            ratios = "".join(
+                f" {table[o, scenario][0] / rate:>15.2f}x" if (o, scenario) in table else " " * 17
+                for o in ours
+            )
+            lines.append(f"{server:18} {rate:10.0f} {p99:9.2f} {errors:7d}{ratios}")
+    lines += target_lines(table)
+    print("\n".join(lines))
+    return lines
+
+
+def target_lines(table: dict[tuple[str, str], tuple[float, float, int]]) -> list[str]:
+    """One line per issue-2 target whose two servers were measured: ratio and met / MISSED."""
+    lines = []
+    for ours, peer, minimum, scenario in TARGETS:
+        if (ours, scenario) in table and (peer, scenario) in table:
+            ratio = table[ours, scenario][0] / table[peer, scenario][0]
+            verdict = "met" if ratio >= minimum else "MISSED"
+            lines.append(f"target {ours} >= {minimum}x {peer} ({scenario}): {ratio:.2f}x {verdict}")
+    return ["", *lines] if lines else []
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {list(SERVERS)}")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes per server (no pinning when > 1)"
+    )
+    args = parser.parse_args(argv)
+    args.servers = [s for s in args.only.split(",") if s] or list(SERVERS)
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    for name in args.servers:
+        if name not in SERVERS:
+            parser.error(f"unknown server {name!r}; choose from {', '.join(SERVERS)}")
+    for scenario in args.scenarios:
+        if scenario not in SCENARIOS:
+            parser.error(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    return args
+
+
+def git_commit() -> str:
+    """The commit being measured (with '+dirty' when the tree has changes)."""
+    run = subprocess.run(
+        ["git", "describe", "--always", "--dirty=+dirty"],
+        capture_output=True,
+        text=True,
+        cwd=_common.ROOT,
+    )
+    return run.stdout.strip() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark, print the tables and save the raw runs as JSON."""
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: run `bash benchmarks/setup_peers.sh` (it installs wrk)")
+    _common.require(PEERS_BIN / "uvicorn", "run `bash benchmarks/setup_peers.sh` first")
+    servers = args.servers
+    if args.workers > 1:
+        servers = [s for s in servers if s in MULTI_WORKER]
+        print(f"--workers {args.workers}: daphne has no worker option and is skipped; no pinning")
+    pin = args.workers == 1 and _common.can_pin()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    print(
+        f"{started}, commit {git_commit()}, load {_common.load_average()}, "
+        f"{'server on cpu 0, wrk on cpu 1' if pin else 'no CPU pinning'}, "
+        "access logs off for every server",
+        flush=True,
+    )
+    try:
+        runs, failed = run_rounds(servers, args)
+    finally:
+        _common.stop_all()
+    lines = print_tables(servers, args, runs)
+    print(f"\nload average at the end: {_common.load_average()}")
+    for name, error in failed.items():
+        print(f"{name} was not measured: {error.splitlines()[0]}")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"http-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
+    record = {
+        "started": started,
+        "commit": git_commit(),
+        "argv": sys.argv,
+        "pinned": pin,
+        "runs": [asdict(r) for r in runs],
+        "failed": failed,
+        "table": lines,
+    }
+    out.write_text(json.dumps(record, indent=1))
+    print(f"raw results: {out}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        _common.stop_all()
+        sys.exit("interrupted: every server started was stopped")
