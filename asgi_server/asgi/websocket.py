@@ -1,0 +1,219 @@
+"""The ASGI side of one WebSocket connection: scope, receive() and send() as a state machine.
+
+This follows the ASGI WebSocket spec 2.4, including the ``websocket.http.response`` extension.
+It knows nothing about sockets: the transport implements :class:`WebsocketShell`, feeds incoming
+messages to :meth:`WebsocketSession.message_received` and the end of the connection to
+:meth:`WebsocketSession.disconnected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Protocol
+
+Headers = list[tuple[bytes, bytes]]
+Message = dict[str, Any]
+SessionState = Literal["connecting", "connected", "response", "closed"]
+
+ASGI_SPEC_VERSION = "2.4"
+
+
+class ClientDisconnected(OSError):
+    """Raised by send() once the WebSocket is closed, as the ASGI spec asks (an OSError)."""
+
+
+class WebsocketShell(Protocol):
+    """What the session needs from the transport that owns the socket."""
+
+    writing_paused: bool
+
+    def accept(self, subprotocol: str | None, headers: Headers) -> None:
+        """Send the 101 response and switch to WebSocket frames."""
+
+    def send_message(self, data: str | bytes) -> None:
+        """Frame and write one message."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake with this code and reason."""
+
+    def send_http_response(self, status: int, headers: Headers) -> None:
+        """Answer the upgrade with a plain HTTP response head instead of 101."""
+
+    def send_http_body(self, body: bytes, more_body: bool) -> None:
+        """Write (part of) that response's body; the last part closes the connection."""
+
+    def pause_reading(self) -> None:
+        """Stop reading from the peer: the app has too many unread messages."""
+
+    def resume_reading(self) -> None:
+        """Read from the peer again."""
+
+    async def wait_writable(self) -> None:
+        """Return once the peer has read enough that writing is no longer paused."""
+
+
+def build_scope(
+    *,
+    scheme: str,
+    path: str,
+    raw_path: bytes,
+    query_string: bytes,
+    headers: Iterable[tuple[bytes, bytes]],
+    subprotocols: Sequence[str],
+    client: tuple[str, int] | None,
+    server: tuple[str, int | None] | None,
+    root_path: str,
+    state: dict[str, Any] | None,
+    http_version: str = "1.1",
+) -> dict[str, Any]:
+    """Build the ASGI ``websocket`` connection scope (spec 2.4)."""
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
+        "http_version": http_version,
+        "scheme": "wss" if scheme in ("https", "wss") else "ws",
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query_string,
+        "root_path": root_path,
+        "headers": [(name.lower(), value) for name, value in headers],
+        "client": client,
+        "server": server,
+        "subprotocols": list(subprotocols),
+        "extensions": {"websocket.http.response": {}},
+    }
+    if state is not None:
+        scope["state"] = dict(state)  # a shallow copy per connection, as the lifespan spec says
+    return scope
+
+
+def _headers(message: Message) -> Headers:
+    return [(bytes(name).lower(), bytes(value)) for name, value in message.get("headers", ())]
+
+
+class WebsocketSession:
+    """receive() and send() for one application instance, checked against the spec's order."""
+
+    def __init__(self, scope: dict[str, Any], shell: WebsocketShell, max_queue: int) -> None:
+        self.scope = scope
+        self.shell = shell
+        self.max_queue = max_queue
+        self.state: SessionState = "connecting"
+        self._inbox: deque[Message] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._connect_sent = False
+        self._disconnect: Message | None = None
+        self._reading_paused = False
+
+    # --- called by the transport -----------------------------------------------------------
+
+    def message_received(self, data: str | bytes) -> None:
+        """Queue a peer's message for the app; pause reading past ``max_queue`` unread ones."""
+        if isinstance(data, str):
+            self._inbox.append({"type": "websocket.receive", "text": data})
+        else:
+            self._inbox.append({"type": "websocket.receive", "bytes": data})
+        # Pausing only past a threshold, not after every message, keeps flow control cheap.
+        if len(self._inbox) > self.max_queue and not self._reading_paused:
+            self._reading_paused = True
+            self.shell.pause_reading()
+        self._wake()
+
+    def disconnected(self, code: int, reason: str = "") -> None:
+        """The connection is over: the app's next receive() after its queue is a disconnect."""
+        if self._disconnect is None:
+            self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        self.state = "closed"
+        self._wake()
+
+    @property
+    def handshake_pending(self) -> bool:
+        """True while the app has neither accepted nor denied the connection."""
+        return self.state == "connecting"
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- the ASGI callables ---------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """ASGI receive(): connect first, then the peer's messages, then a disconnect."""
+        if not self._connect_sent:
+            self._connect_sent = True
+            return {"type": "websocket.connect"}
+        while not self._inbox and self._disconnect is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._inbox:
+            message = self._inbox.popleft()
+            if self._reading_paused and len(self._inbox) <= self.max_queue // 2:
+                self._reading_paused = False
+                self.shell.resume_reading()
+            return message
+        assert self._disconnect is not None
+        return self._disconnect
+
+    async def send(self, message: Message) -> None:
+        """ASGI send(): accept, messages, close, or a denial response, in the spec's order."""
+        kind = message.get("type")
+        if self.state == "connecting":
+            self._send_connecting(kind, message)
+        elif self.state == "connected":
+            self._send_connected(kind, message)
+        elif self.state == "response":
+            self._send_response_body(kind, message)
+        elif kind != "websocket.close":
+            # Closing twice is harmless, so only other messages raise.
+            raise ClientDisconnected(f"cannot send {kind!r}: the WebSocket is closed")
+        if self.shell.writing_paused:
+            await self.shell.wait_writable()
+
+    def _send_connecting(self, kind: object, message: Message) -> None:
+        if kind == "websocket.accept":
+            self.state = "connected"
+            headers = _headers(message)
+            self.shell.accept(message.get("subprotocol"), headers)
+        elif kind == "websocket.close":
+            # ASGI spec: closing before accepting rejects the handshake with HTTP 403.
+            self.state = "closed"
+            self.shell.send_http_response(403, [(b"content-type", b"text/plain")])
+            self.shell.send_http_body(b"Forbidden", more_body=False)
+        elif kind == "websocket.http.response.start":
+            self.state = "response"
+            self.shell.send_http_response(int(message["status"]), _headers(message))
+        else:
+            raise RuntimeError(
+                f"expected 'websocket.accept', 'websocket.close' or "
+                f"'websocket.http.response.start' before the handshake completes, got {kind!r}"
+            )
+
+    def _send_connected(self, kind: object, message: Message) -> None:
+        if kind == "websocket.send":
+            data = message.get("bytes")
+            if data is None:
+                data = message.get("text")
+            if not isinstance(data, str | bytes | bytearray):
+                raise TypeError("'websocket.send' needs a 'bytes' or a 'text' key")
+            self.shell.send_message(data if isinstance(data, str) else bytes(data))
+        elif kind == "websocket.close":
+            self.state = "closed"
+            self.shell.close(int(message.get("code", 1000)), message.get("reason") or "")
+        else:
+            raise RuntimeError(
+                f"expected 'websocket.send' or 'websocket.close' after accepting, got {kind!r}"
+            )
+
+    def _send_response_body(self, kind: object, message: Message) -> None:
+        if kind != "websocket.http.response.body":
+            raise RuntimeError(f"expected 'websocket.http.response.body', got {kind!r}")
+        more_body = bool(message.get("more_body", False))
+        if not more_body:
+            self.state = "closed"
+        self.shell.send_http_body(bytes(message.get("body", b"")), more_body)
