@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from benchmarks import _common
+from benchmarks import _common, _profile
 from benchmarks._common import OURS_BIN, PEERS_BIN, RESULTS_DIR, ServerFailed
 
 APP = "benchmarks.apps:app"
@@ -61,96 +61,41 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 Command = Callable[[int, int], list[str]]
 
 
-def _ours(http: str, loop: str) -> Command:
+def _uvicorn_style(binary: Path, http: str, loop: str) -> Command:
+    """Ours and uvicorn take the same flags."""
+
     def command(port: int, workers: int) -> list[str]:
-        extra = ["--workers", str(workers)] if workers > 1 else []
-        return [
-            str(OURS_BIN / "asgi-server"),
-            APP,
-            "--http",
-            http,
-            "--loop",
-            loop,
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--port",
-            str(port),
-            *extra,
-        ]
-
-    return command
-
-
-def _uvicorn(http: str, loop: str) -> Command:
-    def command(port: int, workers: int) -> list[str]:
-        extra = ["--workers", str(workers)] if workers > 1 else []
-        return [
-            str(PEERS_BIN / "uvicorn"),
-            APP,
-            "--http",
-            http,
-            "--loop",
-            loop,
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--port",
-            str(port),
-            *extra,
-        ]
+        flags = f"--http {http} --loop {loop} --no-access-log --log-level warning --port {port}"
+        extra = f" --workers {workers}" if workers > 1 else ""
+        return [str(binary), APP, *(flags + extra).split()]
 
     return command
 
 
 def _daphne(port: int, workers: int) -> list[str]:
     # -v 0: daphne writes an access log to stdout at its default verbosity 1.
-    return [str(PEERS_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", APP]
+    return [str(PEERS_BIN / "daphne"), *f"-b 127.0.0.1 -p {port} -v 0".split(), APP]
 
 
 def _hypercorn(port: int, workers: int) -> list[str]:
     # No --access-logfile: hypercorn's access log is off unless one is given.
-    return [
-        str(PEERS_BIN / "hypercorn"),
-        "-k",
-        "uvloop",
-        "-w",
-        str(workers),
-        "-b",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        APP,
-    ]
+    flags = f"-k uvloop -w {workers} -b 127.0.0.1:{port} --log-level warning"
+    return [str(PEERS_BIN / "hypercorn"), *flags.split(), APP]
 
 
 def _granian(port: int, workers: int) -> list[str]:
-    return [
-        str(PEERS_BIN / "granian"),
-        "--interface",
-        "asgi",
-        "--http",
-        "1",
-        "--loop",
-        "uvloop",
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        APP,
-    ]
+    flags = (
+        f"--interface asgi --http 1 --loop uvloop --workers {workers} --no-access-log"
+        f" --log-level warning --host 127.0.0.1 --port {port}"
+    )
+    return [str(PEERS_BIN / "granian"), *flags.split(), APP]
 
 
 SERVERS: dict[str, Command] = {
-    "ours-h11": _ours("h11", "asyncio"),
-    "ours-httptools": _ours("httptools", "uvloop"),
-    "uvicorn-h11": _uvicorn("h11", "asyncio"),
-    "uvicorn-httptools": _uvicorn("httptools", "uvloop"),
+    "ours-h11": _uvicorn_style(OURS_BIN / "asgi-server", "h11", "asyncio"),
+    "ours-httptools": _uvicorn_style(OURS_BIN / "asgi-server", "httptools", "uvloop"),
+    "uvicorn-h11": _uvicorn_style(PEERS_BIN / "uvicorn", "h11", "asyncio"),
+    "uvicorn-httptools": _uvicorn_style(PEERS_BIN / "uvicorn", "httptools", "uvloop"),
     "daphne": _daphne,
     "hypercorn": _hypercorn,
     "granian": _granian,
@@ -162,6 +107,14 @@ MULTI_WORKER = {
     "uvicorn-httptools",
     "hypercorn",
     "granian",
+}
+# Where each server's own code lives, for the inclusive-time list of a profile.
+PACKAGES = {
+    "ours": "asgi_server/",
+    "uvicorn": "uvicorn/",
+    "daphne": "daphne/",
+    "hypercorn": "hypercorn/",
+    "granian": "granian/",
 }
 SCENARIOS = ("keepalive", "close", "upload")
 SCENARIO_TITLES = {
@@ -227,34 +180,44 @@ def run_wrk(command: list[str], duration: float) -> dict[str, float]:
 def measure_server(name: str, round_: int, args: argparse.Namespace) -> list[Run]:
     """Start one server, warm it up, run every chosen scenario against it, stop it."""
     pin = args.workers == 1 and _common.can_pin()
-    threads = 1 if pin else 2
     port = _common.free_port()
     command = SERVERS[name](port, args.workers)
-    runs = []
-    with _common.start_server(name, command, port, cpu=SERVER_CPU if pin else None):
-        run_wrk(wrk_command("keepalive", port, 1, pin, threads), 1)  # warm-up, not recorded
-        for scenario in args.scenarios:
-            summary = run_wrk(
-                wrk_command(scenario, port, args.duration, pin, threads), args.duration
-            )
-            runs.append(
-                Run(
-                    server=name,
-                    scenario=scenario,
-                    round=round_,
-                    requests_per_s=summary["requests"] / (summary["duration_us"] / 1e6),
-                    p99_ms=summary["p99_us"] / 1000,
-                    errors=int(summary["errors"]),
-                    load=_common.load_average(),
-                )
-            )
-            print(
-                f"  {name:18} {scenario:9} {runs[-1].requests_per_s:10.0f} req/s "
-                f"p99 {runs[-1].p99_ms:7.2f} ms  errors {runs[-1].errors}  "
-                f"load {runs[-1].load}",
-                flush=True,
-            )
-    return runs
+    with _common.start_server(name, command, port, cpu=SERVER_CPU if pin else None) as server:
+        run_wrk(wrk_command("keepalive", port, 1, pin, 1 if pin else 2), 1)  # warm-up
+        return [measure(server, scenario, round_, args, pin) for scenario in args.scenarios]
+
+
+def measure(
+    server: _common.Server, scenario: str, round_: int, args: argparse.Namespace, pin: bool
+) -> Run:
+    """One wrk run of one scenario against a running server (profiled with --profile)."""
+    command = wrk_command(scenario, server.port, args.duration, pin, 1 if pin else 2)
+    if args.profile:
+        stacks = RESULTS_DIR / "profile" / f"{server.name}-{scenario}-{round_}.txt"
+        with _profile.recording(server.process.pid, stacks, WRK_CPU if pin else None):
+            summary = run_wrk(command, args.duration)
+    else:
+        summary = run_wrk(command, args.duration)
+    run = Run(
+        server=server.name,
+        scenario=scenario,
+        round=round_,
+        requests_per_s=summary["requests"] / (summary["duration_us"] / 1e6),
+        p99_ms=summary["p99_us"] / 1000,
+        errors=int(summary["errors"]),
+        load=_common.load_average(),
+    )
+    print(
+        f"  {run.server:18} {scenario:9} {run.requests_per_s:10.0f} req/s "
+        f"p99 {run.p99_ms:7.2f} ms  errors {run.errors}  load {run.load}",
+        flush=True,
+    )
+    if args.profile:
+        package = PACKAGES[server.name.split("-")[0]]
+        report = _profile.summarize(stacks, int(summary["requests"]), package)
+        stacks.with_suffix(".summary").write_text("\n".join(report) + "\n")
+        print("\n".join("    " + line for line in report), flush=True)
+    return run
 
 
 def run_rounds(servers: list[str], args: argparse.Namespace) -> tuple[list[Run], dict[str, str]]:
@@ -333,6 +296,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes per server (no pinning when > 1)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample each server with py-spy during each run; print us/request per function",
     )
     args = parser.parse_args(argv)
     args.servers = [s for s in args.only.split(",") if s] or list(SERVERS)

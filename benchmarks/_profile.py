@@ -1,0 +1,79 @@
+"""Where a server's time goes under load: py-spy samples and a per-request summary.
+
+py-spy runs from the peers' venv in ``--nonblocking`` mode (it reads the target's memory without
+pausing it: measured, it leaves req/s unchanged, while pausing ``--native`` sampling halves them).
+The summary turns samples into microseconds of CPU per request: a function seen in ``n`` samples
+at ``rate`` Hz while the server answered ``requests`` requests costs ``n / rate / requests`` s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from benchmarks._common import PEERS_BIN, pinned
+
+RATE = 500
+
+
+@contextlib.contextmanager
+def recording(pid: int, output: Path, cpu: int | None, native: bool = False) -> Iterator[None]:
+    """Sample ``pid`` (and its children) with py-spy while the block runs; write raw stacks."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    mode = ["--native"] if native else ["--nonblocking"]
+    flags = [
+        *f"--subprocesses --nolineno --rate {RATE} --format raw".split(),
+        "--output",
+        str(output),
+    ]
+    command = [str(PEERS_BIN / "py-spy"), "record", "--pid", str(pid), *mode, *flags]
+    spy = subprocess.Popen(
+        pinned(command, cpu), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        # py-spy writes its output when interrupted, as on Ctrl-C.
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
+def read_stacks(path: Path) -> Counter[tuple[str, ...]]:
+    """Parse py-spy's raw (collapsed) output: one ``frame;frame;... count`` line per stack."""
+    stacks: Counter[tuple[str, ...]] = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks[tuple(stack.split(";"))] += int(count)
+    return stacks
+
+
+def summarize(path: Path, requests: int, package: str, top: int = 12) -> list[str]:
+    """The functions with the most self time, and those of ``package`` (a path fragment such as
+    ``"asgi_server/"``) with the most inclusive time, in microseconds per request."""
+    stacks = read_stacks(path)
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    for frames, count in stacks.items():
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    total = sum(stacks.values())
+    if not total or not requests:
+        return [f"no samples in {path}"]
+    per_request = 1e6 / RATE / requests
+    lines = [f"{total} samples, {total * per_request:.1f} us of CPU per request in all"]
+    ours = Counter({frame: n for frame, n in inclusive.items() if package in frame})
+    for title, counter in (("self time", own), (f"inclusive time in {package}", ours)):
+        lines.append(f"top {title}, us/request (share of samples):")
+        for frame, count in counter.most_common(top):
+            lines.append(f"  {count * per_request:7.2f}  ({count / total:6.1%})  {frame}")
+    return lines
