@@ -1,4 +1,31 @@
-"""Channel layers: the message bus between application instances (in-memory and Redis)."""
+"""Channel layers: the message bus between application instances (in-memory and Redis).
+
+``get_channel_layer(alias)`` returns this process's layer for ``alias``, built once from the
+first of these that exists:
+
+1. an explicit ``configure({...})`` call;
+2. Django's ``CHANNEL_LAYERS`` setting, when Django is installed and its settings are configured;
+3. the ``CHANNEL_LAYERS_URL`` environment variable (for the "default" alias);
+4. ``memory://``: the in-memory layer. (Channels returns None when nothing is configured; we
+   default to memory so that groups work out of the box in one process.)
+
+The configuration format is Channels': ``{"default": {"BACKEND": "dotted.path", "CONFIG":
+{...}}}``, and Channels' backend paths are accepted as aliases of ours, so settings copied from
+a Channels project work. As in Channels, an alias missing from a configuration that exists, or
+an empty ``CHANNEL_LAYERS``, gives None.
+
+URLs: ``memory://?capacity=100&expiry=60``, ``redis://host:6379/0?prefix=asgi`` (and
+``rediss://``) for :class:`channel_layers.redis.RedisChannelLayer`, ``redis+pubsub://...`` for
+:class:`channel_layers.redis_pubsub.RedisPubSubChannelLayer`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from channel_layers.base import (
     MAX_NAME_LENGTH,
@@ -12,6 +39,7 @@ from channel_layers.base import (
 )
 
 __all__ = [
+    "DEFAULT_CHANNEL_LAYER",
     "MAX_NAME_LENGTH",
     "BaseChannelLayer",
     "ChannelFull",
@@ -20,4 +48,174 @@ __all__ = [
     "InvalidMessage",
     "LayerStats",
     "LayerUnavailable",
+    "build_channel_layer",
+    "configure",
+    "get_channel_layer",
+    "layer_config_from_url",
+    "reset_channel_layers",
 ]
+
+#: The alias consumers use unless told otherwise (as in Channels).
+DEFAULT_CHANNEL_LAYER = "default"
+URL_ENVIRONMENT_VARIABLE = "CHANNEL_LAYERS_URL"
+DEFAULT_URL = "memory://"
+
+#: Channels' and channels_redis' backend paths, mapped to ours.
+BACKEND_ALIASES: dict[str, str] = {
+    "channels.layers.InMemoryChannelLayer": "channel_layers.memory.InMemoryChannelLayer",
+    "channels_redis.core.RedisChannelLayer": "channel_layers.redis.RedisChannelLayer",
+    "channels_redis.pubsub.RedisPubSubChannelLayer": (
+        "channel_layers.redis_pubsub.RedisPubSubChannelLayer"
+    ),
+}
+
+_URL_BACKENDS: dict[str, str] = {
+    "memory": "channel_layers.memory.InMemoryChannelLayer",
+    "redis": "channel_layers.redis.RedisChannelLayer",
+    "rediss": "channel_layers.redis.RedisChannelLayer",
+    "redis+pubsub": "channel_layers.redis_pubsub.RedisPubSubChannelLayer",
+    "rediss+pubsub": "channel_layers.redis_pubsub.RedisPubSubChannelLayer",
+}
+# URL query parameters that are layer options (the rest stay in a Redis URL for redis-py).
+_NUMERIC_OPTIONS = {"expiry": float, "group_expiry": float, "capacity": int}
+
+LayersConfig = Mapping[str, Mapping[str, Any]]
+
+_configured: LayersConfig | None = None
+_layers: dict[str, BaseChannelLayer | None] = {}
+
+
+def configure(layers: LayersConfig) -> None:
+    """Set the layers explicitly, in Channels' CHANNEL_LAYERS format; forgets built layers."""
+    global _configured
+    if not isinstance(layers, Mapping):
+        raise TypeError(
+            "configure() takes a mapping like {'default': {'BACKEND': "
+            f"'channel_layers.memory.InMemoryChannelLayer'}}, got {type(layers).__name__}"
+        )
+    _configured = dict(layers)
+    _layers.clear()
+
+
+def reset_channel_layers() -> None:
+    """Forget built layers and any configure() call (for tests). Does not close the layers."""
+    global _configured
+    _configured = None
+    _layers.clear()
+
+
+def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> BaseChannelLayer | None:
+    """This process's layer for ``alias`` (built on first use, then cached), or None."""
+    if alias in _layers:
+        return _layers[alias]
+    layers = _current_config()
+    spec = layers.get(alias) if layers is not None else None
+    if layers is None and alias == DEFAULT_CHANNEL_LAYER:
+        url = os.environ.get(URL_ENVIRONMENT_VARIABLE) or DEFAULT_URL
+        spec = layer_config_from_url(url)
+    layer = build_channel_layer(spec, alias) if spec is not None else None
+    _layers[alias] = layer
+    return layer
+
+
+def _current_config() -> LayersConfig | None:
+    """The configure() mapping, else Django's CHANNEL_LAYERS, else None (use the URL)."""
+    if _configured is not None:
+        return _configured
+    return _django_channel_layers()
+
+
+def _django_channel_layers() -> LayersConfig | None:
+    """Django's CHANNEL_LAYERS when Django is installed and configured; imported lazily so that
+    channel_layers works without Django."""
+    try:
+        # Through importlib: Django ships no type information, and this is the one use of it.
+        settings = importlib.import_module("django.conf").settings
+    except ImportError:
+        return None
+    # Settings named by DJANGO_SETTINGS_MODULE are loaded on first access, so count them too.
+    if not (settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE")):
+        return None
+    layers = getattr(settings, "CHANNEL_LAYERS", None)
+    if layers is None:
+        return None
+    if not isinstance(layers, Mapping):
+        raise TypeError(
+            "settings.CHANNEL_LAYERS must be a dict like {'default': {'BACKEND': ...}}, "
+            f"got {type(layers).__name__}"
+        )
+    return layers
+
+
+def build_channel_layer(spec: Mapping[str, Any], alias: str = "?") -> BaseChannelLayer:
+    """Instantiate a layer from ``{"BACKEND": "dotted.path", "CONFIG": {...}}``."""
+    if not isinstance(spec, Mapping) or "BACKEND" not in spec:
+        raise ValueError(
+            f"channel layer {alias!r} needs a 'BACKEND' key, e.g. "
+            "{'BACKEND': 'channel_layers.memory.InMemoryChannelLayer', 'CONFIG': {}}"
+        )
+    path = BACKEND_ALIASES.get(spec["BACKEND"], spec["BACKEND"])
+    options = dict(spec.get("CONFIG") or {})
+    cls = _import_backend(path, alias)
+    try:
+        layer = cls(**options)
+    except TypeError as exc:
+        raise TypeError(f"channel layer {alias!r} ({path}): bad CONFIG: {exc}") from exc
+    if not isinstance(layer, BaseChannelLayer):
+        raise TypeError(f"channel layer {alias!r}: {path} is not a BaseChannelLayer subclass")
+    return layer
+
+
+def _import_backend(path: str, alias: str) -> Any:
+    module_name, _, class_name = str(path).rpartition(".")
+    if not module_name:
+        raise ValueError(f"channel layer {alias!r}: BACKEND {path!r} is not a dotted path")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = " (install the extra: pip install 'crossway[redis]')" if "redis" in path else ""
+        raise ImportError(f"channel layer {alias!r}: cannot import {path}{hint}: {exc}") from exc
+    try:
+        return getattr(module, class_name)
+    except AttributeError:
+        raise ImportError(
+            f"channel layer {alias!r}: module {module_name} has no {class_name!r}"
+        ) from None
+
+
+def layer_config_from_url(url: str) -> dict[str, Any]:
+    """Turn a layer URL (memory://, redis://, redis+pubsub://, rediss...) into a BACKEND spec."""
+    parts = urlsplit(url)
+    backend = _URL_BACKENDS.get(parts.scheme)
+    if backend is None:
+        raise ValueError(
+            f"unsupported channel layer URL {url!r}: use memory://, redis://host:port/db, "
+            "rediss://..., or redis+pubsub://host:port/db"
+        )
+    options: dict[str, Any] = {}
+    passthrough: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in _NUMERIC_OPTIONS:
+            options[key] = _number(key, value, _NUMERIC_OPTIONS[key])
+        elif key == "prefix" and parts.scheme != "memory":
+            options[key] = value
+        elif parts.scheme == "memory":
+            raise ValueError(
+                f"memory:// does not take {key!r}; it takes expiry, group_expiry and capacity"
+            )
+        else:
+            passthrough.append((key, value))
+    if parts.scheme != "memory":
+        scheme = parts.scheme.removesuffix("+pubsub")
+        address = urlunsplit((scheme, parts.netloc, parts.path, urlencode(passthrough), ""))
+        options["hosts"] = [address]
+    return {"BACKEND": backend, "CONFIG": options}
+
+
+def _number(key: str, value: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(
+            f"channel layer URL option {key}={value!r} is not a number; use e.g. {key}=60"
+        ) from None

@@ -174,7 +174,8 @@ class BaseChannelLayer(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Release connections and wake nothing; the layer is not used afterwards."""
+        """Release connections (idempotent). As in Channels, a closed layer stays usable: the
+        next call reconnects, so one cached layer can serve several event loops in turn."""
 
     async def __aenter__(self) -> Self:
         """``async with layer:`` closes the layer on the way out."""

@@ -1,0 +1,272 @@
+"""InMemoryChannelLayer: the embedded default, for one process (development, tests, one worker).
+
+Each channel is a deque of ``(deadline, message)`` plus a deque of waiting receivers' futures.
+``send`` appends and wakes one waiter; ``receive`` drops expired messages at the head (deadlines
+only grow, so the head is always the oldest) and pops. Nothing on the hot paths walks every
+channel: Channels' in-memory layer cleans all channels on every receive and group_send, which
+makes fan-out quadratic. Here a sweep of idle channels and stale memberships runs at most once
+per ``expiry`` seconds, so that channels nobody receives from any more do not pin memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from channel_layers.base import BaseChannelLayer, CapacityPattern, ChannelFull, InvalidMessage
+
+# Values that need no copy: immutable scalars. bytes is immutable; bytearray is not.
+_IMMUTABLE: frozenset[type] = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+class _Channel:
+    """One channel's queued messages and the receivers waiting for one."""
+
+    __slots__ = ("capacity", "queue", "waiters")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.queue: deque[tuple[float, dict[str, Any]]] = deque()
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def wake_one(self) -> None:
+        """Wake the first receiver still waiting (skipping cancelled ones and dead loops)."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if waiter.done():
+                continue
+            try:
+                waiter.set_result(None)
+            except RuntimeError:
+                # The waiter's event loop is closed (a cached layer outliving a test's loop).
+                continue
+            return
+
+
+def is_flat(message: Mapping[str, Any]) -> bool:
+    """True when every value of ``message`` is an immutable scalar, so a shallow copy suffices."""
+    immutable = _IMMUTABLE
+    return all(type(value) in immutable for value in message.values())
+
+
+def copy_value(value: Any) -> Any:
+    """A deep copy of a message value, fast for the JSON/msgpack types and correct for others.
+
+    copy.deepcopy costs several microseconds even for a flat dict because of its memo; messages
+    are trees of dicts, lists and scalars, which we copy directly.
+    """
+    cls = type(value)
+    if cls in _IMMUTABLE:
+        return value
+    if cls is dict:
+        return {key: copy_value(item) for key, item in value.items()}
+    if cls is list:
+        return [copy_value(item) for item in value]
+    if cls is tuple:
+        return tuple(copy_value(item) for item in value)
+    try:
+        return copy.deepcopy(value)
+    except Exception as exc:
+        raise InvalidMessage(
+            f"message value of type {cls.__name__} cannot be copied ({exc}); send dicts, "
+            "lists, str, bytes, numbers, bools and None"
+        ) from exc
+
+
+def copy_message(message: dict[str, Any], flat: bool) -> dict[str, Any]:
+    """One receiver's private copy of ``message`` (``flat`` from :func:`is_flat`)."""
+    if flat:
+        return message.copy()
+    result: dict[str, Any] = copy_value(message)
+    return result
+
+
+class InMemoryChannelLayer(BaseChannelLayer):
+    """A channel layer inside one process, with capacity, expiry and group expiry.
+
+    Accepts Channels' options (see :class:`BaseChannelLayer`). Messages are copied on the way in,
+    so the sender and each receiver hold separate objects.
+    """
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[CapacityPattern, int] | None = None,
+    ) -> None:
+        super().__init__(
+            expiry=expiry,
+            group_expiry=group_expiry,
+            capacity=capacity,
+            channel_capacity=channel_capacity,
+        )
+        self._channels: dict[str, _Channel] = {}
+        # group -> {channel: monotonic deadline of the membership}
+        self._groups: dict[str, dict[str, float]] = {}
+        self._next_sweep = time.monotonic() + self.expiry
+
+    # --- channels ----------------------------------------------------------------------------
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Queue a copy of ``message`` on ``channel``; raise ChannelFull when it is at capacity."""
+        self.require_valid_message(message)
+        self.require_valid_channel_name(channel)
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        state = self._channel(channel)
+        if len(state.queue) >= state.capacity:
+            self._expire_head(state, now)
+            if len(state.queue) >= state.capacity:
+                raise ChannelFull(
+                    f"channel {channel!r} already holds {state.capacity} messages (its capacity); "
+                    "its consumer is not keeping up: retry later, or raise 'capacity' or "
+                    "'channel_capacity'"
+                )
+        state.queue.append((now + self.expiry, copy_message(message, is_flat(message))))
+        self.stats.sent += 1
+        if state.waiters:
+            state.wake_one()
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """Wait for the next unexpired message on ``channel``; cancelling loses no message."""
+        self.require_valid_channel_name(channel)
+        while True:
+            state = self._channel(channel)
+            if state.queue:
+                self._expire_head(state, time.monotonic())
+                if state.queue:
+                    message = state.queue.popleft()[1]
+                    self.stats.received += 1
+                    # An emptied channel stays (recreating it per message would cost more);
+                    # the periodic sweep forgets it once idle.
+                    return message
+            await self._wait(state)
+
+    async def _wait(self, state: _Channel) -> None:
+        """Park until a send wakes us. The message stays queued until we pop it, so a
+        cancellation here cannot lose it; a wake-up we can no longer use is passed on."""
+        waiter = asyncio.get_running_loop().create_future()
+        state.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                state.wake_one()
+            else:
+                with contextlib.suppress(ValueError):
+                    state.waiters.remove(waiter)
+            raise
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A fresh process-local channel name, ``"<prefix>.inmemory!<random>"``."""
+        return self.make_channel_name(prefix, "inmemory")
+
+    def _channel(self, name: str) -> _Channel:
+        state = self._channels.get(name)
+        if state is None:
+            state = self._channels[name] = _Channel(self.get_capacity(name))
+        return state
+
+    def _expire_head(self, state: _Channel, now: float) -> None:
+        queue = state.queue
+        while queue and queue[0][0] <= now:
+            queue.popleft()
+            self.stats.expired += 1
+
+    # --- groups ------------------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group`` (or refresh the membership) for ``group_expiry`` s."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        self._groups.setdefault(group, {})[channel] = now + self.group_expiry
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; no error when it is not a member."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        members = self._groups.get(group)
+        if members is not None:
+            members.pop(channel, None)
+            if not members:
+                del self._groups[group]
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Queue a private copy of ``message`` on every member; full members miss it (logged).
+
+        One pass over the members, no task per member: this is the fan-out hot loop, hence the
+        local aliases and the inlined capacity check.
+        """
+        self.require_valid_message(message)
+        self.require_valid_group_name(group)
+        self.stats.group_sends += 1
+        members = self._groups.get(group)
+        if not members:
+            return
+        now = time.monotonic()
+        deadline = now + self.expiry
+        flat = is_flat(message)
+        channels = self._channels
+        stale: list[str] = []
+        delivered = dropped = 0
+        for name, membership_deadline in members.items():
+            if membership_deadline <= now:
+                stale.append(name)
+                continue
+            state = channels.get(name) or self._channel(name)
+            queue = state.queue
+            if len(queue) >= state.capacity:
+                self._expire_head(state, now)
+                if len(queue) >= state.capacity:
+                    dropped += 1
+                    continue
+            queue.append((deadline, message.copy() if flat else copy_value(message)))
+            delivered += 1
+            if state.waiters:
+                state.wake_one()
+        for name in stale:
+            del members[name]
+        if not members:
+            del self._groups[group]
+        self.stats.group_deliveries += delivered
+        self.record_group_drops(group, dropped, delivered + dropped)
+
+    # --- housekeeping ------------------------------------------------------------------------
+
+    def _sweep(self, now: float) -> None:
+        """Drop expired messages, idle channels and stale memberships everywhere.
+
+        Proportional to all channels and memberships, so it runs at most once per ``expiry``
+        seconds (from send and group_add), never per message.
+        """
+        self._next_sweep = now + self.expiry
+        for name, state in list(self._channels.items()):
+            self._expire_head(state, now)
+            if not state.queue and not state.waiters:
+                del self._channels[name]
+        for group, members in list(self._groups.items()):
+            for channel in [name for name, deadline in members.items() if deadline <= now]:
+                del members[channel]
+            if not members:
+                del self._groups[group]
+
+    async def flush(self) -> None:
+        """Drop every message and membership. Receivers already waiting keep waiting."""
+        for name, state in list(self._channels.items()):
+            state.queue.clear()
+            if not state.waiters:
+                del self._channels[name]
+        self._groups.clear()
+
+    async def close(self) -> None:
+        """Nothing to release in memory: queued messages stay until flush() or expiry."""
