@@ -19,6 +19,7 @@ backend honours reliably; expiry tests sleep a few of these.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +53,22 @@ async def make_memory_layer(
     return InMemoryChannelLayer(**options)
 
 
+# --- the Redis backends (tests/conftest.py starts the Redis; each layer gets its own prefix) ---
+
+
+async def make_redis_layer(
+    request: pytest.FixtureRequest, options: Mapping[str, Any]
+) -> BaseChannelLayer:
+    """RedisChannelLayer on the shared test Redis, under a prefix no other test uses."""
+    from channel_layers.redis import RedisChannelLayer
+
+    prefix = f"test-{os.urandom(4).hex()}"
+    return RedisChannelLayer(hosts=[request.getfixturevalue("redis_url")], prefix=prefix, **options)
+
+
 LAYER_BACKENDS: dict[str, LayerBackend] = {
     "memory": LayerBackend(make_memory_layer),
+    "redis": LayerBackend(make_redis_layer),
 }
 
 

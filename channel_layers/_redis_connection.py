@@ -1,0 +1,218 @@
+"""Connections for the Redis layers: host settings, one client per event loop, sharding, errors.
+
+``hosts`` takes what channels_redis takes, unchanged: URLs (``redis://``, ``rediss://``,
+``unix://``), ``(host, port)`` pairs, or dicts: ``{"address": url, **client_kwargs}``,
+``{"host": ..., "port": ..., **client_kwargs}``, or Sentinel as
+``{"sentinels": [(host, port)], "master_name": name, "sentinel_kwargs": {...}, **client_kwargs}``.
+One addition: ``{"address": url, "cluster": True}`` names a Redis Cluster (any node).
+
+Every wait is bounded: connecting gives up after ``socket_connect_timeout`` (2 s unless set), a
+failed command is retried once on a fresh connection (not ten times with backoff, redis-py 8's
+default, which hangs a caller for a minute), and after a failure the shard cools down for a
+second so that callers retrying in a loop do not spin. Failures surface as LayerUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import hashlib
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+
+from channel_layers.base import LayerUnavailable
+
+T = TypeVar("T")
+Client = aioredis.Redis | RedisCluster
+
+#: Errors that mean "this Redis cannot be used right now" (down, restarting, failing over).
+REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,  # includes BusyLoadingError and MasterNotFoundError
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,  # a demoted master during a failover
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+#: Seconds a shard refuses new work after a failure (callers wait it out: no busy loop).
+COOLDOWN = 1.0
+DEFAULT_CONNECT_TIMEOUT = 2.0
+
+
+def decode_hosts(hosts: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """Normalise channels_redis-style ``hosts`` into one settings dict per shard."""
+    if not hosts:
+        return [{"address": "redis://localhost:6379"}]
+    if isinstance(hosts, str | bytes) or not isinstance(hosts, list | tuple):
+        raise ValueError(
+            f"hosts must be a list of Redis servers, e.g. ['redis://localhost:6379'], got {hosts!r}"
+        )
+    decoded: list[dict[str, Any]] = []
+    for host in hosts:
+        if isinstance(host, Mapping):
+            decoded.append(dict(host))
+        elif isinstance(host, list | tuple):
+            decoded.append({"host": host[0], "port": host[1]})
+        elif isinstance(host, str):
+            decoded.append({"address": host})
+        else:
+            raise ValueError(
+                f"cannot use {host!r} as a Redis host: give a URL, (host, port) or dict"
+            )
+    return decoded
+
+
+def describe_host(host: Mapping[str, Any]) -> str:
+    """A short, password-free name for a host setting, for error messages and the hash ring."""
+    if "master_name" in host:
+        return f"sentinel master {host['master_name']!r}"
+    if "address" in host:
+        address = str(host["address"])
+        scheme, _, rest = address.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+    return f"redis://{host.get('host', 'localhost')}:{host.get('port', 6379)}"
+
+
+def _client_kwargs(host: Mapping[str, Any], drop: Sequence[str]) -> dict[str, Any]:
+    kwargs = {key: value for key, value in host.items() if key not in drop}
+    kwargs.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+    # One retry on a fresh connection covers a pooled connection the server closed; more
+    # retries only make a down server look like a hang.
+    kwargs.setdefault("retry", Retry(NoBackoff(), 1))
+    return kwargs
+
+
+def make_client(host: Mapping[str, Any]) -> Client:
+    """A redis.asyncio client for one host setting (plain, Sentinel-managed or Cluster)."""
+    if "master_name" in host:
+        kwargs = _client_kwargs(host, ("master_name", "sentinels", "sentinel_kwargs"))
+        sentinel_kwargs = dict(host.get("sentinel_kwargs") or {})
+        sentinel_kwargs.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        sentinel_kwargs.setdefault("socket_timeout", DEFAULT_CONNECT_TIMEOUT)
+        sentinel = Sentinel(host["sentinels"], sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        client: aioredis.Redis = sentinel.master_for(host["master_name"], **kwargs)
+        return client
+    if host.get("cluster"):
+        kwargs = _client_kwargs(host, ("address", "cluster"))
+        # Cluster failures are retried by its own loop; keep that loop short as well.
+        kwargs.setdefault("cluster_error_retry_attempts", 2)
+        if "address" in host:
+            return RedisCluster.from_url(host["address"], **kwargs)
+        return RedisCluster(**kwargs)
+    if "address" in host:
+        return aioredis.Redis.from_url(host["address"], **_client_kwargs(host, ("address",)))
+    return aioredis.Redis(**_client_kwargs(host, ()))
+
+
+def socket_timeout(host: Mapping[str, Any]) -> float | None:
+    """The socket timeout a host's client will use (redis-py's default is 5 s)."""
+    value = host.get("socket_timeout", 5.0)
+    return None if value is None else float(value)
+
+
+class Shard:
+    """One Redis deployment of a layer: its clients (one per event loop) and its health."""
+
+    def __init__(self, host: Mapping[str, Any]) -> None:
+        self.host = dict(host)
+        self.name = describe_host(host)
+        self.is_cluster = bool(host.get("cluster"))
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._down_until = 0.0
+        self._scripts: dict[str, str] = {}
+
+    def client(self) -> Client:
+        """The client for the running event loop (redis.asyncio clients are bound to one)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = make_client(self.host)
+        return client
+
+    async def run(self, operation: Callable[[Client], Awaitable[T]]) -> T:
+        """Run ``operation`` with this shard's client; Redis failures become LayerUnavailable."""
+        wait = self._down_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        try:
+            result = await operation(self.client())
+        except REDIS_DOWN_ERRORS as exc:
+            self._down_until = time.monotonic() + COOLDOWN
+            await self._drop_connections()
+            raise LayerUnavailable(
+                f"Redis at {self.name} is unavailable ({type(exc).__name__}: {exc}); check that "
+                "it is running and reachable from this host (the layer reconnects by itself)"
+            ) from exc
+        self._down_until = 0.0
+        return result
+
+    async def _drop_connections(self) -> None:
+        # After a failure, pooled connections may point at a dead or demoted server.
+        client = self._clients.get(asyncio.get_running_loop())
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            with contextlib.suppress(Exception):  # best effort on a broken pool
+                await pool.disconnect(inuse_connections=False)
+
+    async def close(self) -> None:
+        """Close the running loop's client; other loops' clients die with their loops."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection is no error
+                await client.aclose()
+
+
+async def evalsha(client: Client, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """EVALSHA ``script`` (loading it once on NOSCRIPT): one round trip in the steady state."""
+    sha = _SHAS.get(script)
+    if sha is None:
+        sha = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
+    try:
+        return await client.evalsha(sha, len(keys), *keys, *args)
+    except redis_errors.NoScriptError:
+        await client.script_load(script)
+        return await client.evalsha(sha, len(keys), *keys, *args)
+
+
+_SHAS: dict[str, str] = {}
+
+
+class HashRing:
+    """Consistent hashing: adding a shard moves only about 1/N of the names to it."""
+
+    POINTS_PER_SHARD = 64
+
+    def __init__(self, identities: Sequence[str]) -> None:
+        self.size = len(identities)
+        points: list[tuple[int, int]] = []
+        for index, identity in enumerate(identities):
+            for replica in range(self.POINTS_PER_SHARD):
+                points.append((_hash(f"{identity}#{replica}"), index))
+        points.sort()
+        self._hashes = [point for point, _ in points]
+        self._owners = [owner for _, owner in points]
+
+    def index(self, name: str) -> int:
+        """The shard index that owns ``name``."""
+        if self.size == 1:
+            return 0
+        position = bisect.bisect(self._hashes, _hash(name)) % len(self._hashes)
+        return self._owners[position]
+
+
+def _hash(value: str) -> int:
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")

@@ -1,0 +1,133 @@
+"""The Lua scripts of RedisChannelLayer: one EVALSHA per send, per drain and per shard of a
+group_send, so each costs one round trip however much it does.
+
+Storage layout (``P`` is the layer's ``prefix``; ``{...}`` is a Redis Cluster hash tag, so every
+key a script touches sits in one slot):
+
+- ``P:{name}``: a list of queued entries for the plain channel ``name``;
+- ``P:{base!}``: ONE list for all process-local channels ``base!suffix`` of a process, read by one
+  blocking-pop loop in that process, which hands entries to local queues by channel name;
+- ``P:{base!}:n``: a hash counting the entries queued per process-local channel (capacity);
+- ``P:{base!}:alive``: the process's heartbeat (a TTL key); without it its memberships are dead;
+- ``P:g:{group}``: a sorted set of the group's member channels, scored by join time (seconds).
+
+An entry is ``<deadline ms>|<channel>|<payload>``: the deadline enforces ``expiry`` per message,
+and the channel name tells the process's pop loop which local queue it belongs to.
+"""
+
+from __future__ import annotations
+
+# Decrement one channel's queued count in the counts hash, dropping the field at zero.
+_DECREMENT = """
+local function decrement(counts, channel)
+  if redis.call('HINCRBY', counts, channel, -1) <= 0 then
+    redis.call('HDEL', counts, channel)
+  end
+end
+"""
+
+#: KEYS: list[, counts]. ARGV: channel, entry, capacity, ttl ms, now ms.
+#: Returns 1 when queued, 0 when the channel is at capacity.
+SEND = (
+    _DECREMENT
+    + """
+local list, counts = KEYS[1], KEYS[2]
+local channel, capacity, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[5])
+-- Expired entries at the head must not hold capacity; a few per send keeps this O(1).
+for _ = 1, 20 do
+  local head = redis.call('LINDEX', list, 0)
+  if not head then break end
+  local deadline, owner = string.match(head, '^(%d+)|([^|]*)|')
+  if tonumber(deadline) > now then break end
+  redis.call('LPOP', list)
+  if counts then decrement(counts, owner) end
+end
+local used
+if counts then
+  used = tonumber(redis.call('HGET', counts, channel) or '0')
+else
+  used = redis.call('LLEN', list)
+end
+if used >= capacity then return 0 end
+redis.call('RPUSH', list, ARGV[2])
+redis.call('PEXPIRE', list, ARGV[4])
+if counts then
+  redis.call('HINCRBY', counts, channel, 1)
+  redis.call('PEXPIRE', counts, ARGV[4])
+end
+return 1
+"""
+)
+
+#: KEYS: list[, counts]. ARGV: limit, then channels already popped by BLPOP (to decrement).
+#: Pops up to ``limit`` entries and returns them.
+DRAIN = (
+    _DECREMENT
+    + """
+local list, counts = KEYS[1], KEYS[2]
+if counts then
+  for i = 2, #ARGV do decrement(counts, ARGV[i]) end
+end
+local limit = tonumber(ARGV[1])
+if limit == 0 then return {} end
+local items = redis.call('LPOP', list, limit)
+if not items then return {} end
+if counts then
+  for _, item in ipairs(items) do
+    decrement(counts, string.match(item, '^%d+|([^|]*)|'))
+  end
+end
+return items
+"""
+)
+
+#: KEYS: group. ARGV: cutoff (seconds; memberships older than this are expired).
+#: Returns [member, score, member, score, ...].
+GROUP_MEMBERS = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+"""
+
+#: KEYS: (list, counts, alive) per target list. ARGV: payload, deadline ms, ttl ms, now ms,
+#: heartbeat grace ms, then per member: channel, capacity, index of its list in KEYS, joined at
+#: (ms), 1 if process-local else 0.
+#: Returns {delivered, dropped, {dead members}}: a process-local member whose process heartbeat is
+#: gone (and that joined longer ago than the grace) is dead: not delivered, reported for removal.
+GROUP_DELIVER = """
+local payload, deadline, ttl = ARGV[1], ARGV[2], ARGV[3]
+local now, grace = tonumber(ARGV[4]), tonumber(ARGV[5])
+local delivered, dropped, dead = 0, 0, {}
+local alive, touched = {}, {}
+for i = 6, #ARGV, 5 do
+  local channel, capacity, k = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local is_local = ARGV[i + 4] == '1'
+  local live = true
+  if is_local then
+    if alive[k] == nil then alive[k] = redis.call('EXISTS', KEYS[k + 2]) == 1 end
+    live = alive[k] or (now - tonumber(ARGV[i + 3]) <= grace)
+  end
+  if not live then
+    dead[#dead + 1] = channel
+  else
+    local used
+    if is_local then
+      used = tonumber(redis.call('HGET', KEYS[k + 1], channel) or '0')
+    else
+      used = redis.call('LLEN', KEYS[k])
+    end
+    if used >= capacity then
+      dropped = dropped + 1
+    else
+      redis.call('RPUSH', KEYS[k], deadline .. '|' .. channel .. '|' .. payload)
+      if is_local then redis.call('HINCRBY', KEYS[k + 1], channel, 1) end
+      touched[k] = is_local
+      delivered = delivered + 1
+    end
+  end
+end
+for k, is_local in pairs(touched) do
+  redis.call('PEXPIRE', KEYS[k], ttl)
+  if is_local then redis.call('PEXPIRE', KEYS[k + 1], ttl) end
+end
+return {delivered, dropped, dead}
+"""

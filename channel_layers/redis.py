@@ -1,0 +1,297 @@
+"""RedisChannelLayer: durable channel queues in Redis, sharded over one or more servers.
+
+A drop-in for ``channels_redis.core.RedisChannelLayer``: same CONFIG keys (``hosts``, ``prefix``,
+``expiry``, ``group_expiry``, ``capacity``, ``channel_capacity``, ``symmetric_encryption_keys``,
+``serializer_format``), different machinery:
+
+- a send is one EVALSHA (capacity check, expiry trim and push in one Lua script); a receive costs
+  one BLPOP, plus one EVALSHA per batch for process-local channels; a group_send is one EVALSHA
+  for the members plus one per shard the members live on (channels_redis: ~8 commands a message);
+- all process-local channels of a process share one Redis list and ONE pop loop (see
+  ``_redis_local``), and a cancelled receive() loses nothing;
+- messages and memberships are sharded by consistent hashing of the channel (process-local:
+  its ``base!`` part) or group name; keys are hash-tagged, so a Redis Cluster works too;
+- every process-local base has a heartbeat key; group_send drops members whose process stopped
+  beating (within ``heartbeat_ttl`` seconds, 30 by default) instead of writing to a dead queue
+  for ``group_expiry`` (channels_redis: a day);
+- Redis down: calls raise LayerUnavailable within seconds and work again once Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import time
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from redis.crc import key_slot
+
+from channel_layers import _redis_scripts as scripts
+from channel_layers._redis_connection import HashRing, Shard, decode_hosts, evalsha, socket_timeout
+from channel_layers._redis_local import LoopState, logger
+from channel_layers.base import BaseChannelLayer, CapacityPattern, ChannelFull, LayerUnavailable
+from channel_layers.serializers import MessageDecodeError, MessageSerializer
+
+__all__ = ["RedisChannelLayer"]
+
+
+class RedisChannelLayer(BaseChannelLayer):
+    """Channel layer on Redis lists: messages survive until received or expired."""
+
+    #: Entries one pop-loop round trip may take off a process list.
+    receive_batch = 500
+
+    def __init__(
+        self,
+        hosts: Sequence[Any] | None = None,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[CapacityPattern, int] | None = None,
+        symmetric_encryption_keys: Iterable[str | bytes] | None = None,
+        serializer_format: str = "msgpack",
+        heartbeat_ttl: float = 30,
+        random_prefix_length: int = 12,  # accepted for channels_redis settings; not needed here
+    ) -> None:
+        super().__init__(expiry, group_expiry, capacity, channel_capacity)
+        if not prefix or any(char in prefix for char in "{}*?[]\\"):
+            raise ValueError(f"prefix {prefix!r} must be non-empty, without {{}}*?[]\\")
+        self.prefix = prefix
+        self.hosts = decode_hosts(hosts)
+        self.shards = [Shard(host) for host in self.hosts]
+        self.ring = HashRing([shard.name for shard in self.shards])
+        self.serializer = MessageSerializer(serializer_format, symmetric_encryption_keys)
+        self.heartbeat_ttl = float(heartbeat_ttl)
+        # Unique per layer object: its process-local channels get their own Redis list.
+        self.client_tag = os.urandom(6).hex()
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # --- names and placement ---------------------------------------------------------------
+
+    def channel_key(self, channel: str) -> str:
+        """The Redis list holding ``channel``'s entries (shared by a process's local channels)."""
+        return f"{self.prefix}:{{{self.non_local_name(channel)}}}"
+
+    def group_key(self, group: str) -> str:
+        """The sorted set of ``group``'s members."""
+        return f"{self.prefix}:g:{{{group}}}"
+
+    def shard_for(self, channel: str) -> Shard:
+        """The shard that stores ``channel`` (all of a process's local channels share one)."""
+        return self.shards[self.ring.index(self.non_local_name(channel))]
+
+    def block_timeout(self, shard: Shard) -> float:
+        """Server-side BLPOP timeout: well under the socket timeout, so idle waits never die."""
+        limit = socket_timeout(shard.host)
+        return 2.0 if limit is None else max(0.1, min(2.0, limit / 2))
+
+    def _state(self) -> LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = LoopState(self)
+        return state
+
+    def _expiry_ms(self) -> tuple[int, int, int]:
+        """(now, the deadline of a message sent now, a key TTL) in milliseconds."""
+        now = int(time.time() * 1000)
+        expiry = math.ceil(self.expiry * 1000)
+        return now, now + expiry, expiry + 1000
+
+    # --- the contract ---------------------------------------------------------------------
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Queue ``message`` on ``channel`` (one EVALSHA); ChannelFull when it is at capacity."""
+        self.require_valid_channel_name(channel)
+        payload = self.serializer.serialize(self.require_valid_message(message))
+        now, deadline, ttl = self._expiry_ms()
+        key = self.channel_key(channel)
+        keys = [key, key + ":n"] if "!" in channel else [key]
+        entry = b"%d|%s|%s" % (deadline, channel.encode(), payload)
+        args = [channel, entry, self.get_capacity(channel), ttl, now]
+        queued = await self.shard_for(channel).run(
+            lambda client: evalsha(client, scripts.SEND, keys, args)
+        )
+        if not queued:
+            raise ChannelFull(
+                f"channel {channel!r} holds {self.get_capacity(channel)} messages (its capacity); "
+                "its consumer is not keeping up: retry later, or raise 'capacity'"
+            )
+        self.stats.sent += 1
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """Wait (as long as it takes) for the next message on ``channel``; cancel-safe."""
+        self.require_valid_channel_name(channel)
+        state = self._state()
+        while True:
+            payload = await state.take(channel, self._count_expired)
+            try:
+                message = self.serializer.deserialize(payload)
+            except MessageDecodeError as exc:
+                logger.error("skipped a message on %r: %s", channel, exc)
+                continue
+            self.stats.received += 1
+            return message
+
+    def _count_expired(self) -> None:
+        self.stats.expired += 1
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new process-local channel; its process's heartbeat starts with the first one."""
+        name = self.make_channel_name(prefix, self.client_tag)
+        base = self.non_local_name(name)
+        state = self._state()
+        if base not in state.local_bases:
+            state.local_bases.add(base)
+            await self._beat(base)
+        if state.heartbeat is None or state.heartbeat.done():
+            state.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(state))
+        return name
+
+    async def _beat(self, base: str) -> None:
+        key = self.channel_key(base) + ":alive"
+        ttl = math.ceil(self.heartbeat_ttl * 1000)
+        await self.shard_for(base).run(lambda client: client.set(key, b"1", px=ttl))
+
+    async def _heartbeat(self, state: LoopState) -> None:
+        """Refresh this process's heartbeat keys three times per TTL while the loop runs."""
+        while True:
+            await asyncio.sleep(self.heartbeat_ttl / 3)
+            for base in list(state.local_bases):
+                try:
+                    await self._beat(base)
+                except LayerUnavailable as exc:
+                    logger.warning("could not refresh the heartbeat of %r: %s", base, exc)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group`` or refresh its membership (one pipelined round trip)."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        key = self.group_key(group)
+        ttl = math.ceil(self.group_expiry * 1000)
+
+        async def add(client: Any) -> Any:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {channel: time.time()})
+                pipe.pexpire(key, ttl)
+                return await pipe.execute()
+
+        await self._group_shard(group).run(add)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; not being a member is fine."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        key = self.group_key(group)
+        await self._group_shard(group).run(lambda client: client.zrem(key, channel))
+
+    def _group_shard(self, group: str) -> Shard:
+        return self.shards[self.ring.index(group)]
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Deliver ``message`` to every member: one round trip per shard holding members."""
+        self.require_valid_group_name(group)
+        payload = self.serializer.serialize(self.require_valid_message(message))
+        self.stats.group_sends += 1
+        members = await self._group_members(group)
+        if not members:
+            return
+        now, deadline, ttl = self._expiry_ms()
+        head = [payload, deadline, ttl, now, math.ceil(self.heartbeat_ttl * 1000)]
+        batches = [
+            self._deliver(shard, keys, head + args)
+            for shard, keys, args in self._delivery_batches(members)
+        ]
+        delivered = dropped = 0
+        dead: list[str] = []
+        for result in await asyncio.gather(*batches):
+            delivered += int(result[0])
+            dropped += int(result[1])
+            dead.extend(name.decode() for name in result[2])
+        self.stats.group_deliveries += delivered
+        self.record_group_drops(group, dropped, len(members))
+        if dead:
+            await self._remove_dead(group, dead)
+
+    async def _group_members(self, group: str) -> list[tuple[str, float]]:
+        key = self.group_key(group)
+        cutoff = time.time() - self.group_expiry
+        flat = await self._group_shard(group).run(
+            lambda client: evalsha(client, scripts.GROUP_MEMBERS, [key], [cutoff])
+        )
+        return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def _delivery_batches(
+        self, members: list[tuple[str, float]]
+    ) -> list[tuple[Shard, list[str], list[Any]]]:
+        """Group members by shard (and by cluster slot: a script's keys must share one)."""
+        batches: dict[tuple[int, int], tuple[list[str], list[Any], dict[str, int]]] = {}
+        for channel, joined in members:
+            key = self.channel_key(channel)
+            index = self.ring.index(self.non_local_name(channel))
+            slot = key_slot(key.encode()) if self.shards[index].is_cluster else 0
+            keys, args, positions = batches.setdefault((index, slot), ([], [], {}))
+            position = positions.get(key)
+            if position is None:
+                position = positions[key] = len(keys) + 1  # Lua's KEYS is 1-based
+                keys += [key, key + ":n", key + ":alive"]
+            is_local = 1 if "!" in channel else 0
+            args += [channel, self.get_capacity(channel), position, int(joined * 1000), is_local]
+        return [(self.shards[index], keys, args) for (index, _), (keys, args, _) in batches.items()]
+
+    async def _deliver(self, shard: Shard, keys: list[str], args: list[Any]) -> Any:
+        return await shard.run(lambda client: evalsha(client, scripts.GROUP_DELIVER, keys, args))
+
+    async def _remove_dead(self, group: str, dead: list[str]) -> None:
+        logger.info(
+            "removed %d member(s) of group %r whose process stopped its heartbeat: %s",
+            len(dead),
+            group,
+            ", ".join(dead[:5]),
+        )
+        key = self.group_key(group)
+        await self._group_shard(group).run(lambda client: client.zrem(key, *dead))
+
+    async def flush(self) -> None:
+        """Delete every key under this layer's prefix (SCAN + UNLINK, never KEYS)."""
+        for state in list(self._states.values()):
+            for queue in state.queues.values():
+                queue.entries.clear()
+        pattern = f"{self.prefix}:*"
+
+        async def wipe(client: Any) -> None:
+            batch: list[Any] = []
+            async for key in client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    await client.unlink(*batch)
+                    batch = []
+            if batch:
+                await client.unlink(*batch)
+
+        for shard in self.shards:
+            await shard.run(wipe)
+
+    async def close(self) -> None:
+        """Stop this loop's pop loops and heartbeat, drop its heartbeat keys, close clients."""
+        state = self._states.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            await state.stop()
+            for base in state.local_bases:
+                key = self.channel_key(base) + ":alive"
+                with contextlib.suppress(LayerUnavailable):  # else it expires by itself
+                    await self.shard_for(base).run(partial(_delete, key=key))
+        for shard in self.shards:
+            await shard.close()
+
+
+async def _delete(client: Any, key: str) -> Any:
+    return await client.delete(key)
