@@ -88,9 +88,7 @@ class Config:
     limit_concurrency: int | None = option(
         None, "Answer 503 once this many connections or tasks are live."
     )
-    limit_max_requests: int | None = option(
-        None, "Exit cleanly after serving this many requests."
-    )
+    limit_max_requests: int | None = option(None, "Exit cleanly after serving this many requests.")
     limit_request_line: int = option(8 * KIB, "Longest request target, in bytes (414 beyond).")
     limit_request_head: int = option(16 * KIB, "Largest request head, in bytes (431 beyond).")
     limit_request_headers: int = option(100, "Most request header fields (431 beyond).")

@@ -1,0 +1,223 @@
+"""The two request parsers behind the HTTP/1.1 core: h11 (pure Python) and httptools (llhttp).
+
+Both adapters turn bytes into the same raw events and append them to a shared deque; the core
+(``http11.py``) then validates heads and enforces every limit the parsers leave to the server, so
+that both parsers give the same answers. Neither adapter does I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import h11
+
+
+@dataclass(frozen=True, slots=True)
+class RawHead:
+    """A parsed request head, not yet checked against the server's limits."""
+
+    method: bytes
+    target: bytes
+    http_version: str
+    headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """A piece of the request body, already de-chunked."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RawEnd:
+    """The request (head and body) is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawError:
+    """The parser refused the bytes; ``status_code`` is the answer to send before closing."""
+
+    status_code: int
+    detail: str
+
+
+RawEvent = RawHead | RawBody | RawEnd | RawError
+RAW_END = RawEnd()
+
+
+class RequestParser(Protocol):
+    """What the core needs from a parser: bytes in, raw events out, one request at a time."""
+
+    events: deque[RawEvent]
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``, appending raw events to ``events``."""
+
+    def next_cycle(self) -> None:
+        """Start parsing the next pipelined request (after the current one was answered)."""
+
+    def trailing_data(self) -> bytes:
+        """Bytes received after an upgrade request, for the protocol that takes over."""
+
+
+class H11Parser:
+    """h11 as a request parser only: a fresh ``h11.Connection`` per request, since we write
+    responses ourselves and h11 would otherwise want to see them to advance its state."""
+
+    def __init__(self, limit_request_head: int) -> None:
+        self.events: deque[RawEvent] = deque()
+        self._limit = limit_request_head
+        self._conn = self._new_connection()
+        self._failed = False
+
+    def _new_connection(self) -> h11.Connection:
+        # h11 counts an incomplete head against max_incomplete_event_size (431 beyond); a complete
+        # head that arrives in one read is measured by the core instead.
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limit)
+
+    def feed(self, data: bytes) -> None:
+        """Hand ``data`` to h11 and collect every event of the current request it yields."""
+        if self._failed:
+            return
+        conn = self._conn
+        conn.receive_data(data)
+        events = self.events
+        try:
+            while True:
+                event = conn.next_event()
+                kind = type(event)
+                if kind is h11.Data:
+                    events.append(RawBody(bytes(event.data)))  # type: ignore[union-attr]
+                elif kind is h11.Request:
+                    events.append(_h11_head(event))  # type: ignore[arg-type]
+                elif kind is h11.EndOfMessage:
+                    events.append(RAW_END)
+                else:  # NEED_DATA, PAUSED (request done) or ConnectionClosed
+                    return
+        except h11.RemoteProtocolError as exc:
+            self._failed = True
+            status = 431 if exc.error_status_hint == 431 else 400
+            events.append(RawError(status, str(exc)))
+
+    def next_cycle(self) -> None:
+        """Carry the pipelined bytes h11 has buffered over to a fresh connection."""
+        leftover, _closed = self._conn.trailing_data
+        self._conn = self._new_connection()
+        if leftover:
+            self.feed(leftover)
+
+    def trailing_data(self) -> bytes:
+        """Bytes h11 holds after the (upgrade) request."""
+        return bytes(self._conn.trailing_data[0])
+
+
+def _h11_head(event: h11.Request) -> RawHead:
+    version = "1.1" if event.http_version == b"1.1" else "1.0"
+    # Iterating h11's headers yields lowercased names, as ASGI wants them.
+    return RawHead(event.method, event.target, version, list(event.headers))
+
+
+class HttptoolsParser:
+    """httptools (llhttp) as a request parser. llhttp parses eagerly, so events of pipelined
+    requests queue up here; the core hands them out one request at a time."""
+
+    def __init__(self, limit_request_head: int) -> None:
+        import httptools  # lazily: an optional speedup
+
+        self._httptools: Any = httptools
+        self.events: deque[RawEvent] = deque()
+        self._limit = limit_request_head
+        self._parser = httptools.HttpRequestParser(self)
+        self._failed = False
+        self._completed_in_feed = False
+        self._reset_head()
+        self._upgrade_tail = b""
+
+    def _reset_head(self) -> None:
+        self._in_head = True
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+
+    def feed(self, data: bytes) -> None:
+        """Feed llhttp, converting its errors into a ``RawError``."""
+        if self._failed:
+            return
+        if self._upgrade_tail:  # llhttp stopped at an upgrade; keep the rest for the new owner
+            self._upgrade_tail += data
+            return
+        # llhttp buffers a partial header without telling us, so we count the bytes of a head
+        # still incomplete after a read ourselves. A read that ends one request and begins the
+        # next is not counted (we cannot tell where the split is): that head is measured
+        # exactly once complete, so the bound is off by at most one read, never unbounded.
+        self._completed_in_feed = False
+        try:
+            self._parser.feed_data(data)
+        except self._httptools.HttpParserUpgrade as exc:
+            self._upgrade_tail = data[exc.args[0] :]
+            return
+        except self._httptools.HttpParserError as exc:
+            self._fail(400, f"Invalid HTTP request: {exc}")
+            return
+        if self._in_head and not self._completed_in_feed:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._limit:
+                self._fail(431, "Request head too large")
+
+    def _fail(self, status: int, detail: str) -> None:
+        self._failed = True
+        self.events.append(RawError(status, detail))
+
+    def next_cycle(self) -> None:
+        """After an upgrade request answered as plain HTTP, parse what followed it afresh."""
+        if self._upgrade_tail:
+            tail, self._upgrade_tail = self._upgrade_tail, b""
+            self._parser = self._httptools.HttpRequestParser(self)
+            self._reset_head()
+            self.feed(tail)
+
+    def trailing_data(self) -> bytes:
+        """Bytes after the upgrade request."""
+        return self._upgrade_tail
+
+    # --- llhttp callbacks ---------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        """llhttp: a new request begins."""
+        self._reset_head()
+
+    def on_url(self, url: bytes) -> None:
+        """llhttp: a piece of the request target."""
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """llhttp: one complete header field."""
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        """llhttp: the head is complete."""
+        self._in_head = False
+        parser = self._parser
+        self.events.append(
+            RawHead(parser.get_method(), self._url, parser.get_http_version(), self._headers)
+        )
+
+    def on_body(self, body: bytes) -> None:
+        """llhttp: a piece of the (de-chunked) body."""
+        self.events.append(RawBody(body))
+
+    def on_message_complete(self) -> None:
+        """llhttp: the request is complete."""
+        self.events.append(RAW_END)
+        self._in_head = True
+        self._head_bytes = 0
+        self._completed_in_feed = True
+
+
+def make_parser(name: str, limit_request_head: int) -> RequestParser:
+    """Build the parser named ``name`` ('h11' or 'httptools')."""
+    if name == "httptools":
+        return HttptoolsParser(limit_request_head)
+    return H11Parser(limit_request_head)

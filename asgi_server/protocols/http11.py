@@ -1,0 +1,274 @@
+"""The sans-IO HTTP/1.1 core: request bytes in, events out; response parts in, bytes out.
+
+One core, two parsers (``h11`` and ``httptools``, see ``_parsers.py``). The core does what the
+parsers leave to a server: it measures the head, counts headers, refuses ambiguous framing,
+enforces the body limit, decides keep-alive, and serializes responses itself (one ``bytes`` for
+the head and the first body chunk). It never touches a socket, a clock or a task.
+
+Usage by a transport::
+
+    core = HTTP11Core(Limits.from_config(config))
+    core.receive_data(data)
+    while (event := core.next_event()) not in (NEED_DATA, PAUSED):
+        ...  # Request, Body, EndOfRequest or RequestError
+    transport.write(core.start_response(200, headers, body, more_body=False, default_headers))
+    if core.response_complete and core.keep_alive:
+        core.start_next_cycle()
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Final
+
+from asgi_server.protocols._parsers import RawBody, RawEnd, RawError, RawEvent, make_parser
+from asgi_server.protocols._response import ResponseWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "NEED_DATA",
+    "PAUSED",
+    "Body",
+    "EndOfRequest",
+    "HTTP11Core",
+    "Limits",
+    "Request",
+    "RequestError",
+]
+
+
+class _Sentinel:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NEED_DATA: Final = _Sentinel("NEED_DATA")  # feed more bytes
+PAUSED: Final = _Sentinel("PAUSED")  # the request is complete; answer it, then start_next_cycle()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request head that passed every check. Header names are lowercased."""
+
+    method: bytes
+    target: bytes
+    http_version: str
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    expect_continue: bool
+    upgrade: bytes | None  # the lowercased Upgrade header when Connection lists "upgrade"
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A piece of the request body."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfRequest:
+    """The request body is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestError:
+    """The request is malformed or over a limit: send ``error_response(status_code)``, close."""
+
+    status_code: int
+    detail: str
+
+
+Event = Request | Body | EndOfRequest | RequestError
+END_OF_REQUEST = EndOfRequest()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The request limits the core enforces (all from Config)."""
+
+    parser: str = "h11"
+    limit_request_line: int = 8192
+    limit_request_head: int = 16384
+    limit_request_headers: int = 100
+    limit_request_body: int | None = None
+
+    @classmethod
+    def from_config(cls, config: Any, parser: str) -> Limits:
+        """Take the limits from a ``Config``; ``parser`` is the resolved parser name."""
+        return cls(
+            parser,
+            config.limit_request_line,
+            config.limit_request_head,
+            config.limit_request_headers,
+            config.limit_request_body,
+        )
+
+
+# Bytes that never belong in a header value: CTLs except HTAB (RFC 9110 §5.5), DEL, and 0x85
+# (NEL), which Python's str.splitlines() treats as a line break once decoded as latin-1 and
+# so could split a logged or re-emitted header. A UTF-8 value containing 0x85 is refused too.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f\x85]").search
+# RFC 9110 §5.6.2: a field name is a token.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_DIGITS = re.compile(rb"[0-9]+").fullmatch
+
+
+class HTTP11Core(ResponseWriter):
+    """One HTTP/1.1 connection, server side: parses requests one at a time (pipelined ones are
+    held until ``start_next_cycle``) and serializes the responses (see ``ResponseWriter``)."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__()
+        self.limits = limits
+        self._parser = make_parser(limits.parser, limits.limit_request_head)
+        self._raw: deque[RawEvent] = self._parser.events
+        self._paused = False
+        self._failed = False
+        self._body_received = 0
+        self.paused_bytes = (
+            0  # bytes received while PAUSED: the transport stops reading past a bound
+        )
+        self.request: Request | None = None
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the peer."""
+        if self._paused:
+            self.paused_bytes += len(data)
+        self._parser.feed(data)
+
+    def next_event(self) -> Event | _Sentinel:
+        """The next event of the current request, ``NEED_DATA`` or ``PAUSED``."""
+        if self._paused:
+            return PAUSED
+        if not self._raw:
+            return NEED_DATA
+        raw = self._raw.popleft()
+        kind = type(raw)
+        if kind is RawBody:
+            return self._body(raw.data)  # type: ignore[union-attr]
+        if kind is RawEnd:
+            self._paused = True
+            return END_OF_REQUEST
+        if kind is RawError:
+            return self._fail(raw.status_code, raw.detail)  # type: ignore[union-attr]
+        return self._head(raw)
+
+    def start_next_cycle(self) -> None:
+        """The response is complete and the connection stays open: move to the next request."""
+        self._paused = False
+        self.paused_bytes = 0
+        self._body_received = 0
+        self.request = None
+        self.reset_response()
+        self._parser.next_cycle()
+
+    def trailing_data(self) -> bytes:
+        """Bytes received after an upgrade request, for the protocol that takes over."""
+        return self._parser.trailing_data()
+
+    def _fail(self, status_code: int, detail: str) -> RequestError:
+        self._failed = self._paused = True
+        self._raw.clear()
+        return RequestError(status_code, detail)
+
+    def _body(self, data: bytes) -> Body | RequestError:
+        limit = self.limits.limit_request_body
+        if limit is not None:
+            self._body_received += len(data)
+            if self._body_received > limit:
+                return self._fail(413, "Request body too large")
+        return Body(data)
+
+    def _head(self, raw: Any) -> Request | RequestError:
+        """Check a raw head against the limits and the framing rules."""
+        limits = self.limits
+        headers: list[tuple[bytes, bytes]] = raw.headers
+        if len(raw.target) > limits.limit_request_line:
+            return self._fail(414, "Request target too long")
+        if len(headers) > limits.limit_request_headers:
+            return self._fail(431, "Too many request headers")
+        size = len(raw.method) + len(raw.target) + 13  # "M T HTTP/1.1\r\n" and the final CRLF
+        content_lengths: list[bytes] = []
+        chunked = False
+        connection = b""
+        expect = upgrade = None
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+            if _BAD_VALUE(value) is not None or _TOKEN(name) is None:
+                return self._fail(400, "Invalid character in a request header")
+            if name == b"content-length":
+                content_lengths.append(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"connection":
+                connection += b"," + value.lower()
+            elif name == b"expect":
+                expect = value.lower()
+            elif name == b"upgrade":
+                upgrade = value.lower()
+        if size > limits.limit_request_head:
+            return self._fail(431, "Request head too large")
+        error = self._check_framing(content_lengths, chunked)
+        if error is not None:
+            return error
+        return self._accept(raw, connection, expect, upgrade)
+
+    def _check_framing(self, content_lengths: list[bytes], chunked: bool) -> RequestError | None:
+        if not content_lengths:
+            return None
+        if chunked:
+            # RFC 9112 §6.1: both headers is a smuggling vector; refuse and close.
+            return self._fail(400, "Both Content-Length and Transfer-Encoding")
+        if len(content_lengths) > 1:
+            # RFC 9112 §6.3: duplicates (even equal ones) are refused, so no hop disagrees.
+            return self._fail(400, "Duplicate Content-Length")
+        value = content_lengths[0]
+        if _DIGITS(value) is None:  # no sign, no hex, no spaces (RFC 9110 §8.6)
+            return self._fail(400, "Invalid Content-Length")
+        limit = self.limits.limit_request_body
+        if limit is not None and int(value) > limit:
+            return self._fail(413, "Request body too large")
+        return None
+
+    def _accept(
+        self, raw: Any, connection: bytes, expect: bytes | None, upgrade: bytes | None
+    ) -> Request:
+        tokens = {token.strip() for token in connection.split(b",")} if connection else set()
+        if raw.http_version == "1.1":
+            keep_alive = b"close" not in tokens  # RFC 9112 §9.3: persistent by default
+        else:
+            keep_alive = b"keep-alive" in tokens
+        request = Request(
+            raw.method,
+            raw.target,
+            raw.http_version,
+            raw.headers,
+            keep_alive,
+            expect == b"100-continue" and raw.http_version == "1.1",
+            upgrade if b"upgrade" in tokens else None,
+        )
+        self.request = request
+        self.begin_response(request.method == b"HEAD", request.http_version, keep_alive)
+        return request
+
+    def error_response(self, status_code: int, default_headers: Iterable[bytes] = ()) -> bytes:
+        """A complete response for a refused request, marked ``connection: close``."""
+        phrase = HTTPStatus(status_code).phrase.encode()
+        return b"".join(
+            [
+                b"HTTP/1.1 %d %s\r\n" % (status_code, phrase),
+                *default_headers,
+                b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n",
+                b"content-length: %d\r\n\r\n" % len(phrase),
+                phrase,
+            ]
+        )

@@ -1,0 +1,374 @@
+"""The asyncio shell: one ``asyncio.Protocol`` per connection, delegating to a replaceable handler.
+
+``ServerConnection`` is what asyncio (or uvloop) calls. It owns nothing protocol-specific: every
+callback goes to ``connection.handler``, which starts as an ``HttpHandler`` and may be replaced,
+e.g. by a WebSocket handler after an upgrade.
+
+The WebSocket seam
+------------------
+When a request is a WebSocket upgrade (``Connection: upgrade`` + ``Upgrade: websocket``) and
+``config.ws`` is on, ``HttpHandler`` imports ``asgi_server.transports.asyncio_websocket`` lazily
+and calls ``WebsocketHandler(connection, request, buffered_bytes)``, then installs it with
+``connection.set_handler(handler)``. If that module does not exist, the request is answered as
+plain HTTP. The arguments:
+
+- ``connection``: the ``ServerConnection``; it offers ``transport`` (the asyncio transport),
+  ``config`` (the frozen ``Config``), ``app`` (the ASGI 3 app), ``server_state`` (the
+  ``ServerState``: live ``connections``, ``tasks``, ``default_headers``, ...), ``client`` and
+  ``server`` (``(host, port)`` or None, after proxy headers for ``client``), ``scheme``
+  (``"ws"``/``"wss"`` for the scope are derived from it), ``root_path``, ``lifespan_state``
+  (copy it into each scope), ``set_handler(handler)``, ``start_task(coro)`` (runs and tracks
+  the app task so graceful shutdown can cancel it) and ``logger``.
+- ``request``: the ``asgi_server.protocols.http11.Request`` (method, target, http_version,
+  lowercased headers).
+- ``buffered_bytes``: bytes received after the upgrade request's head.
+
+A handler implements ``ConnectionHandler`` below: ``data_received``, ``eof_received``,
+``connection_lost``, ``pause_writing``, ``resume_writing`` and ``shutdown`` (graceful stop:
+close when idle, or soon). The handler is responsible for its own timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from asgi_server.asgi.http import RequestCycle, build_scope
+from asgi_server.protocols.http11 import (
+    PAUSED,
+    Body,
+    EndOfRequest,
+    HTTP11Core,
+    Request,
+    RequestError,
+)
+
+if TYPE_CHECKING:
+    from asgi_server.server import ServerState
+
+# Stop reading once this many request bytes wait for the app (body or pipelined requests).
+HIGH_WATER = 64 * 1024
+
+
+class ConnectionHandler(Protocol):
+    """What a ``ServerConnection`` forwards its asyncio callbacks to."""
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes arrived."""
+
+    def eof_received(self) -> bool | None:
+        """The peer half-closed; return True to keep the transport open."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone."""
+
+    def pause_writing(self) -> None:
+        """The transport's write buffer is over its high-water mark."""
+
+    def resume_writing(self) -> None:
+        """The write buffer drained below its low-water mark."""
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: finish what is in flight, then close."""
+
+
+def _address(info: Any) -> tuple[str, int] | None:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None
+
+
+class ServerConnection(asyncio.Protocol):
+    """One accepted connection: state shared by every handler, and callback delegation."""
+
+    def __init__(self, server_state: ServerState) -> None:
+        self.server_state = server_state
+        self.config = server_state.config
+        self.app = server_state.app
+        self.logger = server_state.logger
+        self.root_path = self.config.root_path
+        self.lifespan_state = server_state.lifespan_state
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connect
+        self.handler: ConnectionHandler = None  # type: ignore[assignment]
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.scheme = "http"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio: a connection was accepted."""
+        self.transport = transport  # type: ignore[assignment]
+        self.client = _address(transport.get_extra_info("peername"))
+        self.server = _address(transport.get_extra_info("sockname"))
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self.server_state.connections.add(self)
+        self.handler = HttpHandler(self)
+
+    def set_handler(self, handler: ConnectionHandler) -> None:
+        """Hand the connection to another protocol handler (e.g. after an upgrade)."""
+        self.handler = handler
+
+    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run an app coroutine as a task the server tracks (and cancels on shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        tasks = self.server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    def data_received(self, data: bytes) -> None:
+        """asyncio: forward to the handler."""
+        self.handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        """asyncio: forward to the handler."""
+        return self.handler.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """asyncio: forget the connection and tell the handler."""
+        self.server_state.connections.discard(self)
+        self.handler.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """asyncio: forward to the handler."""
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        """asyncio: forward to the handler."""
+        self.handler.resume_writing()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown of this connection."""
+        self.handler.shutdown()
+
+
+class HttpHandler:
+    """HTTP/1.1 over one connection: feeds the core, runs one app task per request, keeps
+    the timers (head timeout from accept, keep-alive idle timeout) and both flow controls."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        self.transport = connection.transport
+        self.state = connection.server_state
+        self.config = connection.config
+        self.logger = connection.logger
+        self.loop = asyncio.get_running_loop()
+        self.core = HTTP11Core(self.state.limits)
+        self.cycle: RequestCycle | None = None
+        self.writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._reading_paused = False
+        self._closed = False
+        self._shutting_down = False
+        self._started_at = 0.0
+        self._timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.config.timeout_request_head, self._on_timeout
+        )
+        self._timer_is_keep_alive = False
+
+    @property
+    def default_headers(self) -> Any:
+        """The server's current default headers (date refreshed once a second)."""
+        return self.state.default_headers
+
+    # --- bytes in ----------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        """Feed the core and act on what it parsed."""
+        if self._timer_is_keep_alive:  # the idle connection speaks again: time its head
+            self._cancel_timer()
+        self.core.receive_data(data)
+        self._process_events()
+        if self.cycle is None and self._timer is None and not self._closed:
+            self._timer = self.loop.call_later(self.config.timeout_request_head, self._on_timeout)
+
+    def _process_events(self) -> None:
+        core = self.core
+        while not self._closed:
+            event = core.next_event()
+            kind = type(event)
+            if kind is Body:
+                cycle = self.cycle
+                if cycle is not None:
+                    cycle.body_received(event.data)  # type: ignore[union-attr]
+                    if cycle.buffered_body > HIGH_WATER:
+                        self._pause_reading()
+            elif kind is Request:
+                self._on_request(event)  # type: ignore[arg-type]
+                if self.connection.handler is not self:
+                    return  # upgraded: the new handler owns the connection
+            elif kind is EndOfRequest:
+                if self.cycle is not None:
+                    self.cycle.request_complete()
+            elif kind is RequestError:
+                self._on_bad_request(event)  # type: ignore[arg-type]
+                return
+            else:
+                if event is PAUSED and core.paused_bytes > HIGH_WATER:
+                    self._pause_reading()  # too many pipelined bytes wait their turn
+                return
+
+    def _on_request(self, request: Request) -> None:
+        self._cancel_timer()
+        state = self.state
+        if (
+            request.upgrade is not None
+            and b"websocket" in request.upgrade
+            and self._upgrade(request)
+        ):
+            return
+        limit = self.config.limit_concurrency
+        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+            self._refuse(503, "Service Unavailable: too many connections or tasks")
+            return
+        client, scheme = self.connection.client, self.connection.scheme
+        if state.proxy_trust is not None and client is not None:
+            client, scheme = state.proxy_trust.resolve(client, scheme, request.headers)
+        scope = build_scope(
+            request,
+            client,
+            self.connection.server,
+            scheme,
+            self.connection.root_path,
+            self.connection.lifespan_state,
+        )
+        self.cycle = cycle = RequestCycle(
+            scope, self.core, self, request.expect_continue, self.logger
+        )
+        if state.access_log:
+            self._started_at = time.monotonic()
+        self.connection.start_task(cycle.run(self.connection.app))
+
+    def _upgrade(self, request: Request) -> bool:
+        if not self.config.ws:
+            return False
+        try:
+            from asgi_server.transports.asyncio_websocket import (  # type: ignore[import-not-found,unused-ignore]
+                WebsocketHandler,
+            )
+        except ModuleNotFoundError as exc:
+            if exc.name != "asgi_server.transports.asyncio_websocket":
+                raise
+            return False
+        handler = WebsocketHandler(self.connection, request, self.core.trailing_data())
+        self.connection.set_handler(handler)
+        return True
+
+    def _on_bad_request(self, error: RequestError) -> None:
+        if self.cycle is not None and self.core.response_started:
+            self.logger.info("Closing the connection: %s", error.detail)
+            self._close()
+            return
+        if self.cycle is not None:
+            self.cycle.disconnected()  # the app stops waiting for a body that will not come
+            self.cycle = None
+        self._refuse(error.status_code, error.detail)
+
+    def _refuse(self, status_code: int, detail: str) -> None:
+        self.logger.debug("Refusing a request with %d: %s", status_code, detail)
+        lines = [line for _, line in self.state.default_headers]
+        self.transport.write(self.core.error_response(status_code, lines))
+        self._close()
+
+    # --- the ResponseSink side (called by the request cycle) ---------------------------------
+    def write(self, data: bytes) -> None:
+        """Write response bytes."""
+        if not self._closed:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the peer reads slowly (the transport paused our writing)."""
+        if self.writing_paused and not self._closed:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    def body_consumed(self) -> None:
+        """The app read the buffered body: read more."""
+        if self._reading_paused and self.core.paused_bytes <= HIGH_WATER:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        """The response cannot be completed: close without pretending otherwise."""
+        self._close()
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        """Log the response, then keep the connection for the next request or close it."""
+        state = self.state
+        if state.access_log:
+            state.log_access(cycle.scope, self.core.status_code, self._started_at)
+        state.request_done()
+        if self.cycle is cycle:
+            self.cycle = None
+        core = self.core
+        if not core.keep_alive or not cycle.request_is_complete or self._shutting_down:
+            self._close()
+            return
+        core.start_next_cycle()
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        self._process_events()
+        if self.cycle is None and not self._closed and self._timer is None:
+            self._timer_is_keep_alive = True
+            self._timer = self.loop.call_later(self.config.timeout_keep_alive, self._on_timeout)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def eof_received(self) -> bool | None:
+        """The client half-closed: we close too (HTTP/1.1 clients do not half-close)."""
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Tell the app (http.disconnect) and release anyone waiting to write."""
+        self._closed = True
+        self._cancel_timer()
+        if self.cycle is not None:
+            self.cycle.disconnected()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    def pause_writing(self) -> None:
+        """The peer reads slowly: make the app's send() wait."""
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        """The peer caught up: release the app's send()."""
+        self.writing_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close now if idle, else after the current response."""
+        self._shutting_down = True
+        if self.cycle is None:
+            self._close()
+        else:
+            self.core.keep_alive = False
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self.cycle is None:
+            self._close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_is_keep_alive = False
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and not self._closed:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._cancel_timer()
+            self.transport.close()
