@@ -1,0 +1,255 @@
+"""AsyncConsumer and SyncConsumer: dispatch by message type, layer wiring, groups, as_asgi().
+
+A consumer is one ASGI application instance per connection. Each message it gets (from the
+client, or from its channel-layer channel) is handed to the method named after the message's
+type: ``"chat.message"`` goes to ``chat_message(message)``, as in Django Channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from asgiref.sync import async_to_sync
+
+from ._dispatch import Dispatcher, in_disconnect_handler
+from .exceptions import ClientDisconnected, InvalidChannelLayerError, NoHandlerError
+from .sync import database_sync_to_async
+
+if TYPE_CHECKING:
+    from channel_layers import BaseChannelLayer
+
+__all__ = ["ASGIApp", "AsyncConsumer", "Message", "Receive", "Scope", "Send", "SyncConsumer"]
+
+logger = logging.getLogger("consumers")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def get_handler_name(message: Message) -> str:
+    """The method name for a message: its ``type`` with dots turned into underscores."""
+    message_type = message.get("type")
+    if not isinstance(message_type, str):
+        raise ValueError(f"Incoming message has no string 'type' key: {message!r}")
+    if message_type.startswith("_"):
+        raise ValueError(
+            f"Malformed message type {message_type!r}: a leading underscore would name a "
+            "private method; rename the type"
+        )
+    return message_type.replace(".", "_")
+
+
+class AsyncConsumer:
+    """The base consumer: one instance per connection, handlers are ``async def`` methods.
+
+    Class attributes (each can also be passed to ``as_asgi()``):
+
+    - ``channel_layer_alias``: the layer to use (None for none); ``channel_layer`` and
+      ``channel_name`` are set from it before the first message.
+    - ``groups``: layer groups the consumer joins when it starts and leaves at disconnect.
+    - ``disconnect_timeout``: seconds the consumer may run on after its client disconnected;
+      then its handlers are cancelled, with a WARNING that shows where they were stuck.
+    - ``max_concurrent_handlers``: how many handlers may run at once (1 = one at a time, as in
+      Channels). See ``handler_order_key`` for what may overlap.
+    """
+
+    _sync: ClassVar[bool] = False
+    channel_layer_alias: str | None = "default"
+    groups: list[str] | None = None
+    disconnect_timeout: float = 10.0
+    max_concurrent_handlers: int = 1
+
+    scope: Scope
+    channel_layer: BaseChannelLayer | None
+    channel_name: str | None
+    channel_receive: Receive | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        self.groups = list(self.groups or [])  # a copy: never share the class's list
+        self.channel_layer = None
+        self.channel_name = None
+        self.channel_receive = None
+        self._joined_groups: list[str] = []
+        self._dispatcher: Dispatcher | None = None
+        self._raw_send: Send | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the consumer for one connection (the ASGI application instance)."""
+        self.scope = scope
+        self._raw_send = send
+        sources: dict[str, Receive] = {"client": receive}
+        self.channel_layer = self._load_channel_layer()
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources["layer"] = self.channel_receive
+        self._dispatcher = Dispatcher(
+            label=self._label(),
+            sources=sources,
+            handle=self._handle,
+            order_key=self.handler_order_key,
+            max_concurrent=self.max_concurrent_handlers,
+            disconnect_timeout=self.disconnect_timeout,
+            scope_type=str(scope.get("type", "")),
+        )
+        try:
+            await self._join_groups()
+            await self._dispatcher.run()
+        finally:
+            await self._leave_groups()
+
+    def _label(self) -> str:
+        where = self.scope.get("path") or self.scope.get("channel") or ""
+        return f"{type(self).__qualname__} ({self.scope.get('type')} {where})".replace(" )", ")")
+
+    def _load_channel_layer(self) -> BaseChannelLayer | None:
+        if not self.channel_layer_alias:
+            return None
+        from channel_layers import get_channel_layer
+
+        return get_channel_layer(self.channel_layer_alias)
+
+    # --- ordering of concurrent handlers -------------------------------------------------------
+
+    def handler_order_key(self, message: Message, source: str) -> Hashable | None:
+        """Messages with equal keys are handled one after another, in arrival order.
+
+        ``source`` is "client" or "layer". The default key is the source: with
+        ``max_concurrent_handlers`` >= 2 a slow client message does not hold up layer events
+        (and back), while each stream stays in order. Return None to let a message overlap with
+        anything, or a finer key (say, ``message["room"]``) for per-room order.
+        """
+        return source
+
+    # --- dispatch ------------------------------------------------------------------------------
+
+    async def _handle(self, message: Message, is_disconnect: bool) -> None:
+        if is_disconnect:
+            await self._leave_groups()  # before disconnect(), as Channels does
+        await self.dispatch(message)
+
+    async def dispatch(self, message: Message) -> None:
+        """Call the handler method for ``message``'s type."""
+        await self.get_handler(message)(message)
+
+    def get_handler(self, message: Message) -> Callable[[Message], Any]:
+        """The bound method that handles ``message``, or NoHandlerError naming what to define."""
+        name = get_handler_name(message)
+        handler = getattr(self, name, None)
+        if handler is None or not callable(handler):
+            raise NoHandlerError(
+                f"{type(self).__qualname__} has no handler for message type "
+                f"{message['type']!r}: define a method named {name!r} on it "
+                f"({'def' if self._sync else 'async def'} {name}(self, message)), "
+                "or fix the message's 'type'"
+            )
+        return handler  # type: ignore[no-any-return]
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def base_send(self, message: Message) -> None:
+        """Send an ASGI message to the client; ClientDisconnected once the client is gone."""
+        dispatcher = self._dispatcher
+        if self._raw_send is None or dispatcher is None:
+            raise RuntimeError("send() was called before the consumer was started by ASGI")
+        if dispatcher.client_gone:
+            if in_disconnect_handler.get():
+                logger.debug("%s: dropped a send after disconnect: %r", self._label(), message)
+                return
+            raise ClientDisconnected(
+                f"{self._label()}: the client has disconnected; stop sending to it"
+            )
+        try:
+            await self._raw_send(message)
+        except OSError:
+            dispatcher.note_send_failed()
+            raise
+
+    async def send(self, message: Message) -> None:
+        """Send an ASGI message (a dict with a ``type``) to the client."""
+        await self.base_send(message)
+
+    # --- groups ------------------------------------------------------------------------------
+
+    def _require_groups_layer(self) -> BaseChannelLayer:
+        layer = self.channel_layer
+        if layer is None or "groups" not in getattr(layer, "extensions", ()):
+            raise InvalidChannelLayerError(
+                f"{type(self).__qualname__}.groups is {self.groups!r}, which needs a channel "
+                "layer with groups: configure one (channel_layers.configure(...) or Django's "
+                "CHANNEL_LAYERS), or set channel_layer_alias"
+            )
+        return layer
+
+    async def _join_groups(self) -> None:
+        if not self.groups:
+            return
+        layer = self._require_groups_layer()
+        assert self.channel_name is not None
+        for group in self.groups:
+            await layer.group_add(group, self.channel_name)
+            self._joined_groups.append(group)
+
+    async def _leave_groups(self) -> None:
+        """Discard every joined group; idempotent, bounded, and it never raises (a cleanup)."""
+        layer, joined = self.channel_layer, self._joined_groups
+        self._joined_groups = []
+        if layer is None or self.channel_name is None:
+            return
+        for group in joined:
+            try:
+                async with asyncio.timeout(self.disconnect_timeout):
+                    await layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.warning("%s could not leave group %r", self._label(), group, exc_info=True)
+
+    # --- ASGI entry point ------------------------------------------------------------------
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
+        """An ASGI application that runs a fresh ``cls(**initkwargs)`` for each connection."""
+        for key in initkwargs:
+            if not hasattr(cls, key):
+                raise TypeError(
+                    f"{cls.__qualname__}.as_asgi() got {key!r}, which is not an attribute of "
+                    f"{cls.__qualname__}; define it on the class first"
+                )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            consumer = cls(**initkwargs)
+            await consumer(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        app.__name__ = app.__qualname__ = cls.__qualname__
+        app.__doc__ = cls.__doc__
+        return app
+
+
+class SyncConsumer(AsyncConsumer):
+    """A consumer whose handlers are plain ``def`` methods, run in a worker thread.
+
+    Handlers run through asgiref's ``sync_to_async(thread_sensitive=True)`` (closing stale
+    Django database connections around each when Django is set up), so they all share one
+    thread, as in Channels: ``max_concurrent_handlers`` above 1 does not make them overlap.
+    """
+
+    _sync = True
+
+    async def dispatch(self, message: Message) -> None:
+        """Run the handler for ``message`` in the sync worker thread."""
+        handler = self.get_handler(message)
+        await database_sync_to_async(handler)(message)
+
+    def send(self, message: Message) -> None:  # type: ignore[override]
+        """Send an ASGI message to the client, from a sync handler (Channels' signature)."""
+        async_to_sync(self.base_send)(message)

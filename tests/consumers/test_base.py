@@ -1,0 +1,168 @@
+"""AsyncConsumer and SyncConsumer: dispatch by type, errors, StopConsumer, as_asgi, groups."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from channel_layers import BaseChannelLayer
+from consumers import (
+    AsyncConsumer,
+    InvalidChannelLayerError,
+    NoHandlerError,
+    StopConsumer,
+    SyncConsumer,
+)
+from consumers.testing import TypedCommunicator
+
+SCOPE = {"type": "custom", "path": "/x/"}
+
+
+class Echo(AsyncConsumer):
+    """Answers 'ping.me' with 'pong' and stops on 'bye.now'."""
+
+    async def ping_me(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "pong", "n": message["n"]})
+
+    async def bye_now(self, message: dict[str, Any]) -> None:
+        raise StopConsumer()
+
+
+async def test_dispatch_by_type_and_stop() -> None:
+    communicator = TypedCommunicator(Echo.as_asgi(), dict(SCOPE))
+    await communicator.send_input({"type": "ping.me", "n": 1})
+    await communicator.send_input({"type": "ping.me", "n": 2})
+    assert await communicator.receive_output() == {"type": "pong", "n": 1}
+    assert await communicator.receive_output() == {"type": "pong", "n": 2}
+    await communicator.send_input({"type": "bye.now"})
+    await communicator.wait(1)  # returns: StopConsumer ended the consumer cleanly
+
+
+async def test_unknown_type_names_consumer_type_and_method() -> None:
+    communicator = TypedCommunicator(Echo.as_asgi(), dict(SCOPE))
+    await communicator.send_input({"type": "chat.mesage"})
+    with pytest.raises(NoHandlerError) as info:
+        await communicator.wait(1)
+    text = str(info.value)
+    assert "Echo" in text and "'chat.mesage'" in text and "'chat_mesage'" in text
+
+
+async def test_leading_underscore_type_is_refused() -> None:
+    communicator = TypedCommunicator(Echo.as_asgi(), dict(SCOPE))
+    await communicator.send_input({"type": "_private"})
+    with pytest.raises(ValueError, match="leading underscore"):
+        await communicator.wait(1)
+
+
+async def test_as_asgi_initkwargs_set_attributes_and_reject_unknown() -> None:
+    class Greeter(AsyncConsumer):
+        greeting = "hello"
+
+        async def greet(self, message: dict[str, Any]) -> None:
+            await self.send({"type": "greeting", "text": self.greeting})
+
+    app = Greeter.as_asgi(greeting="bonjour")
+    assert app.consumer_class is Greeter  # type: ignore[attr-defined]
+    communicator = TypedCommunicator(app, dict(SCOPE))
+    await communicator.send_input({"type": "greet"})
+    assert (await communicator.receive_output())["text"] == "bonjour"
+    communicator.stop()
+    with pytest.raises(TypeError, match="greting"):
+        Greeter.as_asgi(greting="typo")
+
+
+async def test_sync_consumer_runs_handlers_in_a_worker_thread() -> None:
+    loop_thread = threading.get_ident()
+
+    class Threads(SyncConsumer):
+        def where(self, message: dict[str, Any]) -> None:
+            self.send({"type": "thread", "in_loop_thread": threading.get_ident() == loop_thread})
+
+    communicator = TypedCommunicator(Threads.as_asgi(), dict(SCOPE))
+    await communicator.send_input({"type": "where"})
+    assert await communicator.receive_output() == {"type": "thread", "in_loop_thread": False}
+    communicator.stop()
+
+
+async def test_sync_consumer_unknown_type_says_def() -> None:
+    communicator = TypedCommunicator(SyncConsumer.as_asgi(), dict(SCOPE))
+    await communicator.send_input({"type": "x.y"})
+    with pytest.raises(NoHandlerError, match=r"def x_y\(self, message\)"):
+        await communicator.wait(1)
+
+
+class Relay(AsyncConsumer):
+    """Joins 'lobby'; forwards layer events to the client; 'who' tells its channel name."""
+
+    groups = ["lobby"]
+
+    async def who(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "me", "channel": self.channel_name})
+
+    async def lobby_event(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "event", "text": message["text"]})
+
+    async def custom_disconnect(self, message: dict[str, Any]) -> None:
+        pass  # the base leaves the groups before this, and stops after it
+
+
+async def test_layer_messages_reach_the_consumer_and_groups_are_left(
+    memory_layer: BaseChannelLayer,
+) -> None:
+    communicator = TypedCommunicator(Relay.as_asgi(), dict(SCOPE))
+    await communicator.send_input({"type": "who"})
+    channel = (await communicator.receive_output())["channel"]
+    assert channel.startswith("specific.") and "!" in channel
+    await memory_layer.send(channel, {"type": "lobby.event", "text": "direct"})
+    assert await communicator.receive_output() == {"type": "event", "text": "direct"}
+    await memory_layer.group_send("lobby", {"type": "lobby.event", "text": "to all"})
+    assert await communicator.receive_output() == {"type": "event", "text": "to all"}
+    await communicator.send_input({"type": "custom.disconnect"})
+    await communicator.wait(1)
+    # Left the group: a group_send no longer reaches the channel.
+    await memory_layer.group_send("lobby", {"type": "lobby.event", "text": "late"})
+    with pytest.raises(asyncio.TimeoutError):
+        async with asyncio.timeout(0.1):
+            await memory_layer.receive(channel)
+
+
+async def test_groups_without_a_layer_is_a_clear_error() -> None:
+    communicator = TypedCommunicator(Relay.as_asgi(channel_layer_alias=None), dict(SCOPE))
+    with pytest.raises(InvalidChannelLayerError, match="configure one"):
+        await communicator.wait(1)
+
+
+async def test_no_layer_means_no_channel_name() -> None:
+    class Plain(AsyncConsumer):
+        channel_layer_alias = None
+
+        async def who(self, message: dict[str, Any]) -> None:
+            await self.send({"type": "me", "channel": self.channel_name})
+            raise StopConsumer()
+
+    communicator = TypedCommunicator(Plain.as_asgi(), dict(SCOPE))
+    await communicator.send_input({"type": "who"})
+    assert await communicator.receive_output() == {"type": "me", "channel": None}
+    await communicator.wait(1)
+
+
+async def test_handler_error_propagates_and_groups_are_still_left(
+    memory_layer: BaseChannelLayer,
+) -> None:
+    class Broken(Relay):
+        async def who(self, message: dict[str, Any]) -> None:
+            await self.send({"type": "me", "channel": self.channel_name})
+            raise RuntimeError("boom")
+
+    communicator = TypedCommunicator(Broken.as_asgi(), dict(SCOPE))
+    await communicator.send_input({"type": "who"})
+    channel = (await communicator.receive_output())["channel"]
+    with pytest.raises(RuntimeError, match="boom"):
+        await communicator.wait(1)
+    await memory_layer.group_send("lobby", {"type": "lobby.event", "text": "late"})
+    with pytest.raises(asyncio.TimeoutError):
+        async with asyncio.timeout(0.1):
+            await memory_layer.receive(channel)
