@@ -223,6 +223,9 @@ class AsyncConsumer:
                     f"{cls.__qualname__}.as_asgi() got {key!r}, which is not an attribute of "
                     f"{cls.__qualname__}; define it on the class first"
                 )
+        limit = initkwargs.get("max_concurrent_handlers", cls.max_concurrent_handlers)
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"{cls.__qualname__}: max_concurrent_handlers must be 1 or more")
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             consumer = cls(**initkwargs)

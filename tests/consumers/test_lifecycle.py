@@ -1,0 +1,202 @@
+"""The end of a connection and opt-in concurrency: disconnect() exactly once under a vanishing
+client (channels#1466), the stuck-consumer timeout and its warning (channels#1119), and
+max_concurrent_handlers with its ordering guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channel_layers import BaseChannelLayer
+from consumers import AsyncWebsocketConsumer, ClientDisconnected, WebsocketConsumer
+from consumers.testing import WebsocketCommunicator
+
+
+class Streamer(AsyncWebsocketConsumer):
+    """Streams ticks forever once asked; counts its disconnects and how the loop ended."""
+
+    disconnects: list[int] = []
+    loop_endings: list[str] = []
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            while True:
+                await self.send(text_data="tick")
+                await asyncio.sleep(0.005)
+        except ClientDisconnected:
+            self.loop_endings.append("client gone")
+            raise
+
+    async def disconnect(self, code: int) -> None:
+        await self.close()  # harmless after the client left: dropped quietly
+        self.disconnects.append(code)
+
+
+async def test_disconnect_once_when_client_vanishes_mid_send_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    Streamer.disconnects, Streamer.loop_endings = [], []
+    communicator = WebsocketCommunicator(Streamer.as_asgi(disconnect_timeout=5), "/ws/")
+    await communicator.connect()
+    await communicator.send_to(text_data="go")
+    assert await communicator.receive_from() == "tick"
+    started = time.monotonic()
+    await communicator.disconnect(code=1001, timeout=2)
+    assert Streamer.disconnects == [1001]
+    assert Streamer.loop_endings == ["client gone"]
+    # It ended at the loop's next send, not at the 5 s disconnect timeout.
+    assert time.monotonic() - started < 4
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class SyncStreamer(WebsocketConsumer):
+    """The same loop in a worker thread."""
+
+    disconnects: list[int] = []
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        while True:
+            self.send(text_data="tick")
+            time.sleep(0.005)
+
+    def disconnect(self, code: int) -> None:
+        self.disconnects.append(code)
+
+
+async def test_sync_disconnect_once_when_client_vanishes_mid_send_loop() -> None:
+    SyncStreamer.disconnects = []
+    communicator = WebsocketCommunicator(SyncStreamer.as_asgi(), "/ws/")
+    await communicator.connect()
+    await communicator.send_to(text_data="go")
+    assert await communicator.receive_from() == "tick"
+    await communicator.disconnect(code=1006, timeout=2)
+    assert SyncStreamer.disconnects == [1006]
+
+
+class Stuck(AsyncWebsocketConsumer):
+    """A handler that waits forever and never sends: only the timeout can end it."""
+
+    disconnects: list[int] = []
+    disconnect_timeout = 0.2
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.send(text_data="waiting")
+        await asyncio.Event().wait()  # STUCK-HERE
+
+    async def disconnect(self, code: int) -> None:
+        self.disconnects.append(code)
+
+
+async def test_stuck_consumer_is_cancelled_with_a_warning_naming_where(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    Stuck.disconnects = []
+    communicator = WebsocketCommunicator(Stuck.as_asgi(), "/ws/stuck/")
+    await communicator.connect()
+    await communicator.send_to(text_data="go")
+    assert await communicator.receive_from() == "waiting"
+    with caplog.at_level(logging.WARNING, logger="consumers"):
+        await communicator.disconnect(code=1001, timeout=2)
+    assert Stuck.disconnects == [1001]  # disconnect() still ran, once, after the cancel
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    lines = Path(__file__).read_text().splitlines()
+    stuck_line = next(i for i, line in enumerate(lines, 1) if "# STUCK-HERE" in line)
+    assert "Stuck (websocket /ws/stuck/)" in warnings[0]
+    assert "0.2s" in warnings[0] and "'websocket.receive'" in warnings[0]
+    assert f'{__file__}", line {stuck_line}, in receive' in warnings[0]
+    assert "await asyncio.Event().wait()" in warnings[0]
+
+
+class Stubborn(AsyncWebsocketConsumer):
+    """Its disconnect() itself hangs: it is cancelled too, and the consumer still ends."""
+
+    disconnect_timeout = 0.1
+
+    async def disconnect(self, code: int) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_stuck_disconnect_handler_is_cancelled(caplog: pytest.LogCaptureFixture) -> None:
+    communicator = WebsocketCommunicator(Stubborn.as_asgi(), "/ws/")
+    await communicator.connect()
+    with caplog.at_level(logging.WARNING, logger="consumers"):
+        await communicator.disconnect(timeout=2)
+    assert any("in disconnect" in r.getMessage() for r in caplog.records)
+
+
+class Gate(AsyncWebsocketConsumer):
+    """A client message that waits for a layer event: deadlocks unless they may overlap."""
+
+    async def connect(self) -> None:
+        self.opened = asyncio.Event()
+        await self.accept()
+        await self.send(text_data=self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.opened.wait()
+        await self.send(text_data="passed")
+
+    async def gate_open(self, event: dict[str, Any]) -> None:
+        self.opened.set()
+        await self.send(text_data="opened")
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+async def test_concurrency_is_opt_in(limit: int, memory_layer: BaseChannelLayer) -> None:
+    communicator = WebsocketCommunicator(
+        Gate.as_asgi(max_concurrent_handlers=limit, disconnect_timeout=0.1), "/ws/"
+    )
+    await communicator.connect()
+    channel = await communicator.receive_from()
+    await communicator.send_to(text_data="let me through")
+    await asyncio.sleep(0.02)  # let the client message start first
+    await memory_layer.send(str(channel), {"type": "gate.open"})
+    if limit == 1:
+        # One at a time (Channels' behaviour): the layer event waits behind the client message.
+        assert await communicator.receive_nothing(timeout=0.2)
+    else:
+        assert await communicator.receive_from() == "opened"
+        assert await communicator.receive_from() == "passed"
+    await communicator.disconnect(timeout=2)
+
+
+class Ordered(AsyncWebsocketConsumer):
+    """Layer events whose handling takes as long as they ask; reports when each finishes."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.send(text_data=self.channel_name)
+
+    async def work_item(self, event: dict[str, Any]) -> None:
+        await asyncio.sleep(event["seconds"])
+        await self.send(text_data=event["name"])
+
+
+class Unordered(Ordered):
+    def handler_order_key(self, message: dict[str, Any], source: str) -> None:
+        return None  # any two messages may overlap
+
+
+@pytest.mark.parametrize(("consumer", "expected"), [(Ordered, "AB"), (Unordered, "BA")])
+async def test_ordering_key_keeps_a_stream_in_order(
+    consumer: type[Ordered], expected: str, memory_layer: BaseChannelLayer
+) -> None:
+    communicator = WebsocketCommunicator(consumer.as_asgi(max_concurrent_handlers=4), "/ws/")
+    await communicator.connect()
+    channel = str(await communicator.receive_from())
+    await memory_layer.send(channel, {"type": "work.item", "name": "A", "seconds": 0.15})
+    await memory_layer.send(channel, {"type": "work.item", "name": "B", "seconds": 0})
+    finished = [await communicator.receive_from(), await communicator.receive_from()]
+    assert "".join(map(str, finished)) == expected
+    await communicator.disconnect()
+
+
+def test_invalid_concurrency_bound_is_refused() -> None:
+    with pytest.raises(ValueError, match="Ordered: max_concurrent_handlers must be 1 or more"):
+        Ordered.as_asgi(max_concurrent_handlers=0)
