@@ -110,6 +110,24 @@ def pinned(command: Sequence[str | Path], cpu: int | None) -> list[str]:
     return args if cpu is None else ["taskset", "-c", str(cpu), *args]
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds used so far by the live processes of process group ``pgid``.
+
+    CPU time per request is steadier than req/s on a shared machine: other work delays a server
+    but does not make it burn more CPU per request. (Workers that exited are not counted.)
+    """
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process exited meanwhile
+        # After the command name: state, ppid, pgrp, ..., utime (index 11), stime (index 12).
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, for the record: other work skews absolute numbers."""
     one, five, fifteen = os.getloadavg()

@@ -3,7 +3,9 @@
 Every server runs the same app (``benchmarks/apps.py``) with its access log OFF, one process,
 pinned to core 0 while wrk runs on core 1. Rounds are interleaved (each round starts every server
 once, alternating the order) and the median of the rounds is reported, because the machine is
-shared and absolute numbers drift: compare the ratios within one run. Scenarios:
+shared and absolute numbers drift: compare the ratios within one run, and the CPU time each
+server spent per request (read from /proc; other work slows a server down but does not make it
+burn more CPU per request). Scenarios:
 
 - keepalive: ``wrk -t1 -c64`` GET /, keep-alive;
 - close: the same with ``-H "Connection: close"``: one connection per request;
@@ -26,6 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(_here.parent))
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -140,6 +143,7 @@ class Run:
     round: int
     requests_per_s: float
     p99_ms: float
+    cpu_us_per_request: float
     errors: int
     load: str
 
@@ -192,24 +196,29 @@ def measure(
 ) -> Run:
     """One wrk run of one scenario against a running server (profiled with --profile)."""
     command = wrk_command(scenario, server.port, args.duration, pin, 1 if pin else 2)
-    if args.profile:
-        stacks = RESULTS_DIR / "profile" / f"{server.name}-{scenario}-{round_}.txt"
-        with _profile.recording(server.process.pid, stacks, WRK_CPU if pin else None):
-            summary = run_wrk(command, args.duration)
-    else:
+    stacks = RESULTS_DIR / "profile" / f"{server.name}-{scenario}-{round_}.txt"
+    cpu_before = _common.group_cpu_seconds(server.process.pid)
+    with (
+        _profile.recording(server.process.pid, stacks, WRK_CPU if pin else None)
+        if args.profile
+        else contextlib.nullcontext()
+    ):
         summary = run_wrk(command, args.duration)
+    cpu = _common.group_cpu_seconds(server.process.pid) - cpu_before
     run = Run(
         server=server.name,
         scenario=scenario,
         round=round_,
         requests_per_s=summary["requests"] / (summary["duration_us"] / 1e6),
         p99_ms=summary["p99_us"] / 1000,
+        cpu_us_per_request=cpu * 1e6 / max(summary["requests"], 1),
         errors=int(summary["errors"]),
         load=_common.load_average(),
     )
     print(
         f"  {run.server:18} {scenario:9} {run.requests_per_s:10.0f} req/s "
-        f"p99 {run.p99_ms:7.2f} ms  errors {run.errors}  load {run.load}",
+        f"p99 {run.p99_ms:7.2f} ms  CPU {run.cpu_us_per_request:7.1f} us/req  "
+        f"errors {run.errors}  load {run.load}",
         flush=True,
     )
     if args.profile:
@@ -238,15 +247,29 @@ def run_rounds(servers: list[str], args: argparse.Namespace) -> tuple[list[Run],
     return runs, failed
 
 
-def medians(runs: list[Run]) -> dict[tuple[str, str], tuple[float, float, int]]:
-    """(server, scenario) -> (median req/s, median p99 ms, total errors) over the rounds."""
+@dataclass(frozen=True)
+class Row:
+    """The medians over the rounds of one server in one scenario."""
+
+    requests_per_s: float
+    p99_ms: float
+    cpu_us_per_request: float
+    errors: int  # summed over the rounds
+
+
+Table = dict[tuple[str, str], Row]
+
+
+def medians(runs: list[Run]) -> Table:
+    """(server, scenario) -> the medians of its rounds."""
     grouped: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         grouped.setdefault((run.server, run.scenario), []).append(run)
     return {
-        key: (
+        key: Row(
             statistics.median(r.requests_per_s for r in group),
             statistics.median(r.p99_ms for r in group),
+            statistics.median(r.cpu_us_per_request for r in group),
             sum(r.errors for r in group),
         )
         for key, group in grouped.items()
@@ -254,36 +277,46 @@ def medians(runs: list[Run]) -> dict[tuple[str, str], tuple[float, float, int]]:
 
 
 def print_tables(servers: list[str], args: argparse.Namespace, runs: list[Run]) -> list[str]:
-    """Print one table per scenario (req/s, p99, ratios ours/peer); return the lines printed."""
+    """Print one table per scenario (req/s, p99, CPU, ratios ours/peer); return its lines."""
     table = medians(runs)
     ours = [s for s in servers if s.startswith("ours-") and any(k[0] == s for k in table)]
     lines: list[str] = []
     for scenario in args.scenarios:
         lines += ["", f"{SCENARIO_TITLES[scenario]}, median of {args.rounds} rounds:"]
-        head = f"{'server':18} {'req/s':>10} {'p99 ms':>9} {'errors':>7}"
-        lines.append(head + "".join(f" {'x ' + o:>16}" for o in ours))
+        head = f"{'server':18} {'req/s':>10} {'p99 ms':>9} {'CPU us/req':>11} {'errors':>7}"
+        lines.append(head + "".join(f" {o + '/peer':>20}" for o in ours))
         for server in servers:
-            if (server, scenario) not in table:
+            row = table.get((server, scenario))
+            if row is None:
                 continue
-            rate, p99, errors = table[server, scenario]
             ratios = "".join(
-                f" {table[o, scenario][0] / rate:>15.2f}x" if (o, scenario) in table else " " * 17
+                f" {table[o, scenario].requests_per_s / row.requests_per_s:>19.2f}x"
+                if (o, scenario) in table
+                else " " * 21
                 for o in ours
             )
-            lines.append(f"{server:18} {rate:10.0f} {p99:9.2f} {errors:7d}{ratios}")
+            lines.append(
+                f"{server:18} {row.requests_per_s:10.0f} {row.p99_ms:9.2f} "
+                f"{row.cpu_us_per_request:11.1f} {row.errors:7d}{ratios}"
+            )
     lines += target_lines(table)
     print("\n".join(lines))
     return lines
 
 
-def target_lines(table: dict[tuple[str, str], tuple[float, float, int]]) -> list[str]:
+def target_lines(table: Table) -> list[str]:
     """One line per issue-2 target whose two servers were measured: ratio and met / MISSED."""
     lines = []
     for ours, peer, minimum, scenario in TARGETS:
         if (ours, scenario) in table and (peer, scenario) in table:
-            ratio = table[ours, scenario][0] / table[peer, scenario][0]
+            mine, theirs = table[ours, scenario], table[peer, scenario]
+            ratio = mine.requests_per_s / theirs.requests_per_s
+            cpu_ratio = mine.cpu_us_per_request / theirs.cpu_us_per_request
             verdict = "met" if ratio >= minimum else "MISSED"
-            lines.append(f"target {ours} >= {minimum}x {peer} ({scenario}): {ratio:.2f}x {verdict}")
+            lines.append(
+                f"target {ours} >= {minimum}x {peer} ({scenario}): {ratio:.2f}x req/s {verdict}"
+                f" (CPU per request, ours/peer: {cpu_ratio:.2f})"
+            )
     return ["", *lines] if lines else []
 
 
