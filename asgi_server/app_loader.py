@@ -75,5 +75,10 @@ def load_app(spec: str, factory: bool = False, app_dir: str = ".") -> Any:
             f"{spec!r} is not callable, so it is not an ASGI app"
             + ("; if it builds the app, pass --factory." if not factory else ".")
         )
-    # ASGI 2 (double callable) -> ASGI 3
+    return as_asgi3(app)
+
+
+def as_asgi3(app: Any) -> Any:
+    """``app`` as an ASGI 3 callable: ASGI 2 apps (``app(scope)`` returning a coroutine
+    function, e.g. a class) are wrapped."""
     return guarantee_single_callable(app)  # type: ignore[no-untyped-call]

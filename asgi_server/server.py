@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-from asgi_server.app_loader import AppLoadError, load_app
+from asgi_server.app_loader import AppLoadError, as_asgi3, load_app
 from asgi_server.config import Config
 from asgi_server.lifespan import Lifespan
 from asgi_server.logs import access_line, access_logger, error_logger
@@ -118,7 +118,7 @@ class Server:
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Start up, serve until told to exit, shut down. Sets ``exit_code``."""
         try:
-            app = self.app if self.app is not None else self._load()
+            app = as_asgi3(self.app) if self.app is not None else self._load()
         except AppLoadError as exc:
             self.logger.error("%s", exc)
             self.exit_code = EXIT_STARTUP_FAILED

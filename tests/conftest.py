@@ -219,3 +219,159 @@ def redis_cluster(redis_servers: RedisServers) -> list[RedisProcess]:
             "the cluster to converge",
         )
     return nodes
+
+
+# --- Running servers (asgi_server) --------------------------------------------------------------
+# `run_server(app, **config_changes)` runs our real server in-process, on its own thread and
+# event loop, on a free port; `run_server_process(app_spec, *cli_args)` runs
+# `python -m asgi_server` as a subprocess. Both are context-manager factories that stop the
+# server cleanly on exit, and both wait until the server accepts connections.
+
+import contextlib  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from typing import Any  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunningServer:
+    """A server under test: where it listens, and (in-process) the ``Server`` object itself."""
+
+    host: str
+    port: int
+    server: Any = None  # asgi_server.server.Server, for in-process servers
+    process: subprocess.Popen[bytes] | None = None  # for subprocess servers
+    log_path: Path | None = None  # the subprocess's stdout and stderr
+
+    def output(self) -> str:
+        """What the subprocess server has printed so far (its logs)."""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:8123``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The base WebSocket URL, e.g. ``ws://127.0.0.1:8123``."""
+        return f"ws://{self.host}:{self.port}"
+
+
+@contextlib.contextmanager
+def _serve_in_thread(app: Any, config_changes: dict[str, Any]) -> Iterator[RunningServer]:
+    import asyncio
+
+    from asgi_server.config import Config
+    from asgi_server.server import Server, asyncio_run
+
+    changes = {"port": 0, "lifespan": "auto", "timeout_graceful_shutdown": 2.0}
+    changes.update(config_changes)
+    config = Config(**changes)
+    server = Server(config, app)
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    async def main() -> int:
+        task = asyncio.get_running_loop().create_task(server.serve())
+        started = asyncio.get_running_loop().create_task(server.started.wait())
+        await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED)
+        ready.set()
+        await task
+        started.cancel()
+        return server.exit_code
+
+    def target() -> None:
+        try:
+            asyncio_run(main(), config.loop)
+        except BaseException as exc:  # surfaced to the test below
+            failure.append(exc)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=target, name="asgi-server-under-test", daemon=True)
+    thread.start()
+    ready.wait(10)
+    if failure or not server.bound_addresses:
+        server.should_exit = True
+        thread.join(10)
+        raise RuntimeError(f"the server did not start (exit code {server.exit_code}): {failure}")
+    host, port = server.bound_addresses[0][:2]
+    try:
+        yield RunningServer(host, port, server=server)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        assert not thread.is_alive(), "the server under test did not stop within 15 s"
+
+
+@pytest.fixture
+def run_server() -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
+    """Factory: ``with run_server(app, **config_changes) as server:`` runs the real server for
+    ``app`` on a free port (its own thread and loop) and yields a ``RunningServer``
+    (``.url``, ``.ws_url``, ``.port``, ``.server``). Config defaults apply except port=0 and a
+    2 s graceful-shutdown timeout; pass e.g. ``http="httptools"`` or ``timeout_keep_alive=0.2``.
+    """
+
+    def factory(
+        app: Any, **config_changes: Any
+    ) -> contextlib.AbstractContextManager[RunningServer]:
+        return _serve_in_thread(app, config_changes)
+
+    return factory
+
+
+def wait_until_accepting(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
+    """Wait (up to 15 s) until ``host:port`` accepts connections, or fail if the process died."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited early with code {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing accepted connections on {host}:{port} within 15 s")
+
+
+@contextlib.contextmanager
+def _serve_in_process(app_spec: str, args: tuple[str, ...]) -> Iterator[RunningServer]:
+    port = get_free_port()
+    command = [sys.executable, "-m", "asgi_server", app_spec, "--port", str(port), *args]
+    # Output goes to a file, not a pipe: a pipe nobody reads would block a chatty server.
+    with tempfile.NamedTemporaryFile(prefix="crossway-server-", suffix=".log") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_accepting("127.0.0.1", port, process)
+            yield RunningServer("127.0.0.1", port, process=process, log_path=Path(log.name))
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@pytest.fixture
+def run_server_process() -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
+    """Factory: ``with run_server_process("examples.hello:app", "--http", "h11") as server:``
+    runs ``python -m asgi_server`` from the repository root on a free port, waits until it
+    accepts, yields a ``RunningServer`` (``.process`` is the Popen, ``.output()`` its logs so
+    far) and stops it with SIGTERM on exit."""
+
+    def factory(app_spec: str, *args: str) -> contextlib.AbstractContextManager[RunningServer]:
+        return _serve_in_process(app_spec, args)
+
+    return factory
+
+
+@pytest.fixture(params=["h11", "httptools"])
+def http_parser(request: pytest.FixtureRequest) -> str:
+    """Each HTTP parser in turn: tests that take this run once per parser."""
+    return str(request.param)

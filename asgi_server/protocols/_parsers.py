@@ -7,6 +7,7 @@ that both parsers give the same answers. Neither adapter does I/O.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,6 +47,7 @@ class RawError:
 
 RawEvent = RawHead | RawBody | RawEnd | RawError
 RAW_END = RawEnd()
+_CONTENT_LENGTH_LINE = re.compile(rb"\ncontent-length:", re.IGNORECASE)
 
 
 class RequestParser(Protocol):
@@ -72,6 +74,10 @@ class H11Parser:
         self._limit = limit_request_head
         self._conn = self._new_connection()
         self._failed = False
+        # The bytes of a head being received, kept only to spot duplicate Content-Length
+        # headers, which h11 silently merges when they are equal (see _h11_head).
+        self._awaiting_head = True
+        self._head_chunks: list[bytes] = []
 
     def _new_connection(self) -> h11.Connection:
         # h11 counts an incomplete head against max_incomplete_event_size (431 beyond); a complete
@@ -84,6 +90,8 @@ class H11Parser:
             return
         conn = self._conn
         conn.receive_data(data)
+        if self._awaiting_head:
+            self._head_chunks.append(data)
         events = self.events
         try:
             while True:
@@ -92,7 +100,7 @@ class H11Parser:
                 if kind is h11.Data:
                     events.append(RawBody(bytes(event.data)))  # type: ignore[union-attr]
                 elif kind is h11.Request:
-                    events.append(_h11_head(event))  # type: ignore[arg-type]
+                    events.append(self._head(event))  # type: ignore[arg-type]
                 elif kind is h11.EndOfMessage:
                     events.append(RAW_END)
                 else:  # NEED_DATA, PAUSED (request done) or ConnectionClosed
@@ -102,22 +110,32 @@ class H11Parser:
             status = 431 if exc.error_status_hint == 431 else 400
             events.append(RawError(status, str(exc)))
 
+    def _head(self, event: h11.Request) -> RawHead:
+        version = "1.1" if event.http_version == b"1.1" else "1.0"
+        # Iterating h11's headers yields lowercased names, as ASGI wants them.
+        headers = list(event.headers)
+        if any(name == b"content-length" for name, _ in headers):
+            head = b"".join(self._head_chunks)
+            end = head.find(b"\r\n\r\n")
+            head = head[: end if end >= 0 else head.find(b"\n\n")]
+            if len(_CONTENT_LENGTH_LINE.findall(head)) > 1:
+                # Put the duplicate back, so that the core refuses it for both parsers.
+                headers += [(name, value) for name, value in headers if name == b"content-length"]
+        self._awaiting_head = False
+        self._head_chunks = []
+        return RawHead(event.method, event.target, version, headers)
+
     def next_cycle(self) -> None:
         """Carry the pipelined bytes h11 has buffered over to a fresh connection."""
         leftover, _closed = self._conn.trailing_data
         self._conn = self._new_connection()
+        self._awaiting_head = True
         if leftover:
             self.feed(leftover)
 
     def trailing_data(self) -> bytes:
         """Bytes h11 holds after the (upgrade) request."""
         return bytes(self._conn.trailing_data[0])
-
-
-def _h11_head(event: h11.Request) -> RawHead:
-    version = "1.1" if event.http_version == b"1.1" else "1.0"
-    # Iterating h11's headers yields lowercased names, as ASGI wants them.
-    return RawHead(event.method, event.target, version, list(event.headers))
 
 
 class HttptoolsParser:

@@ -198,7 +198,7 @@ class HTTP11Core(ResponseWriter):
             return self._fail(431, "Too many request headers")
         size = len(raw.method) + len(raw.target) + 13  # "M T HTTP/1.1\r\n" and the final CRLF
         content_lengths: list[bytes] = []
-        chunked = False
+        has_host = chunked = False
         connection = b""
         expect = upgrade = None
         for name, value in headers:
@@ -215,8 +215,13 @@ class HTTP11Core(ResponseWriter):
                 expect = value.lower()
             elif name == b"upgrade":
                 upgrade = value.lower()
+            elif name == b"host":
+                has_host = True
         if size > limits.limit_request_head:
             return self._fail(431, "Request head too large")
+        if not has_host and raw.http_version == "1.1":
+            # RFC 9112 §3.2: an HTTP/1.1 request without Host gets a 400.
+            return self._fail(400, "Missing Host header")
         error = self._check_framing(content_lengths, chunked)
         if error is not None:
             return error
