@@ -2,8 +2,10 @@
 
 py-spy runs from the peers' venv in ``--nonblocking`` mode (it reads the target's memory without
 pausing it: measured, it leaves req/s unchanged, while pausing ``--native`` sampling halves them).
-The summary turns samples into microseconds of CPU per request: a function seen in ``n`` samples
-at ``rate`` Hz while the server answered ``requests`` requests costs ``n / rate / requests`` s.
+The summary turns samples into microseconds of CPU per request: the caller measures the server's
+CPU time per request from /proc, and a function seen in a share ``n / total`` of the (non-idle)
+samples is charged that share of it. (py-spy's own sample count is no clock: in nonblocking mode
+it drops samples it cannot read consistently, measured here as up to a third under load.)
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def read_stacks(path: Path) -> Counter[tuple[str, ...]]:
     return stacks
 
 
-def summarize(path: Path, requests: int, package: str, top: int = 12) -> list[str]:
+def summarize(path: Path, cpu_us_per_request: float, package: str, top: int = 12) -> list[str]:
     """The functions with the most self time, and those of ``package`` (a path fragment such as
     ``"asgi_server/"``) with the most inclusive time, in microseconds per request."""
     stacks = read_stacks(path)
@@ -67,10 +69,10 @@ def summarize(path: Path, requests: int, package: str, top: int = 12) -> list[st
         for frame in set(frames):
             inclusive[frame] += count
     total = sum(stacks.values())
-    if not total or not requests:
+    if not total:
         return [f"no samples in {path}"]
-    per_request = 1e6 / RATE / requests
-    lines = [f"{total} samples, {total * per_request:.1f} us of CPU per request in all"]
+    per_request = cpu_us_per_request / total
+    lines = [f"{total} samples over {cpu_us_per_request:.1f} us of CPU per request"]
     ours = Counter({frame: n for frame, n in inclusive.items() if package in frame})
     for title, counter in (("self time", own), (f"inclusive time in {package}", ours)):
         lines.append(f"top {title}, us/request (share of samples):")

@@ -199,7 +199,9 @@ def measure(
     stacks = RESULTS_DIR / "profile" / f"{server.name}-{scenario}-{round_}.txt"
     cpu_before = _common.group_cpu_seconds(server.process.pid)
     with (
-        _profile.recording(server.process.pid, stacks, WRK_CPU if pin else None)
+        _profile.recording(
+            server.process.pid, stacks, WRK_CPU if pin else None, args.profile == "native"
+        )
         if args.profile
         else contextlib.nullcontext()
     ):
@@ -223,7 +225,7 @@ def measure(
     )
     if args.profile:
         package = PACKAGES[server.name.split("-")[0]]
-        report = _profile.summarize(stacks, int(summary["requests"]), package)
+        report = _profile.summarize(stacks, run.cpu_us_per_request, package)
         stacks.with_suffix(".summary").write_text("\n".join(report) + "\n")
         print("\n".join("    " + line for line in report), flush=True)
     return run
@@ -332,8 +334,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="sample each server with py-spy during each run; print us/request per function",
+        nargs="?",
+        const="python",
+        choices=["python", "native"],
+        help="sample each server with py-spy during each run and print us/request per function "
+        "('native' also sees C frames but slows the server: trust its shares, not its req/s)",
     )
     args = parser.parse_args(argv)
     args.servers = [s for s in args.only.split(",") if s] or list(SERVERS)
