@@ -186,7 +186,8 @@ def test_body_limit_by_content_length(http_parser: str, feeding: str) -> None:
 
 
 def test_body_limit_while_chunked(http_parser: str, feeding: str) -> None:
-    data = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n"
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    data = head + b"6\r\nhello \r\n5\r\nworld\r\n"
     events = parse(http_parser, data, feeding, limit_request_body=10)
     assert isinstance(events[0], Request)
     assert events[-1] == RequestError(413, "Request body too large")
