@@ -10,7 +10,6 @@ import pytest
 
 import channel_layers
 
-
 # The examples (examples.chat) import from the repository root, as the server does.
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if REPO_ROOT not in sys.path:
