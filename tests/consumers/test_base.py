@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -166,3 +168,17 @@ async def test_handler_error_propagates_and_groups_are_still_left(
     with pytest.raises(asyncio.TimeoutError):
         async with asyncio.timeout(0.1):
             await memory_layer.receive(channel)
+
+
+def test_import_consumers_without_django() -> None:
+    code = (
+        "import sys; sys.modules['django'] = None\n"
+        "import consumers, consumers.routing, consumers.security, consumers.middleware\n"
+        "import consumers.testing, consumers.worker, consumers.sync, consumers.http\n"
+        "from consumers.sync import database_sync_to_async\n"
+        "import asyncio\n"
+        "print(asyncio.run(database_sync_to_async(lambda: 'ran')()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran"

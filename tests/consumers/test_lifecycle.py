@@ -65,6 +65,7 @@ class SyncStreamer(WebsocketConsumer):
             time.sleep(0.005)
 
     def disconnect(self, code: int) -> None:
+        self.close()  # dropped quietly here too: the context crosses the thread hops
         self.disconnects.append(code)
 
 
