@@ -1,9 +1,10 @@
 """A consumer's message loop: read the client and the layer channel, run handlers, bound the end.
 
-The loop keeps at most one unstarted message per source (the client's ``receive()`` and the
-consumer's layer channel), so a slow consumer pushes back on the server and the layer as
-Channels' loop does. While a handler runs, the client is still read, which is how a disconnect is
-noticed in the middle of a long handler.
+The loop reads ahead a bounded number of unstarted messages per source: one from the consumer's
+layer channel (as Channels' loop does), up to ``CLIENT_READ_AHEAD`` from the client's
+``receive()``. The client is read ahead further because its disconnect queues behind the messages
+it sent before leaving, and a stuck handler must not hide it (channels#1119); past the bound, a
+slow consumer pushes back on the server and the layer.
 
 Ordering: handlers start in arrival order. At most ``max_concurrent`` run at once, and two
 messages with the same ordering key never overlap, so each key's messages are handled one after
@@ -22,6 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger("consumers")
+
+#: Unstarted client messages held while handlers run (a bound on memory per connection).
+CLIENT_READ_AHEAD = 16
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -118,7 +122,8 @@ class Dispatcher:
         """Start reading the next message of ``source`` unless it has one waiting already."""
         if self._stopping or source in self._readers.values():
             return
-        if self._disconnect_seen or any(p.source == source for p in self._buffer):
+        limit = CLIENT_READ_AHEAD if source == "client" else 1
+        if self._disconnect_seen or sum(p.source == source for p in self._buffer) >= limit:
             return
         task = asyncio.ensure_future(self._sources[source]())
         self._readers[task] = source
@@ -135,6 +140,7 @@ class Dispatcher:
         else:
             key = self._order_key(message, source)
         self._buffer.append(_Pending(self._seq, source, message, key, is_disconnect))
+        self._arm(source)
 
     @property
     def _disconnect_type(self) -> str:
@@ -201,7 +207,21 @@ class Dispatcher:
             self._deadline = loop.time() + self._disconnect_timeout
 
     def _deadline_passed(self) -> None:
-        """Cancel handlers still running ``disconnect_timeout`` after the client left (#1119)."""
+        """Cancel handlers still running ``disconnect_timeout`` after the client left (#1119).
+
+        Messages that were waiting behind them are dropped: the consumer is already overdue, and
+        each could take another timeout. Only the disconnect is still handled.
+        """
+        overdue = [p for p in self._buffer if not p.is_disconnect]
+        if overdue:
+            logger.warning(
+                "%s: dropping %d unhandled message(s) (%s) because it is overdue after its "
+                "client disconnected",
+                self._label,
+                len(overdue),
+                ", ".join(sorted({str(p.message.get("type")) for p in overdue})),
+            )
+            self._buffer = [p for p in self._buffer if p.is_disconnect]
         for task, pending in self._running.items():
             logger.warning(
                 "%s did not finish %.3gs after its client disconnected; cancelling its handler "

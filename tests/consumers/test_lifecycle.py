@@ -93,18 +93,25 @@ class Stuck(AsyncWebsocketConsumer):
         self.disconnects.append(code)
 
 
+@pytest.mark.parametrize("queued", [0, 5])
 async def test_stuck_consumer_is_cancelled_with_a_warning_naming_where(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, queued: int
 ) -> None:
+    """Also when the client sent more messages before leaving: its disconnect queues behind
+    them, and is still noticed while the handler is stuck."""
     Stuck.disconnects = []
     communicator = WebsocketCommunicator(Stuck.as_asgi(), "/ws/stuck/")
     await communicator.connect()
     await communicator.send_to(text_data="go")
     assert await communicator.receive_from() == "waiting"
+    for number in range(queued):
+        await communicator.send_to(text_data=f"unread {number}")
     with caplog.at_level(logging.WARNING, logger="consumers"):
         await communicator.disconnect(code=1001, timeout=2)
     assert Stuck.disconnects == [1001]  # disconnect() still ran, once, after the cancel
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if queued:
+        assert f"dropping {queued} unhandled message(s) (websocket.receive)" in warnings.pop(0)
     assert len(warnings) == 1
     lines = Path(__file__).read_text().splitlines()
     stuck_line = next(i for i, line in enumerate(lines, 1) if "# STUCK-HERE" in line)
