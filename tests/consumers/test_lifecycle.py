@@ -41,16 +41,14 @@ async def test_disconnect_once_when_client_vanishes_mid_send_loop(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     Streamer.disconnects, Streamer.loop_endings = [], []
-    communicator = WebsocketCommunicator(Streamer.as_asgi(disconnect_timeout=5), "/ws/")
+    # A 30 s disconnect timeout, and 2 s to finish: it must end at the loop's next send.
+    communicator = WebsocketCommunicator(Streamer.as_asgi(disconnect_timeout=30), "/ws/")
     await communicator.connect()
     await communicator.send_to(text_data="go")
     assert await communicator.receive_from() == "tick"
-    started = time.monotonic()
     await communicator.disconnect(code=1001, timeout=2)
     assert Streamer.disconnects == [1001]
     assert Streamer.loop_endings == ["client gone"]
-    # It ended at the loop's next send, not at the 5 s disconnect timeout.
-    assert time.monotonic() - started < 4
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
