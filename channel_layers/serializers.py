@@ -224,7 +224,7 @@ class MessageSerializer:
             data = self._dumps(message)
         except (TypeError, ValueError, OverflowError) as exc:
             found = find_unserializable(message)
-            where = f"{found[0]} is a {found[1]}" if found else str(exc)
+            where = f"{found[0]} has type {found[1]}" if found else str(exc)
             raise InvalidMessage(
                 f"cannot serialize the message with {self.format}: {where}; send only "
                 f"{_SUPPORTED} (convert other values, e.g. to str, before sending)"
