@@ -1,0 +1,1 @@
+"""The multi-room chat demo: ``asgi-server examples.chat.app:application``."""

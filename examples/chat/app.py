@@ -29,6 +29,7 @@ class StaticFiles(AsyncHttpConsumer):
     """Serves the files of ``static/`` (only those, by name: no paths, no traversal)."""
 
     async def handle(self, body: bytes) -> None:
+        """Answer GET/HEAD for one static file."""
         if self.scope["method"] not in ("GET", "HEAD"):
             await self.send_response(405, b"Method Not Allowed", headers={"allow": "GET, HEAD"})
             return
@@ -51,6 +52,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     """One browser tab in one room: relays its messages to the room's group and back."""
 
     async def connect(self) -> None:
+        """Join the room named in the URL, then accept."""
         self.room = self.scope["url_route"]["kwargs"]["room"]
         self.group = f"chat.{self.room}"
         assert self.channel_layer is not None and self.channel_name is not None
@@ -59,6 +61,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "joined", "room": self.room})
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """A message from the browser: {"name": ..., "text": ...}, relayed to the room."""
         if not isinstance(content, dict):
             return
         text = str(content.get("text", "")).strip()[:MAX_TEXT]
@@ -73,6 +76,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "message", "name": event["name"], "text": event["text"]})
 
     async def disconnect(self, code: int) -> None:
+        """Leave the room's group."""
         assert self.channel_layer is not None and self.channel_name is not None
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
