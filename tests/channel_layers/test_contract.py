@@ -99,7 +99,18 @@ async def test_one_message_reaches_exactly_one_of_several_receivers(
 
 # --- names and messages are checked at once ----------------------------------------------
 
-BAD_NAMES: list[Any] = ["", "has space", "ünïcode", "x" * 100, "a!b!c", "slash/", None, 5, b"b"]
+BAD_NAMES: list[Any] = [
+    "",
+    "has space",
+    "ünïcode",
+    "x" * 100,
+    "a!b!c",
+    "slash/",
+    None,
+    5,
+    b"b",
+    ["x"],
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)

@@ -1,0 +1,248 @@
+"""How fast do channel layers carry messages? Crossway's layers next to Channels' peers.
+
+Each backend runs in its own subprocess (ours from .venv, the peers from benchmarks/.peers/venv,
+so that no peer is ever imported into our interpreter) and prints one JSON line; this parent
+prints a table with ratios. Measured per backend, in one run:
+
+- send+receive: one task alternates ``send`` and ``receive`` on one channel (messages/s);
+- latency: a receiver waits; the sender sends a timestamp and waits for the receiver to see it
+  (p50 and p99 of send-to-receive, in microseconds);
+- fan-out: 1, 100 and 1000 members each loop on ``receive`` while one task ``group_send``s in
+  bursts of 10, waiting for every member to drain each burst (deliveries/s). Each case stops
+  after ``--seconds`` so that a quadratic peer cannot take minutes.
+
+Adding a backend is one entry in BACKENDS (``peer`` names the row it is compared with).
+
+Usage: ``.venv/bin/python -m benchmarks.layers [--quick] [--backends a,b] [--seconds 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
+PEERS_VENV = ROOT / "benchmarks" / ".peers" / "venv"
+PEERS_PYTHON = PEERS_VENV / "bin" / "python"
+RESULTS = ROOT / "benchmarks" / ".results" / "layers.json"
+FANOUT_SIZES = (1, 100, 1000)
+BURST = 10
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One layer under test: which interpreter runs it, its class, its options, its peer."""
+
+    python: Path
+    layer_class: str  # "module:Class"
+    options: dict[str, Any] = field(default_factory=dict)
+    peer: str | None = None  # the BACKENDS key this one is compared with
+
+
+BACKENDS: dict[str, Backend] = {
+    "channels-memory": Backend(PEERS_PYTHON, "channels.layers:InMemoryChannelLayer"),
+    "crossway-memory": Backend(
+        OURS_PYTHON, "channel_layers.memory:InMemoryChannelLayer", peer="channels-memory"
+    ),
+}
+
+
+# --- the worker: runs inside one backend's interpreter ---------------------------------------
+
+
+def make_layer(spec: dict[str, Any]) -> Any:
+    """Build the layer named by ``spec`` (capacity raised so bursts never hit ChannelFull)."""
+    module_name, _, class_name = spec["layer_class"].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**{"capacity": 1000, **spec["options"]})
+
+
+async def measure_send_receive(layer: Any, seconds: float) -> float:
+    """Messages per second through one channel, one task alternating send and receive."""
+    channel = await layer.new_channel()
+    message = {"type": "bench.message", "text": "hello", "n": 1}
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for _ in range(200):
+            await layer.send(channel, message)
+            await layer.receive(channel)
+        count += 200
+    return count / elapsed
+
+
+async def measure_latency(layer: Any, samples: int) -> tuple[float, float]:
+    """p50 and p99 (microseconds) from send() to a waiting receiver holding the message."""
+    channel = await layer.new_channel()
+    delays: list[float] = []
+    seen = asyncio.Event()
+
+    async def receiver() -> None:
+        for _ in range(samples):
+            message = await layer.receive(channel)
+            delays.append(time.perf_counter() - message["sent_at"])
+            seen.set()
+
+    task = asyncio.ensure_future(receiver())
+    await asyncio.sleep(0)
+    for _ in range(samples):
+        seen.clear()
+        await layer.send(channel, {"type": "bench.ping", "sent_at": time.perf_counter()})
+        await seen.wait()
+    await task
+    cuts = statistics.quantiles(delays, n=100)
+    return cuts[49] * 1e6, cuts[98] * 1e6
+
+
+async def measure_fanout(layer: Any, members: int, seconds: float) -> float:
+    """Deliveries per second to ``members`` live receivers of one group."""
+    names = [await layer.new_channel() for _ in range(members)]
+    group = f"bench-fanout-{members}"
+    for name in names:
+        await layer.group_add(group, name)
+    state = {"pending": 0}
+    drained = asyncio.Event()
+
+    async def member(name: str) -> None:
+        while True:
+            await layer.receive(name)
+            state["pending"] -= 1
+            if state["pending"] == 0:
+                drained.set()
+
+    tasks = [asyncio.ensure_future(member(name)) for name in names]
+    await asyncio.sleep(0)
+    sent, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        drained.clear()
+        state["pending"] = BURST * members
+        for _ in range(BURST):
+            await layer.group_send(group, {"type": "bench.news", "text": "hello", "n": sent})
+            sent += 1
+        await drained.wait()
+    elapsed = time.perf_counter() - started
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for name in names:
+        await layer.group_discard(group, name)
+    return sent * members / elapsed
+
+
+async def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every measurement for one backend, after a short warm-up."""
+    layer = make_layer(spec)
+    seconds, samples = spec["seconds"], spec["samples"]
+    await measure_send_receive(layer, seconds / 10)
+    result: dict[str, Any] = {"send_receive": await measure_send_receive(layer, seconds)}
+    result["latency_p50_us"], result["latency_p99_us"] = await measure_latency(layer, samples)
+    for members in FANOUT_SIZES:
+        result[f"fanout_{members}"] = await measure_fanout(layer, members, seconds)
+    await layer.flush()
+    await layer.close()
+    return result
+
+
+# --- the parent: runs every backend, prints the table ---------------------------------------
+
+ROWS = [  # (key, label, higher is better)
+    ("send_receive", "send+receive, msgs/s", True),
+    ("latency_p50_us", "latency p50, us", False),
+    ("latency_p99_us", "latency p99, us", False),
+    *[(f"fanout_{n}", f"fan-out {n} members, deliveries/s", True) for n in FANOUT_SIZES],
+]
+
+
+def run_backend(name: str, backend: Backend, seconds: float, samples: int) -> dict[str, Any]:
+    """Run one backend's worker in its own interpreter and return its JSON result."""
+    if not backend.python.exists():
+        raise SystemExit(f"{backend.python} is missing: run 'bash benchmarks/setup_peers.sh'")
+    spec = {
+        "layer_class": backend.layer_class,
+        "options": backend.options,
+        "seconds": seconds,
+        "samples": samples,
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        # -m, not the file: run as a script, benchmarks/ would shadow stdlib modules (http).
+        [str(backend.python), "-m", "benchmarks.layers", "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def ensure_peers() -> None:
+    """Create the peers' venv with channels in it when missing (never in our own venv)."""
+    if PEERS_PYTHON.exists():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+    subprocess.run([str(PEERS_PYTHON), "-m", "pip", "install", "--quiet", "channels"], check=True)
+
+
+def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """Rows per measurement, a column per backend, and one ratio column per compared pair."""
+    names = list(results)
+    pairs = [(n, BACKENDS[n].peer) for n in names if BACKENDS[n].peer in results]
+    header = ["", *names, *[f"{ours} vs {peer}" for ours, peer in pairs]]
+    lines = [header]
+    for key, label, higher_is_better in ROWS:
+        row = [label, *[f"{results[n][key]:,.0f}" for n in names]]
+        for ours, peer in pairs:
+            assert peer is not None
+            ratio = results[ours][key] / results[peer][key]
+            row.append(f"{ratio if higher_is_better else 1 / ratio:.1f}x")
+        lines.append(row)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in lines
+    )
+
+
+def main() -> None:
+    """Parse options; either be one backend's worker or run them all and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per throughput case")
+    parser.add_argument("--samples", type=int, default=5000, help="latency samples")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 0.2 s, 200 samples")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(asyncio.run(run_worker(json.loads(args.worker)))))
+        return
+    seconds, samples = (0.2, 200) if args.quick else (args.seconds, args.samples)
+    ensure_peers()
+    results = {}
+    for name in args.backends.split(","):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = run_backend(name, BACKENDS[name], seconds, samples)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(format_table(results))
+
+
+if __name__ == "__main__":
+    main()

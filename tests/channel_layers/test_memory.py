@@ -1,0 +1,140 @@
+"""InMemoryChannelLayer's own behaviour, beyond the contract: copying, counters, housekeeping."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from channel_layers.memory import InMemoryChannelLayer, copy_value
+
+
+class Point:
+    """A user object in a message: the in-memory layer deep-copies it like Channels does."""
+
+    def __init__(self, coordinates: list[int]) -> None:
+        self.coordinates = coordinates
+
+
+async def test_every_receiver_gets_a_distinct_object() -> None:
+    layer = InMemoryChannelLayer()
+    message = {"type": "flat", "text": "hi"}
+    await layer.send("one", message)
+    received = await layer.receive("one")
+    assert received == message and received is not message
+
+
+async def test_nested_and_unusual_values_are_deep_copied() -> None:
+    layer = InMemoryChannelLayer()
+    point = Point([1, 2])
+    buffer = bytearray(b"ab")
+    pair = ([1], "x")
+    await layer.send("one", {"type": "m", "point": point, "buffer": buffer, "pair": pair})
+    point.coordinates.append(3)
+    buffer.extend(b"c")
+    pair[0].append(2)
+    received = await layer.receive("one")
+    assert received["point"].coordinates == [1, 2]
+    assert received["buffer"] == bytearray(b"ab")
+    assert received["pair"] == ([1], "x")
+
+
+def test_copy_value_shares_only_immutable_values() -> None:
+    value: dict[str, Any] = {"s": "text", "b": b"x", "n": 1, "f": 1.5, "t": True, "z": None}
+    value["list"] = [{"k": [1]}]
+    copied = copy_value(value)
+    assert copied == value
+    assert copied["list"] is not value["list"]
+    assert copied["list"][0]["k"] is not value["list"][0]["k"]
+    assert copied["s"] is value["s"]
+
+
+async def test_group_members_do_not_share_nested_state() -> None:
+    layer = InMemoryChannelLayer()
+    for member in ("a", "b"):
+        await layer.group_add("room", member)
+    await layer.group_send("room", {"type": "m", "point": Point([1]), "items": [{"n": 1}]})
+    first, second = await layer.receive("a"), await layer.receive("b")
+    first["point"].coordinates.append(2)
+    first["items"][0]["n"] = 99
+    assert second["point"].coordinates == [1] and second["items"] == [{"n": 1}]
+
+
+async def test_group_send_never_suspends() -> None:
+    """Fan-out is one synchronous pass: no task per member and no interleaving with members."""
+    layer = InMemoryChannelLayer()
+    members = [await layer.new_channel() for _ in range(1000)]
+    for member in members:
+        await layer.group_add("big", member)
+    sending = layer.group_send("big", {"type": "m"})
+    with pytest.raises(StopIteration):
+        sending.send(None)  # finished in its first step
+    for member in members:
+        assert await layer.receive(member) == {"type": "m"}
+
+
+async def test_stats_count_what_happened() -> None:
+    layer = InMemoryChannelLayer(expiry=0.05, capacity=1)
+    await layer.group_add("room", "a")
+    await layer.group_add("room", "b")
+    await layer.send("a", {"type": "direct"})
+    await layer.group_send("room", {"type": "news"})  # a is full: 1 delivered, 1 dropped
+    assert await layer.receive("a") == {"type": "direct"}
+    await asyncio.sleep(0.1)
+    await layer.send("b", {"type": "fresh"})  # the news to b expired meanwhile
+    assert await layer.receive("b") == {"type": "fresh"}
+    stats = layer.stats
+    assert (stats.sent, stats.received, stats.group_sends) == (2, 2, 1)
+    assert (stats.group_deliveries, stats.dropped_full, stats.expired) == (1, 1, 1)
+
+
+async def test_idle_channels_and_stale_memberships_are_forgotten() -> None:
+    """Channels nobody receives from and groups nobody sends to do not pin memory forever."""
+    layer = InMemoryChannelLayer(expiry=0.05, group_expiry=0.05)
+    for number in range(100):
+        await layer.send(f"abandoned-{number}", {"type": "m"})
+        await layer.group_add(f"group-{number}", f"abandoned-{number}")
+    await asyncio.sleep(0.1)
+    await layer.send("alive", {"type": "m"})  # a send past the sweep interval sweeps
+    assert set(layer._channels) == {"alive"}
+    assert layer._groups == {}
+    assert layer.stats.expired == 100
+
+
+def test_a_waiter_from_a_closed_event_loop_is_skipped() -> None:
+    """A cached layer can outlive an event loop (one per test); its dead waiters are skipped."""
+    layer = InMemoryChannelLayer()
+    first_loop = asyncio.new_event_loop()
+    try:
+        stranded = first_loop.create_task(layer.receive("shared"))
+        first_loop.run_until_complete(asyncio.sleep(0))  # the receive parks
+    finally:
+        first_loop.close()  # closed with the receive still parked
+    stranded._log_destroy_pending = False  # type: ignore[attr-defined]  # stranded on purpose
+
+    async def in_the_next_loop() -> Any:
+        await layer.send("shared", {"type": "m"})
+        return await asyncio.wait_for(layer.receive("shared"), 1)
+
+    assert asyncio.run(in_the_next_loop()) == {"type": "m"}
+    assert not stranded.done()
+
+
+async def test_flush_empties_but_keeps_parked_receivers() -> None:
+    layer = InMemoryChannelLayer()
+    await layer.send("queued", {"type": "old"})
+    waiting = asyncio.ensure_future(layer.receive("parked"))
+    await asyncio.sleep(0)
+    await layer.flush()
+    assert set(layer._channels) == {"parked"}
+    await layer.send("parked", {"type": "new"})
+    assert await asyncio.wait_for(waiting, 1) == {"type": "new"}
+
+
+def test_options_are_checked_like_channels() -> None:
+    layer = InMemoryChannelLayer(expiry=5, group_expiry=10, capacity=7, channel_capacity={"a*": 2})
+    assert (layer.expiry, layer.group_expiry, layer.capacity) == (5, 10, 7)
+    assert layer.get_capacity("abc") == 2 and layer.get_capacity("xyz") == 7
+    with pytest.raises(TypeError, match="hosts"):
+        InMemoryChannelLayer(hosts=["redis://"])  # type: ignore[call-arg]
