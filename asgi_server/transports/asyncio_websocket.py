@@ -12,34 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Protocol
+from typing import Any
 
 from asgi_server.asgi.websocket import Headers, WebsocketSession, build_scope
 from asgi_server.config import Config
 from asgi_server.protocols import websocket as core
 
-logger = logging.getLogger("asgi_server.websocket")
-
 # RFC 6455 §7.4.1 close codes this shell sends itself.
 GOING_AWAY_RESTART = 1012
 INTERNAL_ERROR = 1011
 ABNORMAL_CLOSURE = 1006
-
-
-class HttpConnection(Protocol):
-    """What the handler reads from the HTTP connection it takes over."""
-
-    transport: asyncio.Transport
-    config: Config
-    app: Any
-
-
-class UpgradeRequest(Protocol):
-    """What the handler reads from the request that asked for the upgrade."""
-
-    method: str
-    target: bytes
-    headers: list[tuple[bytes, bytes]]
 
 
 def _split_target(target: bytes) -> tuple[str, bytes, bytes]:
@@ -58,6 +40,7 @@ class WebsocketHandler:
         self.connection = connection
         self.transport: asyncio.Transport = connection.transport
         self.config: Config = connection.config
+        self.logger: logging.Logger = connection.logger
         self.loop = asyncio.get_running_loop()
         self.writing_paused = False
         self.core: core.WebSocketCore | None = None
@@ -66,7 +49,8 @@ class WebsocketHandler:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ping_count = 0
         self.app_task: asyncio.Task[None] | None = None
-        self.handshake = core.check_handshake(request.method, request.headers)
+        method = request.method.decode("latin-1")
+        self.handshake = core.check_handshake(method, request.headers)
         if isinstance(self.handshake, core.HandshakeRejection):
             rejection = self.handshake
             self._write(core.http_response(rejection.status, rejection.headers, rejection.body))
@@ -77,23 +61,27 @@ class WebsocketHandler:
             self._scope(connection, request), self, self.config.ws_max_queue
         )
         self._start_timer("handshake", self.config.timeout_ws_handshake, self._handshake_timeout)
-        self.app_task = self.loop.create_task(self._run_app(connection.app))
+        self.app_task = connection.start_task(self._run_app(connection.app))
 
     def _scope(self, connection: Any, request: Any) -> dict[str, Any]:
         path, raw_path, query = _split_target(request.target)
         assert isinstance(self.handshake, core.Handshake)
+        client, scheme = connection.client, connection.scheme
+        trust = connection.server_state.proxy_trust
+        if trust is not None and client is not None and trust.is_trusted(client[0]):
+            client, scheme = trust.resolve(client, scheme, request.headers)
         return build_scope(
-            scheme=getattr(connection, "scheme", "ws"),
+            scheme=scheme,
             path=path,
             raw_path=raw_path,
             query_string=query,
             headers=request.headers,
             subprotocols=self.handshake.subprotocols,
-            client=getattr(connection, "client", None),
-            server=getattr(connection, "server", None),
-            root_path=self.config.root_path,
-            state=getattr(connection, "lifespan_state", None),
-            http_version=getattr(request, "http_version", "1.1"),
+            client=client,
+            server=connection.server,
+            root_path=connection.root_path,
+            state=connection.lifespan_state,
+            http_version=request.http_version,
         )
 
     # --- the application ------------------------------------------------------------------
@@ -104,14 +92,14 @@ class WebsocketHandler:
         try:
             await app(session.scope, session.receive, session.send)
         except Exception:
-            logger.exception("Exception in WebSocket application")
+            self.logger.exception("Exception in WebSocket application")
             if session.state == "connecting":
                 self._deny(500, b"Internal Server Error")
             elif self.core is not None and self.core.state == "open":
                 self.close(INTERNAL_ERROR, "")
         else:
             if session.state == "connecting":
-                logger.error("WebSocket application returned without accepting or closing")
+                self.logger.error("WebSocket application returned without accepting or closing")
                 self._deny(500, b"Internal Server Error")
             elif self.core is not None and self.core.state == "open":
                 self.close(1000, "")
@@ -130,7 +118,7 @@ class WebsocketHandler:
     def _handshake_timeout(self) -> None:
         session = self.session
         if session is not None and session.handshake_pending:
-            logger.warning(
+            self.logger.warning(
                 "WebSocket application neither accepted nor closed within %s s "
                 "(raise --timeout-ws-handshake if it needs longer); closing the connection",
                 self.config.timeout_ws_handshake,
@@ -235,7 +223,7 @@ class WebsocketHandler:
                 session.message_received(event.data)
             elif isinstance(event, core.CloseReceived | core.ProtocolFailed):
                 if isinstance(event, core.ProtocolFailed):
-                    logger.info(
+                    self.logger.info(
                         "WebSocket protocol error, closing (%s): %s", event.code, event.reason
                     )
                 session.disconnected(event.code, event.reason)
@@ -297,16 +285,19 @@ class WebsocketHandler:
     def _send_ping(self) -> None:
         if self.core is None or self.core.state != "open":
             return
-        self._ping_count += 1
-        self._write(self.core.ping(self._ping_count.to_bytes(4, "big") + os.urandom(4)))
-        if self.config.ws_ping_timeout:
-            self._start_timer("pong", self.config.ws_ping_timeout, self._pong_timeout)
+        # One ping in flight at a time: a new one would restart the pong timer and hide a dead
+        # peer whenever the ping interval is shorter than the ping timeout.
+        if self.core.ping_payload is None:
+            self._ping_count += 1
+            self._write(self.core.ping(self._ping_count.to_bytes(4, "big") + os.urandom(4)))
+            if self.config.ws_ping_timeout:
+                self._start_timer("pong", self.config.ws_ping_timeout, self._pong_timeout)
         assert self.config.ws_ping_interval
         self._start_timer("ping", self.config.ws_ping_interval, self._send_ping)
 
     def _pong_timeout(self) -> None:
         if self.core is not None and self.core.ping_payload is not None:
-            logger.info("WebSocket peer did not answer a ping in time; closing with 1011")
+            self.logger.info("WebSocket peer did not answer a ping in time; closing with 1011")
             self.close(INTERNAL_ERROR, "keepalive ping timeout")
             if self.session is not None:
                 self.session.disconnected(INTERNAL_ERROR, "keepalive ping timeout")
