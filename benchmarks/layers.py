@@ -11,6 +11,9 @@ prints a table with ratios. Measured per backend, in one run:
   bursts of 10, waiting for every member to drain each burst (deliveries/s). Each case stops
   after ``--seconds`` so that a quadratic peer cannot take minutes.
 
+Every backend runs ``--rounds`` times, interleaved, and the table shows medians; then the
+cost of copying one message (copy.deepcopy, as Channels does, against our copier).
+
 Adding a backend is one entry in BACKENDS (``peer`` names the row it is compared with).
 
 Usage: ``.venv/bin/python -m benchmarks.layers [--quick] [--backends a,b] [--seconds 2]``
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import importlib
 import json
 import os
@@ -27,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ PEERS_PYTHON = PEERS_VENV / "bin" / "python"
 RESULTS = ROOT / "benchmarks" / ".results" / "layers.json"
 FANOUT_SIZES = (1, 100, 1000)
 BURST = 10
+Results = dict[str, dict[str, float]]  # backend -> metric -> value
 
 
 @dataclass(frozen=True)
@@ -197,7 +203,7 @@ def ensure_peers() -> None:
     subprocess.run([str(PEERS_PYTHON), "-m", "pip", "install", "--quiet", "channels"], check=True)
 
 
-def format_table(results: dict[str, dict[str, Any]]) -> str:
+def format_table(results: Results) -> str:
     """Rows per measurement, a column per backend, and one ratio column per compared pair."""
     names = list(results)
     pairs = [(n, BACKENDS[n].peer) for n in names if BACKENDS[n].peer in results]
@@ -220,6 +226,48 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def run_rounds(names: list[str], rounds: int, seconds: float, samples: int) -> Results:
+    """Run every backend ``rounds`` times, interleaved (order reversed on odd rounds) so that
+    drifting load on a shared machine hits all alike; return each metric's median."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for round_number in range(rounds):
+        for name in names if round_number % 2 == 0 else names[::-1]:
+            print(f"round {round_number + 1}: {name} ...", file=sys.stderr, flush=True)
+            runs[name].append(run_backend(name, BACKENDS[name], seconds, samples))
+    return {
+        name: {key: statistics.median(run[key] for run in results) for key in results[0]}
+        for name, results in runs.items()
+    }
+
+
+def measure_copy() -> list[str]:
+    """What one delivery's copy costs: copy.deepcopy (Channels) against our copier."""
+    from channel_layers.memory import copy_message, is_flat
+
+    flat: dict[str, Any] = {"type": "chat.message", "text": "hello", "user": 42}
+    nested: dict[str, Any] = {
+        "type": "chat.message",
+        "payload": {"items": [{"id": number, "tags": ["a", "b"]} for number in range(5)]},
+    }
+    lines = []
+    for label, message in (("flat", flat), ("nested", nested)):
+        number = 20000
+
+        def channels_copy(message: dict[str, Any] = message) -> Any:
+            return copy.deepcopy(message)
+
+        def our_copy(message: dict[str, Any] = message) -> Any:
+            return copy_message(message, is_flat(message))
+
+        deep = timeit.timeit(channels_copy, number=number) / number
+        ours = timeit.timeit(our_copy, number=number) / number
+        lines.append(
+            f"copy of a {label} message: copy.deepcopy {deep * 1e9:,.0f} ns, "
+            f"ours {ours * 1e9:,.0f} ns ({deep / ours:.1f}x)"
+        )
+    return lines
+
+
 def main() -> None:
     """Parse options; either be one backend's worker or run them all and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -227,21 +275,21 @@ def main() -> None:
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
     parser.add_argument("--seconds", type=float, default=2.0, help="per throughput case")
     parser.add_argument("--samples", type=int, default=5000, help="latency samples")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 0.2 s, 200 samples")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per backend (median)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round of 0.2 s")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(asyncio.run(run_worker(json.loads(args.worker)))))
         return
-    seconds, samples = (0.2, 200) if args.quick else (args.seconds, args.samples)
+    if args.quick:
+        args.seconds, args.samples, args.rounds = 0.2, 200, 1
     ensure_peers()
-    results = {}
-    for name in args.backends.split(","):
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        results[name] = run_backend(name, BACKENDS[name], seconds, samples)
+    results = run_rounds(args.backends.split(","), args.rounds, args.seconds, args.samples)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(format_table(results))
+    print("\n".join(measure_copy()))
 
 
 if __name__ == "__main__":

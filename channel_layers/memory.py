@@ -50,8 +50,11 @@ class _Channel:
 
 def is_flat(message: Mapping[str, Any]) -> bool:
     """True when every value of ``message`` is an immutable scalar, so a shallow copy suffices."""
-    immutable = _IMMUTABLE
-    return all(type(value) in immutable for value in message.values())
+    # A plain loop: all() over a generator costs three times as much on a small dict.
+    for value in message.values():  # noqa: SIM110
+        if type(value) not in _IMMUTABLE:
+            return False
+    return True
 
 
 def copy_value(value: Any) -> Any:
