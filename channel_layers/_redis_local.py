@@ -97,6 +97,10 @@ class Poller:
                 popped = await self.shard.run(self._blpop)
                 if popped:
                     self.state.dispatch([popped[1]])
+                    # Let the woken receivers run before counting who still waits: another
+                    # BLPOP for a receiver that is already served would take a message from
+                    # the other processes reading the same plain channel.
+                    await asyncio.sleep(0)
                     if is_local:
                         pending.append(popped[1].split(b"|", 2)[1].decode())
                         need_drain = True

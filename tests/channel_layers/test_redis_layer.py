@@ -1,0 +1,243 @@
+"""RedisChannelLayer beyond the contract: round trips, idle waits, sharding, dead processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+
+from channel_layers.redis import RedisChannelLayer
+
+# Commands Redis counts when our Lua scripts run them: they cost no round trip of their own.
+SCRIPT_INNER = {
+    "lindex",
+    "lpop",
+    "llen",
+    "hget",
+    "hincrby",
+    "hdel",
+    "rpush",
+    "pexpire",
+    "zremrangebyscore",
+    "zrange",
+    "exists",
+}
+# Commands of the connection handshake and of the test's own bookkeeping.
+NOT_COUNTED = {"client|setinfo", "hello", "info", "config|resetstat", "select"}
+
+
+def command_calls(url: str) -> Counter[str]:
+    """Calls per command since the last reset, from INFO commandstats."""
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return Counter({name[len("cmdstat_") :]: int(v["calls"]) for name, v in stats.items()})
+
+
+def round_trips(calls: Counter[str]) -> int:
+    """Commands a client sent (pipelined ones each count, script internals do not)."""
+    return sum(n for name, n in calls.items() if name not in SCRIPT_INNER | NOT_COUNTED)
+
+
+def reset_stats(url: str) -> None:
+    redis.Redis.from_url(url).config_resetstat()
+
+
+@pytest.fixture
+def private_url(redis_servers: Any) -> str:
+    """A Redis nobody else uses, so its command statistics are ours alone."""
+    url: str = redis_servers.start().url
+    return url
+
+
+async def test_send_and_receive_cost_few_redis_commands(private_url: str) -> None:
+    layer = RedisChannelLayer(hosts=[private_url])
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "warm"})
+    await layer.receive(channel)
+    await asyncio.sleep(0.05)  # let the pop loop settle
+    reset_stats(private_url)
+    for number in range(50):
+        await layer.send(channel, {"type": "m", "n": number})
+    sends = command_calls(private_url)
+    assert sends["evalsha"] == 50 and round_trips(sends) == 50  # one EVALSHA per send
+
+    reset_stats(private_url)
+    for number in range(50):
+        assert (await layer.receive(channel))["n"] == number
+    await asyncio.sleep(0.05)
+    receives = command_calls(private_url)
+    # The 50 queued messages come back in one batch: a couple of commands, not one per message.
+    assert round_trips(receives) <= 3, receives
+
+    reset_stats(private_url)
+    for number in range(20):  # ping-pong: each receive waits for its message
+        waiting = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0.005)
+        await layer.send(channel, {"type": "m", "n": number})
+        assert (await waiting)["n"] == number
+    await asyncio.sleep(0.05)
+    ping_pong = command_calls(private_url)
+    # send (EVALSHA) + BLPOP + DRAIN (count bookkeeping), at most 4 with a late wake-up.
+    assert round_trips(ping_pong) <= 20 * 4, ping_pong
+    await layer.flush()
+    await layer.close()
+
+
+async def test_group_send_costs_two_commands_per_shard(private_url: str) -> None:
+    layer = RedisChannelLayer(hosts=[private_url])
+    channels = [await layer.new_channel() for _ in range(10)]
+    for channel in channels:
+        await layer.group_add("room", channel)
+    await layer.send("plain.member", {"type": "warm"})
+    await layer.group_add("room", "plain.member")
+    await layer.group_send("room", {"type": "warm"})  # loads the scripts
+    reset_stats(private_url)
+    for _ in range(10):
+        await layer.group_send("room", {"type": "hello"})
+    calls = command_calls(private_url)
+    assert calls["evalsha"] == 20 and round_trips(calls) == 20, calls
+    for channel in channels:
+        assert [(await layer.receive(channel))["type"] for _ in range(11)] == ["warm"] + [
+            "hello"
+        ] * 10
+    assert layer.stats.group_deliveries == 121
+    await layer.flush()
+    await layer.close()
+
+
+async def test_an_idle_receive_outlives_the_socket_timeout(redis_url: str) -> None:
+    """channels_redis#422: with a 5 s socket timeout its receives died after 5 s idle."""
+    host = {"address": redis_url, "socket_timeout": 0.4}
+    layer = RedisChannelLayer(hosts=[host], prefix="idle-test")
+    sender = RedisChannelLayer(hosts=[redis_url], prefix="idle-test")
+    channel = await layer.new_channel()
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    plain = asyncio.ensure_future(layer.receive("idle.plain"))
+    await asyncio.sleep(1.5)  # several socket timeouts of idleness
+    assert not receiving.done() and not plain.done()
+    await sender.send(channel, {"type": "late"})
+    await sender.send("idle.plain", {"type": "late-plain"})
+    assert await asyncio.wait_for(receiving, 2) == {"type": "late"}
+    assert await asyncio.wait_for(plain, 2) == {"type": "late-plain"}
+    await layer.flush()
+    await layer.close()
+    await sender.close()
+
+
+async def test_flush_scans_instead_of_keys(private_url: str) -> None:
+    layer = RedisChannelLayer(hosts=[private_url], prefix="mine")
+    other = redis.Redis.from_url(private_url)
+    other.set("not-mine", b"1")
+    for number in range(30):
+        await layer.send(f"c{number}", {"type": "m"})
+    reset_stats(private_url)
+    await layer.flush()
+    calls = command_calls(private_url)
+    assert calls["scan"] >= 1 and calls["keys"] == 0
+    assert other.keys("mine:*") == [] and other.get("not-mine") == b"1"
+    await layer.close()
+
+
+async def test_shards_split_the_channels_and_group_send_reaches_all(redis_servers: Any) -> None:
+    urls = [redis_servers.start().url for _ in range(2)]
+    layer = RedisChannelLayer(hosts=urls, prefix="shard")
+    names = [f"chan{number}" for number in range(40)]
+    for name in names:
+        await layer.send(name, {"type": "m", "to": name})
+        await layer.group_add("everyone", name)
+    held = [len(redis.Redis.from_url(url).keys("shard:{*}")) for url in urls]
+    assert sum(held) == 40 and min(held) >= 8  # both servers got a fair share
+    await layer.group_send("everyone", {"type": "all"})
+    for name in names:
+        assert (await layer.receive(name))["to"] == name
+        assert (await layer.receive(name))["type"] == "all"
+    # Another process with the hosts in a different order agrees on where each name lives.
+    reordered = RedisChannelLayer(hosts=list(reversed(urls)), prefix="shard")
+    await layer.send("chan7", {"type": "again"})
+    assert await reordered.receive("chan7") == {"type": "again"}
+    await layer.flush()
+    await layer.close()
+    await reordered.close()
+
+
+DEAD_PROCESS = """
+import asyncio, sys
+from channel_layers.redis import RedisChannelLayer
+
+async def main():
+    layer = RedisChannelLayer(hosts=[sys.argv[1]], prefix="dead", heartbeat_ttl=0.5)
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    print(channel, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_memberships_of_a_dead_process_are_purged(redis_url: str) -> None:
+    """channels_redis keeps a dead process's memberships for a day and writes to its queue."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(DEAD_PROCESS), redis_url],
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    dead_channel = child.stdout.readline().decode().strip()
+    layer = RedisChannelLayer(hosts=[redis_url], prefix="dead", heartbeat_ttl=0.5)
+    alive = await layer.new_channel()
+    await layer.group_add("room", alive)
+    client = redis.Redis.from_url(redis_url)
+    await layer.group_send("room", {"type": "while-alive"})
+    assert client.llen(layer.channel_key(dead_channel)) == 1
+    child.kill()  # no cleanup: its heartbeat simply stops
+    child.wait()
+    await asyncio.sleep(1.2)  # past the heartbeat TTL and the join grace
+    client.delete(layer.channel_key(dead_channel))
+    await layer.group_send("room", {"type": "after-death"})
+    members = client.zrange(layer.group_key("room"), 0, -1)
+    assert members == [alive.encode()]
+    assert client.llen(layer.channel_key(dead_channel)) == 0  # nothing written to the dead
+    assert (await layer.receive(alive))["type"] == "while-alive"
+    assert (await layer.receive(alive))["type"] == "after-death"
+    await layer.flush()
+    await layer.close()
+
+
+async def test_a_living_process_keeps_its_memberships(redis_url: str) -> None:
+    layer = RedisChannelLayer(hosts=[redis_url], prefix="alive", heartbeat_ttl=0.3)
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    await asyncio.sleep(1.0)  # several heartbeat periods
+    await layer.group_send("room", {"type": "still"})
+    assert await asyncio.wait_for(layer.receive(channel), 1) == {"type": "still"}
+    await layer.flush()
+    await layer.close()
+
+
+async def test_channels_redis_host_forms_are_accepted(redis_servers: Any) -> None:
+    server = redis_servers.start("--unixsocket", "SOCKET", "--unixsocketperm", "700")
+    socket_path = server.directory / "redis.sock"
+    # The fixture cannot know the socket path up front: restart with it.
+    server.stop()
+    server.extra = ("--unixsocket", str(socket_path), "--unixsocketperm", "700")
+    server.start()
+    forms: list[Any] = [
+        [("127.0.0.1", server.port)],
+        [f"redis://127.0.0.1:{server.port}/0"],
+        [{"address": f"redis://127.0.0.1:{server.port}", "socket_timeout": 3}],
+        [{"host": "127.0.0.1", "port": server.port, "db": 1}],
+        [f"unix://{socket_path}"],
+    ]
+    for hosts in forms:
+        layer = RedisChannelLayer(hosts=hosts, prefix="forms", channel_capacity={"big.*": 500})
+        await layer.send("big.one", {"type": "m", "hosts": repr(hosts)})
+        assert await layer.receive("big.one") == {"type": "m", "hosts": repr(hosts)}
+        assert layer.get_capacity("big.one") == 500
+        await layer.close()
+    with pytest.raises(ValueError, match="list of Redis servers"):
+        RedisChannelLayer(hosts="redis://localhost")  # type: ignore[arg-type]
