@@ -7,7 +7,8 @@
 One addition: ``{"address": url, "cluster": True}`` names a Redis Cluster (any node).
 
 Every wait is bounded: connecting gives up after ``socket_connect_timeout`` (2 s unless set), a
-failed command is retried once on a fresh connection (not ten times with backoff, redis-py 8's
+command without an answer after ``socket_timeout`` (3 s unless set), a broken connection is
+retried once on a fresh connection (not ten times with backoff, redis-py 8's
 default, which hangs a caller for a minute), and after a failure the shard cools down for a
 second so that callers retrying in a loop do not spin. Failures surface as LayerUnavailable.
 """
@@ -49,6 +50,8 @@ REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
 #: Seconds a shard refuses new work after a failure (callers wait it out: no busy loop).
 COOLDOWN = 1.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
+#: A command that has no answer after this long fails (our blocking pops block for less).
+DEFAULT_SOCKET_TIMEOUT = 3.0
 
 
 def decode_hosts(hosts: Sequence[Any] | None) -> list[dict[str, Any]]:
@@ -88,9 +91,12 @@ def describe_host(host: Mapping[str, Any]) -> str:
 def _client_kwargs(host: Mapping[str, Any], drop: Sequence[str]) -> dict[str, Any]:
     kwargs = {key: value for key, value in host.items() if key not in drop}
     kwargs.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+    kwargs.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
     # One retry on a fresh connection covers a pooled connection the server closed; more
-    # retries only make a down server look like a hang.
-    kwargs.setdefault("retry", Retry(NoBackoff(), 1))
+    # retries (or retrying a timeout) only make a down server look like a hang.
+    kwargs.setdefault(
+        "retry", Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,))
+    )
     return kwargs
 
 
@@ -117,8 +123,8 @@ def make_client(host: Mapping[str, Any]) -> Client:
 
 
 def socket_timeout(host: Mapping[str, Any]) -> float | None:
-    """The socket timeout a host's client will use (redis-py's default is 5 s)."""
-    value = host.get("socket_timeout", 5.0)
+    """The socket timeout a host's client will use."""
+    value = host.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
     return None if value is None else float(value)
 
 
