@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,12 @@ import httpx
 import pytest
 import websockets
 
-from consumers import AsyncHttpConsumer, AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from consumers import (
+    AsyncHttpConsumer,
+    AsyncJsonWebsocketConsumer,
+    AsyncWebsocketConsumer,
+    JsonWebsocketConsumer,
+)
 from consumers.routing import ProtocolTypeRouter, URLRouter, path
 from consumers.security import OriginValidator
 
@@ -64,12 +70,36 @@ class Firehose(AsyncWebsocketConsumer):
         self.disconnects.append(code)
 
 
+class Stuck(AsyncWebsocketConsumer):
+    """Waits forever on the first message; only the disconnect timeout can end it."""
+
+    disconnects: list[int] = []
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await asyncio.Event().wait()
+
+    async def disconnect(self, code: int) -> None:
+        self.disconnects.append(code)
+
+
+class SyncJson(JsonWebsocketConsumer):
+    """A sync consumer: accepts with the offered subprotocol, answers JSON with JSON."""
+
+    def connect(self) -> None:
+        self.accept(subprotocol=self.scope["subprotocols"][0])
+
+    def receive_json(self, content: Any, **kwargs: Any) -> None:
+        self.send_json({"sum": sum(content["numbers"])})
+
+
 application = ProtocolTypeRouter(
     {
         "http": URLRouter([path("hello/<str:name>/", Hello.as_asgi())]),
         "websocket": URLRouter(
             [
                 path("ws/room/<slug:room>/", Room.as_asgi()),
+                path("ws/sync/", SyncJson.as_asgi()),
+                path("ws/stuck/", Stuck.as_asgi(disconnect_timeout=0.2)),
                 path("ws/firehose/", Firehose.as_asgi(disconnect_timeout=5)),
                 path(
                     "ws/guarded/",
@@ -152,3 +182,32 @@ async def test_client_vanishing_mid_send_loop(run_server: RunServer) -> None:
         await asyncio.sleep(0.1)  # room for a (wrong) second call
         assert len(Firehose.disconnects) == 1
         assert Firehose.loop_ended.is_set()
+
+
+async def test_sync_json_consumer_through_the_server(run_server: RunServer) -> None:
+    with run_server(application) as server:
+        async with websockets.connect(
+            server.ws_url + "/ws/sync/", subprotocols=[websockets.Subprotocol("calc")]
+        ) as client:
+            assert client.subprotocol == "calc"
+            await client.send('{"numbers": [1, 2, 39]}')
+            assert await asyncio.wait_for(client.recv(), 2) == '{"sum": 42}'
+
+
+async def test_stuck_consumer_behind_the_server_is_cancelled_and_reported(
+    run_server: RunServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    Stuck.disconnects = []
+    caplog.set_level(logging.WARNING, logger="consumers")
+    with run_server(application) as server:
+        async with websockets.connect(server.ws_url + "/ws/stuck/") as client:
+            await client.send("go")
+        for _ in range(150):
+            if Stuck.disconnects:
+                break
+            await asyncio.sleep(0.02)
+        assert Stuck.disconnects == [1000]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "consumers"]
+        assert len(warnings) == 1
+        assert "Stuck (websocket /ws/stuck/) did not finish 0.2s after" in warnings[0]
+        assert "in receive: await asyncio.Event().wait()" in warnings[0]
