@@ -74,17 +74,18 @@ def make_layer(spec: dict[str, Any]) -> Any:
     return cls(**{"capacity": 1000, **spec["options"]})
 
 
-async def measure_send_receive(layer: Any, seconds: float) -> float:
-    """Messages per second through one channel, one task alternating send and receive."""
+async def measure_send_receive(layer: Any, seconds: float) -> tuple[float, float]:
+    """Messages per wall-clock second and per CPU second through one channel, one task
+    alternating send and receive."""
     channel = await layer.new_channel()
     message = {"type": "bench.message", "text": "hello", "n": 1}
-    count, started = 0, time.perf_counter()
+    count, started, cpu_started = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - started) < seconds:
         for _ in range(200):
             await layer.send(channel, message)
             await layer.receive(channel)
         count += 200
-    return count / elapsed
+    return count / elapsed, count / (time.process_time() - cpu_started)
 
 
 async def measure_latency(layer: Any, samples: int) -> tuple[float, float]:
@@ -110,8 +111,8 @@ async def measure_latency(layer: Any, samples: int) -> tuple[float, float]:
     return cuts[49] * 1e6, cuts[98] * 1e6
 
 
-async def measure_fanout(layer: Any, members: int, seconds: float) -> float:
-    """Deliveries per second to ``members`` live receivers of one group."""
+async def measure_fanout(layer: Any, members: int, seconds: float) -> tuple[float, float]:
+    """Deliveries per wall-clock second and per CPU second to ``members`` live receivers."""
     names = [await layer.new_channel() for _ in range(members)]
     group = f"bench-fanout-{members}"
     for name in names:
@@ -128,7 +129,7 @@ async def measure_fanout(layer: Any, members: int, seconds: float) -> float:
 
     tasks = [asyncio.ensure_future(member(name)) for name in names]
     await asyncio.sleep(0)
-    sent, started = 0, time.perf_counter()
+    sent, started, cpu_started = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
         drained.clear()
         state["pending"] = BURST * members
@@ -136,24 +137,26 @@ async def measure_fanout(layer: Any, members: int, seconds: float) -> float:
             await layer.group_send(group, {"type": "bench.news", "text": "hello", "n": sent})
             sent += 1
         await drained.wait()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for name in names:
         await layer.group_discard(group, name)
-    return sent * members / elapsed
+    return sent * members / elapsed, sent * members / cpu
 
 
 async def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Every measurement for one backend, after a short warm-up."""
     layer = make_layer(spec)
     seconds, samples = spec["seconds"], spec["samples"]
-    await measure_send_receive(layer, seconds / 10)
-    result: dict[str, Any] = {"send_receive": await measure_send_receive(layer, seconds)}
+    await measure_send_receive(layer, seconds / 10)  # warm-up
+    result: dict[str, Any] = {}
+    result["send_receive"], result["send_receive_cpu"] = await measure_send_receive(layer, seconds)
     result["latency_p50_us"], result["latency_p99_us"] = await measure_latency(layer, samples)
     for members in FANOUT_SIZES:
-        result[f"fanout_{members}"] = await measure_fanout(layer, members, seconds)
+        wall, cpu = await measure_fanout(layer, members, seconds)
+        result[f"fanout_{members}"], result[f"fanout_{members}_cpu"] = wall, cpu
     await layer.flush()
     await layer.close()
     return result
@@ -161,11 +164,15 @@ async def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 # --- the parent: runs every backend, prints the table ---------------------------------------
 
-ROWS = [  # (key, label, higher is better)
+# (key, label, higher is better). "per CPU-s" divides by the worker's CPU time rather than the
+# wall clock: steadier when other work shares the machine.
+ROWS = [
     ("send_receive", "send+receive, msgs/s", True),
+    ("send_receive_cpu", "send+receive, msgs per CPU-s", True),
     ("latency_p50_us", "latency p50, us", False),
     ("latency_p99_us", "latency p99, us", False),
     *[(f"fanout_{n}", f"fan-out {n} members, deliveries/s", True) for n in FANOUT_SIZES],
+    *[(f"fanout_{n}_cpu", f"fan-out {n} members, per CPU-s", True) for n in FANOUT_SIZES],
 ]
 
 
