@@ -15,7 +15,7 @@ import contextlib
 import copy
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from channel_layers.base import BaseChannelLayer, CapacityPattern, ChannelFull, InvalidMessage
@@ -87,6 +87,15 @@ def copy_message(message: dict[str, Any], flat: bool) -> dict[str, Any]:
         return message.copy()
     result: dict[str, Any] = copy_value(message)
     return result
+
+
+def copier(message: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """A function returning fresh copies of ``message``, for fan-out. Raises InvalidMessage now
+    when a value cannot be copied, so that a bad message reaches no member rather than some."""
+    if is_flat(message):
+        return message.copy
+    copy_value(message)
+    return lambda: copy_value(message)
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -217,13 +226,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         self.require_valid_message(message)
         self.require_valid_group_name(group)
+        make_copy = copier(message)
         self.stats.group_sends += 1
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
         members = self._groups.get(group)
         if not members:
             return
-        now = time.monotonic()
         deadline = now + self.expiry
-        flat = is_flat(message)
         channels = self._channels
         stale: list[str] = []
         delivered = dropped = 0
@@ -238,7 +249,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 if len(queue) >= state.capacity:
                     dropped += 1
                     continue
-            queue.append((deadline, message.copy() if flat else copy_value(message)))
+            queue.append((deadline, make_copy()))
             delivered += 1
             if state.waiters:
                 state.wake_one()
@@ -255,7 +266,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Drop expired messages, idle channels and stale memberships everywhere.
 
         Proportional to all channels and memberships, so it runs at most once per ``expiry``
-        seconds (from send and group_add), never per message.
+        seconds (from send, group_send and group_add), never per message.
         """
         self._next_sweep = now + self.expiry
         for name, state in list(self._channels.items()):

@@ -182,6 +182,8 @@ async def test_a_message_the_layer_cannot_carry_raises_and_reaches_nobody(
         await layer.send("target", message)
     with pytest.raises(InvalidMessage):
         await layer.group_send("members", message)
+    with pytest.raises(InvalidMessage):
+        await layer.group_send("nobody-yet", message)  # checked even without members
     assert await receive_soon(layer, "member", 0.05) is None
 
 
