@@ -244,13 +244,16 @@ def _path_below_root(scope: Scope) -> str:
 
 async def _no_route(scope: Scope, receive: Receive, send: Send, remaining: str) -> None:
     """Answer a path no route matches: 404 for HTTP, a refused handshake for WebSocket."""
-    logger.warning("No route found for path %r", scope.get("path", remaining))
+    where = scope.get("path", remaining)
     if scope["type"] == "http":
-        body = f"No route found for path {scope.get('path', remaining)!r}.".encode()
+        logger.info("No route found for path %r: 404", where)  # the access log shows it too
+        body = f"No route found for path {where!r}.".encode()
         headers = [(b"content-type", b"text/plain; charset=utf-8")]
         await send({"type": "http.response.start", "status": 404, "headers": headers})
         await send({"type": "http.response.body", "body": body})
     elif scope["type"] == "websocket":
+        # A refused handshake is opaque in a browser's console; say why here.
+        logger.warning("No route found for WebSocket path %r: refusing the handshake", where)
         await receive()  # the websocket.connect, which comes before any answer
         if "websocket.http.response" in scope.get("extensions", {}):
             start = {"type": "websocket.http.response.start", "status": 404, "headers": []}
@@ -259,7 +262,7 @@ async def _no_route(scope: Scope, receive: Receive, send: Send, remaining: str) 
         else:
             await send({"type": "websocket.close", "code": 1000})  # the server answers 403
     else:
-        raise ValueError(f"No route found for path {scope.get('path', remaining)!r}")
+        raise ValueError(f"No route found for path {where!r}")
 
 
 class ChannelNameRouter:
