@@ -20,18 +20,19 @@ from asgi_server.config import Config
 
 def _add_option(parser: argparse.ArgumentParser, field: dataclasses.Field[Any], kind: Any) -> None:
     flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+    flags = [flag, *field.metadata.get("aliases", ())]
     help_text = f"{field.metadata['help']} [default: {field.default!r}]"
     options: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
     if kind is bool:
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
+        parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **options)
     elif typing.get_origin(kind) is typing.Literal:
-        parser.add_argument(flag, choices=list(typing.get_args(kind)), **options)
+        parser.add_argument(*flags, choices=list(typing.get_args(kind)), **options)
     elif typing.get_origin(kind) is tuple:
-        parser.add_argument(flag, action="append", metavar="VALUE", **options)
+        parser.add_argument(*flags, action="append", metavar="VALUE", **options)
     else:
-        parser.add_argument(flag, type=kind, metavar=kind.__name__.upper(), **options)
+        parser.add_argument(*flags, type=kind, metavar=kind.__name__.upper(), **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,16 +52,19 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
     """Parse a command line into a Config."""
     namespace = vars(build_parser().parse_args(argv))
     app = namespace.pop("app")
-    if "headers" in namespace:
-        namespace["headers"] = tuple(namespace["headers"])
+    for name, value in namespace.items():
+        if isinstance(value, list):  # repeatable options (tuple fields)
+            namespace[name] = tuple(value)
     return Config(app=app, **namespace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server from the command line; returns the exit code."""
     from asgi_server.logs import configure_logging
-    from asgi_server.server import Server
+    from asgi_server.supervisor import Supervisor, serve_in_this_process
 
     config = config_from_args(argv)
     configure_logging(config.log_level)
-    return Server(config).run()
+    if config.workers > 1 or config.reload:
+        return Supervisor(config).run()
+    return serve_in_this_process(config)

@@ -28,6 +28,7 @@ LifespanMode = Literal["auto", "on", "off"]
 HttpParser = Literal["auto", "h11", "httptools"]
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+TransportName = Literal["auto", "asyncio", "twisted"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,60 @@ class Config:
     ws_per_message_deflate: bool = option(True, "Offer permessage-deflate compression.")
     timeout_ws_handshake: float = option(
         5.0, "Close a WebSocket upgrade that the app has not accepted or denied by then."
+    )
+
+    # --- worker processes and reload (supervisor.py, reload.py) ------------------------------
+    workers: int = option(
+        1, "Worker processes sharing the listening sockets; a supervisor replaces dead ones."
+    )
+    limit_max_requests_jitter: int = option(
+        0,
+        "Add a random 0..N to --limit-max-requests per worker, so workers do not recycle at once.",
+    )
+    reload: bool = option(False, "Restart the worker when a watched file changes (development).")
+    reload_dirs: tuple[str, ...] = option(
+        (),
+        "Directory watched by --reload (repeatable; default: the current one).",
+        flag="--reload-dir",
+    )
+    reload_includes: tuple[str, ...] = option(
+        ("*.py",), "Glob of file names whose change reloads (repeatable).", flag="--reload-include"
+    )
+    reload_excludes: tuple[str, ...] = option(
+        (".*", ".py[cod]", ".sw.*", "~*"),
+        "Glob of file or directory names never watched (repeatable).",
+        flag="--reload-exclude",
+    )
+    reload_delay: float = option(0.25, "Seconds between two scans of the watched files.")
+    timeout_worker_startup: float = option(
+        30.0, "On a restart, wait this long for the new worker to serve before keeping the old."
+    )
+
+    # --- TLS (tls.py) ---------------------------------------------------------------------------
+    ssl_certfile: str | None = option(None, "PEM certificate (chain) file: serve https and wss.")
+    ssl_keyfile: str | None = option(None, "PEM private key file (default: in --ssl-certfile).")
+    ssl_keyfile_password: str | None = option(None, "Password of an encrypted --ssl-keyfile.")
+    ssl_ca_certs: str | None = option(None, "PEM CA certificates that verify client certificates.")
+    ssl_ciphers: str | None = option(
+        None, "OpenSSL cipher list for TLS <= 1.2 (default: Python's)."
+    )
+    ssl_cert_reqs: str = option(
+        "none", "Client certificates: none, optional or required (or 0, 1, 2 as in uvicorn)."
+    )
+    timeout_tls_handshake: float = option(
+        10.0, "Close a connection whose TLS handshake is not done this long after accept."
+    )
+
+    # --- the Twisted transport (transports/twisted.py) -------------------------------------------
+    transport: TransportName = option(
+        "auto", "I/O transport: 'auto' is asyncio, or Twisted when --endpoint is given."
+    )
+    endpoints: tuple[str, ...] = option(
+        (),
+        "Twisted endpoint to listen on, e.g. tcp:8000, ssl:8443:privateKey=k.pem, unix:/tmp/s,"
+        " systemd:domain=INET:index=0 (repeatable; selects the Twisted transport).",
+        flag="--endpoint",
+        aliases=("-e",),
     )
 
     def with_changes(self, **changes: Any) -> Config:

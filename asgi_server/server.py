@@ -21,7 +21,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from asgi_server.app_loader import AppLoadError, as_asgi3, load_app
 from asgi_server.config import Config
@@ -29,12 +29,21 @@ from asgi_server.lifespan import Lifespan
 from asgi_server.logs import access_line, access_logger, error_logger
 from asgi_server.protocols.http11 import Limits
 from asgi_server.proxy_headers import ProxyTrust
+from asgi_server.tls import TLSConfigError, create_ssl_context
 from asgi_server.transports.asyncio import ServerConnection
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Sequence
 
 EXIT_STARTUP_FAILED = 3
+
+
+class Listener(Protocol):
+    """A listening endpoint the server stops on shutdown (an asyncio.Server, a Twisted port)."""
+
+    def close(self) -> None:
+        """Stop accepting connections."""
 
 
 def resolve_parser(name: str) -> str:
@@ -112,8 +121,9 @@ class Server:
         self.force_exit = False
         self.exit_code = 0
         self.bound_addresses: list[Any] = []
+        self.ssl_context: ssl.SSLContext | None = None
         self.state: ServerState | None = None
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[Listener] = []
 
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Start up, serve until told to exit, shut down. Sets ``exit_code``."""
@@ -126,6 +136,12 @@ class Server:
         if self.config.threads is not None:
             executor = ThreadPoolExecutor(self.config.threads, thread_name_prefix="asgi-sync")
             asyncio.get_running_loop().set_default_executor(executor)
+        try:
+            self.ssl_context = create_ssl_context(self.config)
+        except TLSConfigError as exc:
+            self.logger.error("%s", exc)
+            self.exit_code = EXIT_STARTUP_FAILED
+            return
         self.state = state = ServerState(self.config, app)
         lifespan = Lifespan(app, self.config.lifespan, self.logger, state.lifespan_state)
         if not await lifespan.startup():
@@ -158,32 +174,37 @@ class Server:
         def factory() -> ServerConnection:
             return ServerConnection(state)
 
+        tls: dict[str, Any] = {}
+        if self.ssl_context is not None:
+            tls = {"ssl": self.ssl_context, "ssl_handshake_timeout": config.timeout_tls_handshake}
         if sockets is None:
             if config.uds is not None:
                 if os.path.exists(config.uds):
                     os.unlink(config.uds)
                 listener = await loop.create_unix_server(
-                    factory, path=config.uds, backlog=config.backlog
+                    factory, path=config.uds, backlog=config.backlog, **tls
                 )
                 self._servers.append(listener)
             elif config.fd is not None:
                 sock = socket.socket(fileno=config.fd)
                 self._servers.append(
-                    await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                    await loop.create_server(factory, sock=sock, backlog=config.backlog, **tls)
                 )
             else:
                 listener = await loop.create_server(
-                    factory, host=config.host, port=config.port, backlog=config.backlog
+                    factory, host=config.host, port=config.port, backlog=config.backlog, **tls
                 )
                 self._servers.append(listener)
         else:
             for sock in sockets:
-                listener = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                listener = await loop.create_server(
+                    factory, sock=sock, backlog=config.backlog, **tls
+                )
                 self._servers.append(listener)
-        for listener in self._servers:
-            for sock in listener.sockets:
+        for bound in self._servers:
+            for sock in getattr(bound, "sockets", ()):  # asyncio.Server's
                 self.bound_addresses.append(sock.getsockname())
-                self.logger.info("Serving on %s", _describe(sock))
+                self.logger.info("Serving on %s", _describe(sock, tls=bool(tls)))
 
     async def _main_loop(self, state: ServerState) -> None:
         # A coarse tick: cheap, and lets another thread (tests, a supervisor) set should_exit.
@@ -254,9 +275,9 @@ def asyncio_run(coro: Any, loop_name: str) -> int:
     return asyncio.run(coro)  # type: ignore[no-any-return]
 
 
-def _describe(sock: socket.socket) -> str:
+def _describe(sock: socket.socket, tls: bool = False) -> str:
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
         return f"unix:{name}"
-    host, port = name[0], name[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    host, port, scheme = name[0], name[1], "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

@@ -1,0 +1,186 @@
+"""TLS: the server's SSLContext from Config, and the ASGI ``tls`` scope extension.
+
+The asyncio transport wraps its listeners with ``create_ssl_context(config)``; the Twisted
+transport's ``ssl:`` endpoints bring their own pyOpenSSL context. Either way each TLS connection
+gets one ``extensions["tls"]`` dict (ASGI TLS extension, spec 0.2): ``server_cert``,
+``client_cert_chain``, ``client_cert_name``, ``client_cert_error``, ``tls_version`` and
+``cipher_suite``. It is computed once per connection, after the handshake.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from typing import Any
+
+from asgi_server.config import Config
+
+# uvicorn's --ssl-cert-reqs takes ssl.CERT_* numbers; we take those and their names.
+_CERT_REQS = {
+    "none": ssl.CERT_NONE,
+    "0": ssl.CERT_NONE,
+    "optional": ssl.CERT_OPTIONAL,
+    "1": ssl.CERT_OPTIONAL,
+    "required": ssl.CERT_REQUIRED,
+    "2": ssl.CERT_REQUIRED,
+}
+# The ASGI extension reports the version as its wire value (RFC 8446 §4.2.1, RFC 5246 §6.2.1).
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+# RFC 4514 §3 short names for the attribute types Python's getpeercert() spells out.
+_RDN_NAMES = {
+    "commonName": "CN",
+    "countryName": "C",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", re.DOTALL)
+
+
+class TLSConfigError(ValueError):
+    """The TLS options cannot be turned into a working server context."""
+
+
+class ServerSSLContext(ssl.SSLContext):
+    """An SSLContext that remembers what the ``tls`` scope extension needs from it."""
+
+    server_cert: str | None = None
+    cipher_ids: dict[str, int] = {}  # replaced per instance
+
+
+def parse_cert_reqs(value: str) -> ssl.VerifyMode:
+    """'none'/'optional'/'required' or uvicorn's 0/1/2 as an ``ssl.VerifyMode``."""
+    try:
+        return _CERT_REQS[value.strip().lower()]
+    except KeyError:
+        raise TLSConfigError(
+            f"--ssl-cert-reqs {value!r} is not valid; use none, optional or required (or 0, 1, 2)."
+        ) from None
+
+
+def create_ssl_context(config: Config) -> ServerSSLContext | None:
+    """The server context for ``config``, or None when no ``--ssl-certfile`` is given."""
+    if config.ssl_certfile is None:
+        if config.ssl_keyfile is not None or config.ssl_ca_certs is not None:
+            raise TLSConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile too.")
+        return None
+    context = ServerSSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password
+        )
+        with open(config.ssl_certfile, encoding="ascii", errors="replace") as file:
+            match = _PEM_CERT.search(file.read())
+        context.server_cert = match.group(0) if match else None
+        context.verify_mode = parse_cert_reqs(config.ssl_cert_reqs)
+        if config.ssl_ca_certs is not None:
+            context.load_verify_locations(config.ssl_ca_certs)
+        elif context.verify_mode != ssl.CERT_NONE:
+            raise TLSConfigError("--ssl-cert-reqs optional/required needs --ssl-ca-certs.")
+        if config.ssl_ciphers is not None:
+            context.set_ciphers(config.ssl_ciphers)
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSConfigError(
+            f"Cannot load the TLS certificate, key or CA files ({exc}); check --ssl-certfile, "
+            "--ssl-keyfile, --ssl-keyfile-password and --ssl-ca-certs."
+        ) from exc
+    # OpenSSL reports the cipher in use by name; the extension wants its IANA number, which
+    # is the low 16 bits of OpenSSL's cipher id.
+    context.cipher_ids = {cipher["name"]: cipher["id"] & 0xFFFF for cipher in context.get_ciphers()}
+    return context
+
+
+def rfc4514_name(subject: Any) -> str | None:
+    """An RFC 4514 string for a ``getpeercert()`` subject (most specific RDN first)."""
+    if not subject:
+        return None
+    rdns = []
+    for rdn in reversed(subject):
+        parts = [f"{_RDN_NAMES.get(key, key)}={_escape_rdn(value)}" for key, value in rdn]
+        rdns.append("+".join(parts))
+    return ",".join(rdns)
+
+
+def _escape_rdn(value: str) -> str:
+    # RFC 4514 §2.4: escape the special characters, a leading space or '#', a trailing space.
+    escaped = re.sub(r'([,+"\\<>;=])', r"\\\1", value)
+    if escaped.startswith((" ", "#")):
+        escaped = "\\" + escaped
+    if escaped.endswith(" ") and len(escaped) > 1:
+        escaped = escaped[:-1] + "\\ "
+    return escaped
+
+
+def tls_extension(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> dict[str, Any]:
+    """The ASGI ``tls`` extension for a connection whose handshake (stdlib ssl) is done."""
+    context = ssl_object.context
+    server_cert = getattr(context, "server_cert", None)
+    cipher_ids: dict[str, int] = getattr(context, "cipher_ids", {})
+    leaf = ssl_object.getpeercert(binary_form=True)
+    # Python 3.11's ssl gives only the peer's leaf certificate, not the rest of its chain.
+    chain = [ssl.DER_cert_to_PEM_cert(leaf)] if leaf else []
+    verified = ssl_object.getpeercert() or {}
+    cipher = ssl_object.cipher()
+    version = ssl_object.version()
+    return {
+        "server_cert": server_cert,
+        "client_cert_chain": chain,
+        "client_cert_name": rfc4514_name(verified.get("subject")),
+        # OpenSSL fails the handshake on a client certificate it cannot verify, so a
+        # connection that got this far has none to report.
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(version or ""),
+        "cipher_suite": cipher_ids.get(cipher[0]) if cipher else None,
+    }
+
+
+def connection_tls_extension(transport: Any) -> dict[str, Any] | None:
+    """The ``tls`` extension of a connection: a non-asyncio transport offers it ready-made as
+    extra info 'asgi.tls', an asyncio one offers its ``ssl_object``."""
+    ready: dict[str, Any] | None = transport.get_extra_info("asgi.tls")
+    if ready is not None:
+        return ready
+    ssl_object = transport.get_extra_info("ssl_object")
+    return tls_extension(ssl_object) if ssl_object is not None else None
+
+
+def _pem(certificate: Any) -> str:
+    """PEM text of a pyOpenSSL X509 (through cryptography, which Twisted's TLS requires)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    pem: bytes = certificate.to_cryptography().public_bytes(Encoding.PEM)
+    return pem.decode("ascii")
+
+
+def openssl_tls_extension(connection: Any) -> dict[str, Any]:
+    """The ASGI ``tls`` extension for a pyOpenSSL connection (Twisted's TLS) after the handshake."""
+    if not _OPENSSL_CIPHER_IDS:
+        _OPENSSL_CIPHER_IDS.update(
+            {
+                cipher["name"]: cipher["id"] & 0xFFFF
+                for cipher in ssl.create_default_context().get_ciphers()
+            }
+        )
+    leaf = connection.get_peer_certificate()
+    chain = [_pem(leaf)] if leaf is not None else []
+    # On the server side OpenSSL's peer chain leaves out the peer's own certificate.
+    for certificate in connection.get_peer_cert_chain() or []:
+        pem = _pem(certificate)
+        if pem not in chain:
+            chain.append(pem)
+    own = connection.get_certificate()
+    return {
+        "server_cert": _pem(own) if own is not None else None,
+        "client_cert_chain": chain,
+        "client_cert_name": leaf.to_cryptography().subject.rfc4514_string() if leaf else None,
+        "client_cert_error": None,  # an unverifiable client certificate fails the handshake
+        "tls_version": _TLS_VERSIONS.get(connection.get_protocol_version_name()),
+        "cipher_suite": _OPENSSL_CIPHER_IDS.get(connection.get_cipher_name()),
+    }
+
+
+_OPENSSL_CIPHER_IDS: dict[str, int] = {}

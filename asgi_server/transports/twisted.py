@@ -1,0 +1,276 @@
+"""The Twisted shell: Twisted endpoints feeding the same connection handlers as the asyncio shell.
+
+Daphne-style endpoint descriptions (``tcp:8000``, ``ssl:8443:privateKey=key.pem``,
+``unix:/run/app.sock``, ``systemd:domain=INET:index=0``) are listened on with Twisted's
+``serverFromString``, on an ``AsyncioSelectorReactor`` that runs on the server's asyncio loop. So
+Twisted code (treq, autobahn, twisted.web resources) runs in the same process and loop as the
+ASGI app, and every connection is served by the very ``ServerConnection`` / ``HttpHandler`` /
+``WebsocketHandler`` of ``transports/asyncio.py``: this module only adapts Twisted's
+``ITransport`` to the small ``StreamTransport`` interface those handlers use, and Twisted's
+producer/consumer flow control to their ``pause_writing`` / ``resume_writing``.
+
+``run_on_reactor`` (the CLI path) installs the global reactor on a fresh loop before the app is
+imported. A ``TwistedServer`` started on a loop that already runs (tests, embedding) uses that
+global reactor when it is bound to the loop, else a private reactor on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import weakref
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import asyncioreactor
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer  # type: ignore[import-untyped]
+
+from asgi_server.server import Server
+from asgi_server.tls import openssl_tls_extension
+from asgi_server.transports.asyncio import ServerConnection
+
+if TYPE_CHECKING:
+    from asgi_server.config import Config
+    from asgi_server.server import ServerState
+
+_private_reactors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _address(address: Any) -> Any:
+    """A Twisted address as asyncio's get_extra_info would give it."""
+    if isinstance(address, IPv4Address | IPv6Address):
+        return (address.host, address.port)
+    if isinstance(address, UNIXAddress):
+        name = address.name
+        return name.decode() if isinstance(name, bytes) else (name or "")
+    return None
+
+
+class TransportAdapter:
+    """A Twisted ``ITransport`` seen through the ``StreamTransport`` interface."""
+
+    def __init__(self, transport: Any, tls: dict[str, Any] | None) -> None:
+        self._transport = transport
+        self._tls = tls
+        self._closing = False
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the peer."""
+        if not self._closing:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        """Close once the queued bytes are written."""
+        if not self._closing:
+            self._closing = True
+            self._transport.loseConnection()
+
+    def abort(self) -> None:
+        """Close now."""
+        self._closing = True
+        self._transport.abortConnection()
+
+    def is_closing(self) -> bool:
+        """True once closed, aborted or lost."""
+        return self._closing
+
+    def connection_lost(self) -> None:
+        """The connection is gone: no more writes."""
+        self._closing = True
+
+    def pause_reading(self) -> None:
+        """Stop reading (the transport is the producer of our incoming bytes)."""
+        if not self._closing:
+            self._transport.pauseProducing()
+
+    def resume_reading(self) -> None:
+        """Read again."""
+        if not self._closing:
+            self._transport.resumeProducing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """'peername', 'sockname', 'sslcontext' (a marker) and 'asgi.tls', as the handlers ask."""
+        if name == "peername":
+            return _address(self._transport.getPeer())
+        if name == "sockname":
+            return _address(self._transport.getHost())
+        if name == "sslcontext":
+            return True if self._tls is not None else default
+        if name == "asgi.tls":
+            return self._tls
+        return default
+
+
+@implementer(IPushProducer)
+class _WriteFlow:
+    """Twisted tells a registered producer to pause when the peer reads slowly."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+
+    def pauseProducing(self) -> None:
+        """The transport's write buffer is full: the app's send() waits."""
+        if self.connection.handler is not None:
+            self.connection.pause_writing()
+
+    def resumeProducing(self) -> None:
+        """The buffer drained: release the app's send()."""
+        if self.connection.handler is not None:
+            self.connection.resume_writing()
+
+    def stopProducing(self) -> None:
+        """The connection is going away; connectionLost tells the handler."""
+
+
+@implementer(IHandshakeListener)
+class TwistedConnection(Protocol):
+    """A Twisted protocol that drives one ``ServerConnection`` (and its handlers)."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.connection = ServerConnection(state)
+        self.adapter: TransportAdapter | None = None
+        self._early: list[bytes] = []
+
+    def connectionMade(self) -> None:
+        """Register for write flow control; over TLS, wait for the handshake."""
+        transport: Any = self.transport
+        transport.registerProducer(_WriteFlow(self.connection), True)
+        if not ISSLTransport.providedBy(transport):
+            self._start(None)
+
+    def handshakeCompleted(self) -> None:
+        """TLS is up: the peer's certificate is known, so the connection can start."""
+        transport: Any = self.transport
+        self._start(openssl_tls_extension(transport.getHandle()))
+
+    def _start(self, tls: dict[str, Any] | None) -> None:
+        self.adapter = TransportAdapter(self.transport, tls)
+        self.connection.connection_made(self.adapter)  # type: ignore[arg-type]
+        early, self._early = self._early, []
+        for data in early:
+            self.connection.data_received(data)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Bytes from the peer."""
+        if self.adapter is None:
+            self._early.append(data)
+        else:
+            self.connection.data_received(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """The connection closed (cleanly or not)."""
+        if self.adapter is None:
+            return  # the TLS handshake never finished: no handler to tell
+        self.adapter.connection_lost()
+        self.connection.connection_lost(None)
+
+
+class _ConnectionFactory(Factory):
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    def buildProtocol(self, addr: Any) -> TwistedConnection:
+        return TwistedConnection(self.state)
+
+
+class _Port:
+    """A listening Twisted port as the server's ``Listener``."""
+
+    def __init__(self, port: Any) -> None:
+        self.port = port
+
+    def close(self) -> None:
+        self.port.stopListening()
+
+
+def reactor_for(loop: asyncio.AbstractEventLoop) -> Any:
+    """The Twisted reactor on ``loop``: the global one if it runs there, else a private one."""
+    installed = sys.modules.get("twisted.internet.reactor")
+    if isinstance(installed, asyncioreactor.AsyncioSelectorReactor) and (
+        installed._asyncioEventloop is loop
+    ):
+        return installed
+    reactor = _private_reactors.get(loop)
+    if reactor is None:
+        reactor = _private_reactors[loop] = asyncioreactor.AsyncioSelectorReactor(loop)
+    return reactor
+
+
+def _default_endpoint(config: Config) -> str:
+    """The endpoint description for --host/--port/--uds (and --ssl-*) without --endpoint."""
+    if config.uds is not None:
+        return "unix:" + _escape(config.uds)
+    if config.ssl_certfile is not None:
+        key = config.ssl_keyfile or config.ssl_certfile
+        return (
+            f"ssl:{config.port}:interface={_escape(config.host)}"
+            f":privateKey={_escape(key)}:certKey={_escape(config.ssl_certfile)}"
+        )
+    return f"tcp:{config.port}:interface={_escape(config.host)}"
+
+
+def _escape(value: str) -> str:
+    # Endpoint descriptions separate fields with ':' and escape with '\\'.
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+class TwistedServer(Server):
+    """The ``Server`` (lifespan, limits, graceful shutdown) listening through Twisted endpoints."""
+
+    async def _bind(self, state: ServerState, sockets: Sequence[socket.socket] | None) -> None:
+        loop = asyncio.get_running_loop()
+        reactor = reactor_for(loop)
+        factory = _ConnectionFactory(state)
+        ports = []
+        if sockets:
+            # Sockets bound by a supervisor: adopt them (Twisted dups the descriptor).
+            for sock in sockets:
+                ports.append(reactor.adoptStreamPort(sock.fileno(), sock.family, factory))
+        else:
+            for description in self.config.endpoints or (_default_endpoint(self.config),):
+                endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+                deferred: Deferred[Any] = endpoint.listen(factory)
+                try:
+                    ports.append(await deferred.asFuture(loop))
+                except Exception as exc:
+                    raise OSError(f"cannot listen on {description!r}: {exc}") from exc
+        for port in ports:
+            self._servers.append(_Port(port))
+            address = _address(port.getHost())
+            self.bound_addresses.append(address)
+            self.logger.info("Serving on %s (Twisted)", address)
+
+
+def run_on_reactor(main: Coroutine[Any, Any, int]) -> int:
+    """Install the global Twisted reactor on a fresh asyncio loop, run ``main`` on it, return
+    its result. The reactor runs (so Twisted startup/shutdown triggers fire) until ``main`` ends.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        asyncioreactor.install(loop)  # type: ignore[no-untyped-call]
+    except Exception as exc:  # twisted.internet.error.ReactorAlreadyInstalledError
+        raise SystemExit(
+            f"Cannot install Twisted's asyncio reactor ({exc}); do not import "
+            "twisted.internet.reactor before the server starts."
+        ) from exc
+    from twisted.internet import reactor as installed
+
+    reactor: Any = installed
+    task = loop.create_task(main)
+    task.add_done_callback(lambda _: reactor.stop())
+    reactor.run(installSignalHandlers=False)
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+    return task.result()
