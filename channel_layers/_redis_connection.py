@@ -112,8 +112,6 @@ def make_client(host: Mapping[str, Any]) -> Client:
         return client
     if host.get("cluster"):
         kwargs = _client_kwargs(host, ("address", "cluster"))
-        # Cluster failures are retried by its own loop; keep that loop short as well.
-        kwargs.setdefault("cluster_error_retry_attempts", 2)
         if "address" in host:
             return RedisCluster.from_url(host["address"], **kwargs)
         return RedisCluster(**kwargs)

@@ -200,13 +200,35 @@ def redis_sentinel(redis_servers: RedisServers) -> SentinelTopology:
     return SentinelTopology(master, replica, sentinel)
 
 
-@pytest.fixture
-def redis_cluster(redis_servers: RedisServers) -> list[RedisProcess]:
-    """Three cluster-enabled masters sharing the 16384 slots, with cluster_state:ok."""
-    nodes = [
-        redis_servers.start("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
-        for _ in range(3)
-    ]
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[list[RedisProcess]]:
+    """Three cluster-enabled masters sharing the 16384 slots, with cluster_state:ok.
+
+    Shared by the session (it takes a few seconds to converge): tests must not kill its nodes.
+    """
+    redis_servers = RedisServers()
+    try:
+        yield _start_cluster(redis_servers)
+    finally:
+        redis_servers.close()
+
+
+def _cluster_port() -> int:
+    # A cluster node also listens on its port + 10000 (the cluster bus): both must be free.
+    while True:
+        port = get_free_port()
+        if port + 10000 <= 65535:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+def _start_cluster(redis_servers: RedisServers) -> list[RedisProcess]:
+    options = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+    nodes = [redis_servers.start(*options, port=_cluster_port()) for _ in range(3)]
     bounds = [0, 5461, 10922, 16384]
     for index, node in enumerate(nodes):
         slots = [str(slot) for slot in range(bounds[index], bounds[index + 1])]
