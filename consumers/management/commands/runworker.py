@@ -1,0 +1,69 @@
+"""``manage.py runworker channel [channel ...]``: run the project's consumers for named channels.
+
+The application is settings.ASGI_APPLICATION, typically a ProtocolTypeRouter whose "channel" entry
+is a ChannelNameRouter; the layer is CHANNEL_LAYERS' "default" (or ``--layer``). It must be shared
+between processes (Redis) for other processes' ``channel_layer.send(...)`` to reach the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from django.conf import settings  # type: ignore[import-untyped]
+from django.core.management.base import BaseCommand, CommandError  # type: ignore[import-untyped]
+from django.utils.module_loading import import_string  # type: ignore[import-untyped]
+
+from consumers.worker import Worker
+
+_LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+
+
+class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type information
+    """Consume channel-layer channels with settings.ASGI_APPLICATION until SIGINT or SIGTERM."""
+
+    help = "Runs the consumers of settings.ASGI_APPLICATION for the named channel-layer channels."
+
+    def add_arguments(self, parser: Any) -> None:
+        """The channels to consume, and the layer alias."""
+        parser.add_argument("channels", nargs="+", help="Channel names to consume.")
+        parser.add_argument(
+            "--layer", default="default", help="The CHANNEL_LAYERS alias to read from."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Load the application and run the worker until a signal stops it."""
+        path = getattr(settings, "ASGI_APPLICATION", None)
+        if not path:
+            raise CommandError(
+                "runworker needs settings.ASGI_APPLICATION, e.g. 'yourproject.asgi.application', "
+                "routing 'channel' to a ChannelNameRouter"
+            )
+        try:
+            application = import_string(path)
+        except ImportError as exc:
+            raise CommandError(f"cannot import ASGI_APPLICATION {path!r}: {exc}") from exc
+        level = _LOG_LEVELS.get(min(int(options["verbosity"]), 2), logging.INFO)
+        _log_to_stderr(level)
+        worker = Worker(application, list(options["channels"]), options["layer"])
+        asyncio.run(_run_until_signalled(worker))
+
+
+def _log_to_stderr(level: int) -> None:
+    """Show the worker's own log lines (Django's default logging hides INFO)."""
+    logger = logging.getLogger("consumers")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+async def _run_until_signalled(worker: Worker) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await worker.run(stop)
