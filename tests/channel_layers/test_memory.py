@@ -89,6 +89,21 @@ async def test_stats_count_what_happened() -> None:
     assert (stats.group_deliveries, stats.dropped_full, stats.expired) == (1, 1, 1)
 
 
+async def test_receive_touches_only_its_own_channel() -> None:
+    """Expiry is lazy: receive() on one channel does nothing to the others (Channels cleans
+    every channel on every receive, which makes it quadratic)."""
+    layer = InMemoryChannelLayer(expiry=0.05)
+    for number in range(100):
+        await layer.send(f"other-{number}", {"type": "m"})
+    await asyncio.sleep(0.1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive("quiet"), 0.01)
+    assert layer.stats.expired == 0
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive("other-7"), 0.01)
+    assert layer.stats.expired == 1
+
+
 async def test_idle_channels_and_stale_memberships_are_forgotten() -> None:
     """Channels nobody receives from and groups nobody sends to do not pin memory forever."""
     layer = InMemoryChannelLayer(expiry=0.05, group_expiry=0.05)
