@@ -42,9 +42,8 @@ class ProxyTrust:
     def resolve(
         self, client: tuple[str, int], scheme: str, headers: list[tuple[bytes, bytes]]
     ) -> tuple[tuple[str, int], str]:
-        """The (client, scheme) a request really came from, given its headers."""
-        if not self.is_trusted(client[0]):
-            return client, scheme
+        """The (client, scheme) a request from a trusted peer really came from. The caller
+        checks ``is_trusted(peer)`` once per connection, not per request."""
         forwarded_for = forwarded_proto = None
         for name, value in headers:
             if name == b"x-forwarded-for":

@@ -9,44 +9,19 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import h11
 
-
-@dataclass(frozen=True, slots=True)
-class RawHead:
-    """A parsed request head, not yet checked against the server's limits."""
-
-    method: bytes
-    target: bytes
-    http_version: str
-    headers: list[tuple[bytes, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class RawBody:
-    """A piece of the request body, already de-chunked."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class RawEnd:
-    """The request (head and body) is complete."""
-
-
-@dataclass(frozen=True, slots=True)
-class RawError:
-    """The parser refused the bytes; ``status_code`` is the answer to send before closing."""
-
-    status_code: int
-    detail: str
-
-
-RawEvent = RawHead | RawBody | RawEnd | RawError
-RAW_END = RawEnd()
+# Raw events are plain tuples tagged by their first item: they are internal to the core, made
+# once per request on the hot path, and a tuple costs a tenth of a frozen dataclass to build.
+#   (HEAD, method, target, http_version, headers)   a parsed head, not yet checked
+#   (BODY, data)                                      a piece of the de-chunked body
+#   (END,)                                            the request is complete
+#   (ERROR, status_code, detail)                      the parser refused the bytes
+HEAD, BODY, END, ERROR = range(4)
+RawEvent = tuple[Any, ...]
+RAW_END: RawEvent = (END,)
 _CONTENT_LENGTH_LINE = re.compile(rb"\ncontent-length:", re.IGNORECASE)
 
 
@@ -98,7 +73,7 @@ class H11Parser:
                 event = conn.next_event()
                 kind = type(event)
                 if kind is h11.Data:
-                    events.append(RawBody(bytes(event.data)))  # type: ignore[union-attr]
+                    events.append((BODY, bytes(event.data)))  # type: ignore[union-attr]
                 elif kind is h11.Request:
                     events.append(self._head(event))  # type: ignore[arg-type]
                 elif kind is h11.EndOfMessage:
@@ -108,9 +83,9 @@ class H11Parser:
         except h11.RemoteProtocolError as exc:
             self._failed = True
             status = 431 if exc.error_status_hint == 431 else 400
-            events.append(RawError(status, str(exc)))
+            events.append((ERROR, status, str(exc)))
 
-    def _head(self, event: h11.Request) -> RawHead:
+    def _head(self, event: h11.Request) -> RawEvent:
         version = "1.1" if event.http_version == b"1.1" else "1.0"
         # Iterating h11's headers yields lowercased names, as ASGI wants them.
         headers = list(event.headers)
@@ -123,7 +98,7 @@ class H11Parser:
                 headers += [(name, value) for name, value in headers if name == b"content-length"]
         self._awaiting_head = False
         self._head_chunks = []
-        return RawHead(event.method, event.target, version, headers)
+        return (HEAD, event.method, event.target, version, headers)
 
     def next_cycle(self) -> None:
         """Carry the pipelined bytes h11 has buffered over to a fresh connection."""
@@ -161,7 +136,7 @@ class HttptoolsParser:
         self._head_bytes = 0
 
     def feed(self, data: bytes) -> None:
-        """Feed llhttp, converting its errors into a ``RawError``."""
+        """Feed llhttp, converting its errors into an ``ERROR`` event."""
         if self._failed:
             return
         if self._upgrade_tail:  # llhttp stopped at an upgrade; keep the rest for the new owner
@@ -187,7 +162,7 @@ class HttptoolsParser:
 
     def _fail(self, status: int, detail: str) -> None:
         self._failed = True
-        self.events.append(RawError(status, detail))
+        self.events.append((ERROR, status, detail))
 
     def next_cycle(self) -> None:
         """After an upgrade request answered as plain HTTP, parse what followed it afresh."""
@@ -219,12 +194,12 @@ class HttptoolsParser:
         self._in_head = False
         parser = self._parser
         self.events.append(
-            RawHead(parser.get_method(), self._url, parser.get_http_version(), self._headers)
+            (HEAD, parser.get_method(), self._url, parser.get_http_version(), self._headers)
         )
 
     def on_body(self, body: bytes) -> None:
         """llhttp: a piece of the (de-chunked) body."""
-        self.events.append(RawBody(body))
+        self.events.append((BODY, body))
 
     def on_message_complete(self) -> None:
         """llhttp: the request is complete."""

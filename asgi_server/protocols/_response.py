@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from http import HTTPStatus
 
 _BAD_VALUE = re.compile(rb"[\x00\r\n]").search
+# Response header names seen before, already checked, mapped to their lowercase form.
+_NAME_CACHE: dict[bytes, bytes] = {}
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
-_DIGITS = re.compile(rb"[0-9]+").fullmatch
 _STATUS_LINES: dict[int, bytes] = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
     for status in HTTPStatus
@@ -39,6 +40,30 @@ def status_line(status: int) -> bytes:
             raise ResponseError(f"Invalid status code {status}; use an integer from 100 to 599.")
         line = b"HTTP/1.1 %d \r\n" % status
     return line
+
+
+def _check_name(name: bytes) -> bytes:
+    """Check a header name (RFC 9110 §5.1: a token) and return it lowercased."""
+    if _TOKEN(name) is None:
+        raise ResponseError(
+            f"Invalid response header name {name!r}; a header name must be a token (letters,"
+            " digits and !#$%&'*+-.^_`|~)."
+        )
+    lowered = name.lower()
+    if len(_NAME_CACHE) < 512:  # bounded: apps that invent names per response get no cache
+        _NAME_CACHE[name] = lowered
+    return lowered
+
+
+def _bad_value_message(parts: list[bytes]) -> str:
+    for index in range(0, len(parts), 4):
+        name, value = parts[index], parts[index + 2]
+        if _BAD_VALUE(value) is not None:
+            return (
+                f"Invalid response header {name!r}: {value!r}; values must not contain CR,"
+                " LF or NUL (that would split the response)."
+            )
+    return "Invalid response header: a name or value contains CR, LF or NUL."
 
 
 class ResponseWriter:
@@ -78,18 +103,13 @@ class ResponseWriter:
         default_headers: DefaultHeaders = (),
     ) -> bytes:
         """Serialize the head plus the first body chunk (possibly the whole response)."""
-        lines = [status_line(status)]
+        parts: list[bytes] = []
         content_length: int | None = None
         names: set[bytes] = set()
         for name, value in headers:
-            if _TOKEN(name) is None or _BAD_VALUE(value) is not None:
-                raise ResponseError(
-                    f"Invalid response header {name!r}: {value!r}; header names must be tokens"
-                    " and values must not contain CR, LF or NUL."
-                )
-            lowered = name.lower()
+            lowered = _NAME_CACHE.get(name) or _check_name(name)
             if lowered == b"content-length":
-                if _DIGITS(value) is None or content_length is not None:
+                if not value.isdigit() or content_length is not None:  # ASCII digits only
                     raise ResponseError(f"Invalid Content-Length {value!r} in the response.")
                 content_length = int(value)
             elif lowered == b"transfer-encoding":
@@ -97,20 +117,35 @@ class ResponseWriter:
             elif lowered == b"connection" and b"close" in value.lower():
                 self.keep_alive = False
             names.add(lowered)
-            lines.append(b"%s: %s\r\n" % (name, value))
+            parts += (name, b": ", value, b"\r\n")
+        app_headers = b"".join(parts)
+        # RFC 9112 §2.2: a CR, LF or NUL inside a value would split the response. Every line
+        # break in the app's section must be one we wrote: one per header (a single scan).
+        lines = len(parts) >> 2
+        if app_headers.count(b"\n") != lines or app_headers.count(b"\r") != lines:
+            raise ResponseError(_bad_value_message(parts))
+        if b"\x00" in app_headers:
+            raise ResponseError(_bad_value_message(parts))
+        head = [_STATUS_LINES.get(status) or status_line(status), app_headers]
         for name, line in default_headers:
             if name not in names:
-                lines.append(line)
-        self._choose_framing(status, content_length, body, more_body, lines)
+                head.append(line)
+        self._choose_framing(status, content_length, body, more_body, head)
         if not self.keep_alive and b"connection" not in names:
-            lines.append(b"connection: close\r\n")
+            head.append(b"connection: close\r\n")
         elif self.keep_alive and self._http_version == "1.0":
-            lines.append(b"connection: keep-alive\r\n")
-        lines.append(b"\r\n")
+            head.append(b"connection: keep-alive\r\n")
+        head.append(b"\r\n")
         self.response_started = True
         self.status_code = status
-        head = b"".join(lines)
-        return head + self.send_body(body, more_body)
+        if not more_body and self._mode == _LENGTH and self._remaining == len(body):
+            # The whole response at once (the common case): one join, no second pass.
+            self._remaining = 0
+            self.bytes_sent = len(body)
+            self.response_complete = True
+            head.append(body)
+            return b"".join(head)
+        return b"".join(head) + self.send_body(body, more_body)
 
     def _choose_framing(
         self,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
-from asgi_server.protocols._parsers import RawBody, RawEnd, RawError, RawEvent, make_parser
+from asgi_server.protocols._parsers import BODY, END, HEAD, RawEvent, make_parser
 from asgi_server.protocols._response import ResponseWriter
 
 if TYPE_CHECKING:
@@ -117,8 +117,6 @@ class Limits:
 # (NEL), which Python's str.splitlines() treats as a line break once decoded as latin-1 and
 # so could split a logged or re-emitted header. A UTF-8 value containing 0x85 is refused too.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f\x85]").search
-# RFC 9110 §5.6.2: a field name is a token.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _DIGITS = re.compile(rb"[0-9]+").fullmatch
 
 
@@ -131,6 +129,8 @@ class HTTP11Core(ResponseWriter):
         self.limits = limits
         self._parser = make_parser(limits.parser, limits.limit_request_head)
         self._raw: deque[RawEvent] = self._parser.events
+        # llhttp refuses every control byte in a value but 0x85; h11 lets most of them through.
+        self._check_values = limits.parser != "httptools"
         self._paused = False
         self._failed = False
         self._body_received = 0
@@ -152,15 +152,20 @@ class HTTP11Core(ResponseWriter):
         if not self._raw:
             return NEED_DATA
         raw = self._raw.popleft()
-        kind = type(raw)
-        if kind is RawBody:
-            return self._body(raw.data)  # type: ignore[union-attr]
-        if kind is RawEnd:
+        kind = raw[0]
+        if kind == BODY:
+            return self._body(raw[1])
+        if kind == HEAD:
+            return self._head(raw[1], raw[2], raw[3], raw[4])
+        if kind == END:
             self._paused = True
             return END_OF_REQUEST
-        if kind is RawError:
-            return self._fail(raw.status_code, raw.detail)  # type: ignore[union-attr]
-        return self._head(raw)
+        return self._fail(raw[1], raw[2])
+
+    @property
+    def events_pending(self) -> bool:
+        """Whether parsed events wait (a pipelined request, after ``start_next_cycle``)."""
+        return bool(self._raw)
 
     def start_next_cycle(self) -> None:
         """The response is complete and the connection stays open: move to the next request."""
@@ -168,7 +173,9 @@ class HTTP11Core(ResponseWriter):
         self.paused_bytes = 0
         self._body_received = 0
         self.request = None
-        self.reset_response()
+        # reset_response(), inlined: this runs once per request.
+        self.response_started = self.response_complete = False
+        self.status_code = self.bytes_sent = 0
         self._parser.next_cycle()
 
     def trailing_data(self) -> bytes:
@@ -188,24 +195,29 @@ class HTTP11Core(ResponseWriter):
                 return self._fail(413, "Request body too large")
         return Body(data)
 
-    def _head(self, raw: Any) -> Request | RequestError:
-        """Check a raw head against the limits and the framing rules."""
+    def _head(
+        self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
+    ) -> Request | RequestError:
+        """Check a parsed head against the limits and the framing rules."""
         limits = self.limits
-        headers: list[tuple[bytes, bytes]] = raw.headers
-        if len(raw.target) > limits.limit_request_line:
+        if len(target) > limits.limit_request_line:
             return self._fail(414, "Request target too long")
         if len(headers) > limits.limit_request_headers:
             return self._fail(431, "Too many request headers")
-        size = len(raw.method) + len(raw.target) + 13  # "M T HTTP/1.1\r\n" and the final CRLF
+        size = len(method) + len(target) + 13  # "M T HTTP/1.1\r\n" and the final CRLF
         content_lengths: list[bytes] = []
         has_host = chunked = False
         connection = b""
         expect = upgrade = None
+        strict = self._check_values
+        # Both parsers already refuse header names that are not tokens (RFC 9110 §5.6.2).
         for name, value in headers:
             size += len(name) + len(value) + 4
-            if _BAD_VALUE(value) is not None or _TOKEN(name) is None:
+            if b"\x85" in value or (strict and _BAD_VALUE(value) is not None):
                 return self._fail(400, "Invalid character in a request header")
-            if name == b"content-length":
+            if name == b"host":
+                has_host = True
+            elif name == b"content-length":
                 content_lengths.append(value)
             elif name == b"transfer-encoding":
                 chunked = True
@@ -215,21 +227,18 @@ class HTTP11Core(ResponseWriter):
                 expect = value.lower()
             elif name == b"upgrade":
                 upgrade = value.lower()
-            elif name == b"host":
-                has_host = True
         if size > limits.limit_request_head:
             return self._fail(431, "Request head too large")
-        if not has_host and raw.http_version == "1.1":
+        if not has_host and version == "1.1":
             # RFC 9112 §3.2: an HTTP/1.1 request without Host gets a 400.
             return self._fail(400, "Missing Host header")
-        error = self._check_framing(content_lengths, chunked)
-        if error is not None:
-            return error
-        return self._accept(raw, connection, expect, upgrade)
+        if content_lengths:
+            error = self._check_framing(content_lengths, chunked)
+            if error is not None:
+                return error
+        return self._accept(method, target, version, headers, connection, expect, upgrade)
 
     def _check_framing(self, content_lengths: list[bytes], chunked: bool) -> RequestError | None:
-        if not content_lengths:
-            return None
         if chunked:
             # RFC 9112 §6.1: both headers is a smuggling vector; refuse and close.
             return self._fail(400, "Both Content-Length and Transfer-Encoding")
@@ -245,24 +254,32 @@ class HTTP11Core(ResponseWriter):
         return None
 
     def _accept(
-        self, raw: Any, connection: bytes, expect: bytes | None, upgrade: bytes | None
+        self,
+        method: bytes,
+        target: bytes,
+        version: str,
+        headers: list[tuple[bytes, bytes]],
+        connection: bytes,
+        expect: bytes | None,
+        upgrade: bytes | None,
     ) -> Request:
-        tokens = {token.strip() for token in connection.split(b",")} if connection else set()
-        if raw.http_version == "1.1":
-            keep_alive = b"close" not in tokens  # RFC 9112 §9.3: persistent by default
-        else:
-            keep_alive = b"keep-alive" in tokens
+        tokens = {token.strip() for token in connection.split(b",")} if connection else ()
+        # RFC 9112 §9.3: HTTP/1.1 is persistent by default, HTTP/1.0 only when asked.
+        keep_alive = b"close" not in tokens if version == "1.1" else b"keep-alive" in tokens
         request = Request(
-            raw.method,
-            raw.target,
-            raw.http_version,
-            raw.headers,
+            method,
+            target,
+            version,
+            headers,
             keep_alive,
-            expect == b"100-continue" and raw.http_version == "1.1",
+            expect == b"100-continue" and version == "1.1",
             upgrade if b"upgrade" in tokens else None,
         )
         self.request = request
-        self.begin_response(request.method == b"HEAD", request.http_version, keep_alive)
+        # begin_response, inlined: this runs once per request.
+        self._head_request = method == b"HEAD"
+        self._http_version = version
+        self.keep_alive = keep_alive
         return request
 
     def error_response(self, status_code: int, default_headers: Iterable[bytes] = ()) -> bytes:
