@@ -70,7 +70,7 @@ class WebsocketHandler:
         trust = connection.server_state.proxy_trust
         if trust is not None and client is not None and trust.is_trusted(client[0]):
             client, scheme = trust.resolve(client, scheme, request.headers)
-        return build_scope(
+        scope = build_scope(
             scheme=scheme,
             path=path,
             raw_path=raw_path,
@@ -83,6 +83,9 @@ class WebsocketHandler:
             state=connection.lifespan_state,
             http_version=request.http_version,
         )
+        if connection.tls is not None:  # the ASGI TLS extension, set up by the connection
+            scope["extensions"]["tls"] = connection.tls
+        return scope
 
     # --- the application ------------------------------------------------------------------
 

@@ -1,0 +1,240 @@
+"""TLS: https and wss with a certificate made in the test, the ASGI ``tls`` scope extension,
+client certificates, and the TLS options' errors."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import ssl
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets.sync.client
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass
+class Certificates:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    encrypted_key: Path  # the server key, encrypted with the password "secret"
+
+    def client_context(self, with_certificate: bool = False) -> ssl.SSLContext:
+        """A client context trusting the CA (and presenting the client certificate)."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        if with_certificate:
+            context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Crossway Tests"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _issue(
+    subject: str, key: Any, issuer: x509.Name, issuer_key: Any, ca: bool, sans: list[Any]
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write(path: Path, cert: x509.Certificate, key: Any, password: bytes | None = None) -> Path:
+    encryption: Any = serialization.NoEncryption()
+    if password is not None:
+        encryption = serialization.BestAvailableEncryption(password)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    path.with_suffix(".key").write_bytes(key_pem)
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """Certificates made once per test session (EC keys: fast to generate)."""
+    directory = tmp_path_factory.mktemp("tls")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _issue("Crossway Test CA", ca_key, _name("Crossway Test CA"), ca_key, True, [])
+    _write(directory / "ca.pem", ca, ca_key)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    server = _issue("localhost", server_key, ca.subject, ca_key, False, sans)
+    _write(directory / "server.pem", server, server_key)
+    _write(directory / "encrypted.pem", server, server_key, password=b"secret")
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = _issue("alice", client_key, ca.subject, ca_key, False, [])
+    _write(directory / "client.pem", client, client_key)
+    return Certificates(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+        encrypted_key=directory / "encrypted.key",
+    )
+
+
+def tls_options(certificates: Certificates, **extra: Any) -> dict[str, Any]:
+    """Config changes that serve TLS with the test certificate."""
+    return {
+        "ssl_certfile": str(certificates.server_cert),
+        "ssl_keyfile": str(certificates.server_key),
+        **extra,
+    }
+
+
+async def scope_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers (HTTP) or greets (WebSocket) with the scheme and the tls extension as JSON."""
+    if scope["type"] == "lifespan":
+        return
+    report = json.dumps({"scheme": scope["scheme"], "tls": scope.get("extensions", {}).get("tls")})
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": report})
+        await send({"type": "websocket.close"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": report.encode()})
+
+
+def https_url(server: Any) -> str:
+    return f"https://127.0.0.1:{server.port}/"
+
+
+def test_https_request_carries_the_tls_extension(
+    run_server: Any, certificates: Certificates
+) -> None:
+    with (
+        run_server(scope_echo, **tls_options(certificates)) as server,
+        httpx.Client(verify=certificates.client_context()) as client,
+    ):
+        first = client.get(https_url(server)).json()
+        second = client.get(https_url(server)).json()  # keep-alive, same connection
+    assert first == second
+    assert first["scheme"] == "https"
+    tls = first["tls"]
+    assert tls["server_cert"] == certificates.server_cert.read_text()
+    assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
+    assert tls["client_cert_error"] is None
+    assert tls["tls_version"] == 0x0304  # TLS 1.3 (RFC 8446)
+    assert tls["cipher_suite"] in (0x1301, 0x1302, 0x1303)  # the TLS 1.3 suites
+
+
+def test_plain_http_has_no_tls_extension(run_server: Any) -> None:
+    with run_server(scope_echo) as server:
+        report = httpx.get(server.url).json()
+    assert report == {"scheme": "http", "tls": None}
+
+
+def test_wss_over_tls(run_server: Any, certificates: Certificates) -> None:
+    with run_server(scope_echo, **tls_options(certificates)) as server:
+        url = f"wss://127.0.0.1:{server.port}/"
+        with websockets.sync.client.connect(url, ssl=certificates.client_context()) as ws:
+            report = json.loads(ws.recv(timeout=5))
+    assert report["scheme"] == "wss"
+    assert report["tls"]["tls_version"] == 0x0304
+
+
+def test_tls12_reports_version_and_cipher(run_server: Any, certificates: Certificates) -> None:
+    context = certificates.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    with run_server(scope_echo, **tls_options(certificates)) as server:
+        tls = httpx.get(https_url(server), verify=context).json()["tls"]
+    assert tls["tls_version"] == 0x0303
+    assert tls["cipher_suite"] == 0xC02B  # TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (RFC 5289)
+
+
+def test_required_client_certificate(run_server: Any, certificates: Certificates) -> None:
+    options = tls_options(certificates, ssl_ca_certs=str(certificates.ca), ssl_cert_reqs="2")
+    with run_server(scope_echo, **options) as server:
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            # TLS 1.3: the server's refusal may only be seen on the first read.
+            httpx.get(https_url(server), verify=certificates.client_context())
+        context = certificates.client_context(with_certificate=True)
+        tls = httpx.get(https_url(server), verify=context).json()["tls"]
+    assert tls["client_cert_name"] == "CN=alice,O=Crossway Tests"
+    assert tls["client_cert_chain"] == [certificates.client_cert.read_text()]
+    assert tls["client_cert_error"] is None
+
+
+def test_optional_client_certificate(run_server: Any, certificates: Certificates) -> None:
+    options = tls_options(certificates, ssl_ca_certs=str(certificates.ca), ssl_cert_reqs="optional")
+    with run_server(scope_echo, **options) as server:
+        anonymous = httpx.get(https_url(server), verify=certificates.client_context()).json()
+        context = certificates.client_context(with_certificate=True)
+        alice = httpx.get(https_url(server), verify=context).json()
+    assert anonymous["tls"]["client_cert_name"] is None
+    assert alice["tls"]["client_cert_name"] == "CN=alice,O=Crossway Tests"
+
+
+def test_encrypted_key_with_password(run_server: Any, certificates: Certificates) -> None:
+    options = tls_options(
+        certificates, ssl_keyfile=str(certificates.encrypted_key), ssl_keyfile_password="secret"
+    )
+    with run_server(scope_echo, **options) as server:
+        report = httpx.get(https_url(server), verify=certificates.client_context()).json()
+    assert report["scheme"] == "https"
+
+
+def test_slow_tls_handshake_is_closed(run_server: Any, certificates: Certificates) -> None:
+    import socket
+
+    options = tls_options(certificates, timeout_tls_handshake=0.3)
+    with run_server(scope_echo, **options) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        with sock:
+            sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, never finished
+            assert sock.recv(1024) == b""  # closed by the server after the handshake timeout
+
+
+def test_bad_tls_options_fail_startup_with_advice(
+    certificates: Certificates, tmp_path: Path
+) -> None:
+    def start(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "asgi_server", "examples.hello:app", *args]
+        return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+
+    missing = start("--port", "0", "--ssl-certfile", str(tmp_path / "missing.pem"))
+    assert missing.returncode == 3
+    assert "check --ssl-certfile" in missing.stderr
+    args = ("--ssl-certfile", str(certificates.server_cert), "--ssl-keyfile")
+    args += (str(certificates.server_key), "--ssl-cert-reqs", "always")
+    wrong = start("--port", "0", *args)
+    assert wrong.returncode == 3
+    assert "use none, optional or required" in wrong.stderr
