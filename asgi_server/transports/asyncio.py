@@ -126,6 +126,7 @@ class ServerConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """asyncio: a connection was accepted."""
+        self.loop = asyncio.get_running_loop()
         self.transport = transport  # type: ignore[assignment]
         self.client = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
@@ -141,7 +142,7 @@ class ServerConnection(asyncio.Protocol):
 
     def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run an app coroutine as a task the server tracks (and cancels on shutdown)."""
-        task = asyncio.get_running_loop().create_task(coro)
+        task = self.loop.create_task(coro)
         tasks = self.server_state.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -192,10 +193,17 @@ class HttpHandler:
         self._closed = False
         self._shutting_down = False
         self._started_at = 0.0
-        self._timer: asyncio.TimerHandle | None = self.loop.call_later(
-            self.config.timeout_request_head, self._on_timeout
-        )
-        self._timer_is_keep_alive = False
+        # One deadline (head or keep-alive) and at most one armed timer per connection. Moving
+        # the deadline costs a clock read, not a call_later() and a cancel() per request; the
+        # timer re-arms itself when it fires before a deadline that moved later.
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._idle = False  # the deadline is the keep-alive one
+        self._set_deadline(self.config.timeout_request_head)  # counted from accept
+        # The peer's address is fixed for the connection: decide once whether it may send
+        # proxy headers (parsing addresses per request would cost more than the request).
+        trust, peer = self.state.proxy_trust, connection.client
+        self._proxy = trust if trust is not None and peer and trust.is_trusted(peer[0]) else None
 
     @property
     def default_headers(self) -> Any:
@@ -205,12 +213,13 @@ class HttpHandler:
     # --- bytes in ----------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         """Feed the core and act on what it parsed."""
-        if self._timer_is_keep_alive:  # the idle connection speaks again: time its head
-            self._cancel_timer()
+        if self._idle:  # the idle connection speaks again: its head gets timed instead
+            self._idle = False
+            self._deadline = None
         self.core.receive_data(data)
         self._process_events()
-        if self.cycle is None and self._timer is None and not self._closed:
-            self._timer = self.loop.call_later(self.config.timeout_request_head, self._on_timeout)
+        if self.cycle is None and self._deadline is None and not self._closed:
+            self._set_deadline(self.config.timeout_request_head)  # the head is incomplete
 
     def _process_events(self) -> None:
         core = self.core
@@ -239,7 +248,7 @@ class HttpHandler:
                 return
 
     def _on_request(self, request: Request) -> None:
-        self._cancel_timer()
+        self._deadline = None
         state = self.state
         if (
             request.upgrade is not None
@@ -252,8 +261,8 @@ class HttpHandler:
             self._refuse(503, "Service Unavailable: too many connections or tasks")
             return
         client, scheme = self.connection.client, self.connection.scheme
-        if state.proxy_trust is not None and client is not None:
-            client, scheme = state.proxy_trust.resolve(client, scheme, request.headers)
+        if self._proxy is not None and client is not None:
+            client, scheme = self._proxy.resolve(client, scheme, request.headers)
         scope = build_scope(
             request,
             client,
@@ -341,10 +350,11 @@ class HttpHandler:
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
-        self._process_events()
-        if self.cycle is None and not self._closed and self._timer is None:
-            self._timer_is_keep_alive = True
-            self._timer = self.loop.call_later(self.config.timeout_keep_alive, self._on_timeout)
+        if core.events_pending:  # a pipelined request is waiting
+            self._process_events()
+        if self.cycle is None and not self._closed:
+            self._idle = True
+            self._set_deadline(self.config.timeout_keep_alive)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def eof_received(self) -> bool | None:
@@ -378,28 +388,42 @@ class HttpHandler:
         """Graceful shutdown: close now if idle between requests, else after the current
         response (on a fresh connection: after its first one)."""
         self._shutting_down = True
-        if self.cycle is None and self._timer_is_keep_alive:
+        if self.cycle is None and self._idle:
             self._close()
         elif self.cycle is None:
             # Accepted, no request parsed yet: its first request may already be on the wire,
             # and closing would reset it (a failed request during a rolling restart). Serve
             # it, giving the peer at most the keep-alive timeout to send it.
-            self._cancel_timer()
-            delay = min(self.config.timeout_keep_alive, self.config.timeout_request_head)
-            self._timer = self.loop.call_later(delay, self._on_timeout)
+            self._set_deadline(
+                min(self.config.timeout_keep_alive, self.config.timeout_request_head)
+            )
         else:
             self.core.keep_alive = False
 
-    def _on_timeout(self) -> None:
+    def _set_deadline(self, seconds: float) -> None:
+        deadline = self._deadline = self.loop.time() + seconds
+        timer = self._timer
+        if timer is None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+        elif timer.when() > deadline:  # armed for later than the new deadline: re-arm
+            timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
         self._timer = None
-        if self.cycle is None:
+        deadline = self._deadline
+        if deadline is None or self._closed:
+            return
+        if self.loop.time() < deadline:  # the deadline moved since the timer was armed
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+        elif self.cycle is None:  # head or keep-alive timeout: close (RFC 9112 §9.5)
             self._close()
 
     def _cancel_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._timer_is_keep_alive = False
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and not self._closed:
