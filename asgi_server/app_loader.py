@@ -48,12 +48,12 @@ def import_from_string(spec: str) -> Any:
 
 
 def _missing_attribute(path: str, owner: Any, attr: str) -> str:
-    names = [name for name in dir(owner) if not name.startswith("_")]
+    # Only callables can be apps (this also skips names like `annotations` from __future__).
+    names = [
+        name for name in dir(owner) if not name.startswith("_") and callable(getattr(owner, name))
+    ]
     message = f"{path!r} has no attribute {attr!r}"
     close = difflib.get_close_matches(attr, names, n=1, cutoff=0.3)
-    if not close:
-        callables = [name for name in names if callable(getattr(owner, name, None))]
-        close = [name for name in ("app", "application") if name in callables]
     return f"{message}; did you mean {close[0]!r}?" if close else f"{message}."
 
 

@@ -267,9 +267,12 @@ class RunningServer:
     server: Any = None  # asgi_server.server.Server, for in-process servers
     process: subprocess.Popen[bytes] | None = None  # for subprocess servers
     log_path: Path | None = None  # the subprocess's stdout and stderr
+    final_output: str | None = None  # kept when the subprocess has stopped
 
     def output(self) -> str:
-        """What the subprocess server has printed so far (its logs)."""
+        """What the subprocess server has printed so far (its logs), also after it stopped."""
+        if self.final_output is not None:
+            return self.final_output
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     @property
@@ -367,9 +370,11 @@ def _serve_in_process(app_spec: str, args: tuple[str, ...]) -> Iterator[RunningS
     # Output goes to a file, not a pipe: a pipe nobody reads would block a chatty server.
     with tempfile.NamedTemporaryFile(prefix="crossway-server-", suffix=".log") as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        running: RunningServer | None = None
         try:
             wait_until_accepting("127.0.0.1", port, process)
-            yield RunningServer("127.0.0.1", port, process=process, log_path=Path(log.name))
+            running = RunningServer("127.0.0.1", port, process=process, log_path=Path(log.name))
+            yield running
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -378,6 +383,8 @@ def _serve_in_process(app_spec: str, args: tuple[str, ...]) -> Iterator[RunningS
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+            if running is not None:
+                running.final_output = running.output()
 
 
 @pytest.fixture
