@@ -16,6 +16,12 @@ cost of copying one message (copy.deepcopy, as Channels does, against our copier
 
 Adding a backend is one entry in BACKENDS (``peer`` names the row it is compared with).
 
+The Redis layers (ours and channels_redis, core and pub/sub) use the Redis at ``REDIS_URL``
+(default ``redis://127.0.0.1:6379``), channels_redis with ``socket_timeout=None`` so that its
+idle receives survive (channels_redis#422). For them the fan-out is measured twice: members in
+the benchmark process, then the same members spread over 4 receiver processes (each acks every
+drained burst over the layer itself, so the sender never outruns capacity).
+
 Usage: ``.venv/bin/python -m benchmarks.layers [--quick] [--backends a,b] [--seconds 2]``
 """
 
@@ -54,12 +60,37 @@ class Backend:
     layer_class: str  # "module:Class"
     options: dict[str, Any] = field(default_factory=dict)
     peer: str | None = None  # the BACKENDS key this one is compared with
+    processes: int = 1  # > 1: also measure fan-out with members spread over this many processes
 
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+# channels_redis's receives die after redis-py's 5 s socket timeout when idle (#422).
+_PEER_REDIS = {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]}
 
 BACKENDS: dict[str, Backend] = {
     "channels-memory": Backend(PEERS_PYTHON, "channels.layers:InMemoryChannelLayer"),
     "crossway-memory": Backend(
         OURS_PYTHON, "channel_layers.memory:InMemoryChannelLayer", peer="channels-memory"
+    ),
+    "channels-redis": Backend(
+        PEERS_PYTHON, "channels_redis.core:RedisChannelLayer", _PEER_REDIS, processes=4
+    ),
+    "crossway-redis": Backend(
+        OURS_PYTHON,
+        "channel_layers.redis:RedisChannelLayer",
+        {"hosts": [REDIS_URL]},
+        peer="channels-redis",
+        processes=4,
+    ),
+    "channels-redis-pubsub": Backend(
+        PEERS_PYTHON, "channels_redis.pubsub:RedisPubSubChannelLayer", _PEER_REDIS, processes=4
+    ),
+    "crossway-redis-pubsub": Backend(
+        OURS_PYTHON,
+        "channel_layers.redis_pubsub:RedisPubSubChannelLayer",
+        {"hosts": [REDIS_URL]},
+        peer="channels-redis-pubsub",
+        processes=4,
     ),
 }
 
@@ -146,6 +177,62 @@ async def measure_fanout(layer: Any, members: int, seconds: float) -> tuple[floa
     return sent * members / elapsed, sent * members / cpu
 
 
+async def fanout_child(spec: dict[str, Any]) -> None:
+    """One receiver process of the multi-process fan-out: join, ack each drained burst, stop."""
+    layer = make_layer(spec)
+    names = [await layer.new_channel() for _ in range(spec["members"])]
+    for name in names:
+        await layer.group_add(spec["group"], name)
+    state = {"pending": BURST * len(names)}
+
+    async def member(name: str) -> None:
+        while True:
+            message = await layer.receive(name)
+            if message["type"] == "bench.stop":
+                return
+            state["pending"] -= 1
+            if state["pending"] == 0:
+                state["pending"] = BURST * len(names)
+                await layer.send(spec["ack"], {"type": "bench.ack"})
+
+    tasks = [asyncio.ensure_future(member(name)) for name in names]
+    await asyncio.sleep(0.05)  # let every receive() start (pub/sub subscribes on receive)
+    print("ready", flush=True)
+    await asyncio.gather(*tasks)
+    await layer.close()
+
+
+async def measure_fanout_processes(
+    layer: Any, spec: dict[str, Any], members: int, processes: int, seconds: float
+) -> float:
+    """Deliveries per second to ``members`` receivers spread over ``processes`` processes."""
+    ack = await layer.new_channel()
+    group = f"bench-procs-{members}"
+    child_spec = {**spec, "members": members // processes, "group": group, "ack": ack}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.layers", "--fanout-child", json.dumps(child_spec)],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        for _ in range(processes)
+    ]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+    sent, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(BURST):
+            await layer.group_send(group, {"type": "bench.news", "text": "hello", "n": sent})
+            sent += 1
+        for _ in range(processes):
+            await layer.receive(ack)
+    elapsed = time.perf_counter() - started
+    await layer.group_send(group, {"type": "bench.stop"})
+    for child in children:
+        child.wait(timeout=60)
+    return sent * child_spec["members"] * processes / elapsed
+
+
 async def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Every measurement for one backend, after a short warm-up."""
     layer = make_layer(spec)
@@ -157,6 +244,11 @@ async def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     for members in FANOUT_SIZES:
         wall, cpu = await measure_fanout(layer, members, seconds)
         result[f"fanout_{members}"], result[f"fanout_{members}_cpu"] = wall, cpu
+    processes = spec.get("processes", 1)
+    for members in FANOUT_SIZES if processes > 1 else ():
+        result[f"fanout_{members}_procs"] = await measure_fanout_processes(
+            layer, spec, max(members, processes), processes, seconds
+        )
     await layer.flush()
     await layer.close()
     return result
@@ -173,6 +265,7 @@ ROWS = [
     ("latency_p99_us", "latency p99, us", False),
     *[(f"fanout_{n}", f"fan-out {n} members, deliveries/s", True) for n in FANOUT_SIZES],
     *[(f"fanout_{n}_cpu", f"fan-out {n} members, per CPU-s", True) for n in FANOUT_SIZES],
+    *[(f"fanout_{n}_procs", f"fan-out {n} in 4 processes, deliv/s", True) for n in FANOUT_SIZES],
 ]
 
 
@@ -185,6 +278,7 @@ def run_backend(name: str, backend: Backend, seconds: float, samples: int) -> di
         "options": backend.options,
         "seconds": seconds,
         "samples": samples,
+        "processes": backend.processes,
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -207,7 +301,10 @@ def ensure_peers() -> None:
     if PEERS_PYTHON.exists():
         return
     subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
-    subprocess.run([str(PEERS_PYTHON), "-m", "pip", "install", "--quiet", "channels"], check=True)
+    subprocess.run(
+        [str(PEERS_PYTHON), "-m", "pip", "install", "--quiet", "channels", "channels_redis"],
+        check=True,
+    )
 
 
 def format_table(results: Results) -> str:
@@ -217,9 +314,14 @@ def format_table(results: Results) -> str:
     header = ["", *names, *[f"{ours} vs {peer}" for ours, peer in pairs]]
     lines = [header]
     for key, label, higher_is_better in ROWS:
-        row = [label, *[f"{results[n][key]:,.0f}" for n in names]]
+        if not any(key in results[n] for n in names):
+            continue
+        row = [label, *[f"{results[n][key]:,.0f}" if key in results[n] else "-" for n in names]]
         for ours, peer in pairs:
             assert peer is not None
+            if key not in results[ours] or key not in results[peer]:
+                row.append("-")
+                continue
             ratio = results[ours][key] / results[peer][key]
             row.append(f"{ratio if higher_is_better else 1 / ratio:.1f}x")
         lines.append(row)
@@ -279,12 +381,16 @@ def main() -> None:
     """Parse options; either be one backend's worker or run them all and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--fanout-child", help=argparse.SUPPRESS)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
     parser.add_argument("--seconds", type=float, default=2.0, help="per throughput case")
     parser.add_argument("--samples", type=int, default=5000, help="latency samples")
     parser.add_argument("--rounds", type=int, default=3, help="runs per backend (median)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round of 0.2 s")
     args = parser.parse_args()
+    if args.fanout_child:
+        asyncio.run(fanout_child(json.loads(args.fanout_child)))
+        return
     if args.worker:
         print(json.dumps(asyncio.run(run_worker(json.loads(args.worker)))))
         return

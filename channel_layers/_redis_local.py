@@ -76,34 +76,43 @@ class Poller:
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        """Pop batches while anyone waits; hand failures to the waiting receivers."""
-        pending: list[str] = []  # channels popped by BLPOP whose counts are not yet decremented
+        """Pop while anyone waits; hand failures to the waiting receivers.
+
+        Round trips: a receive whose message is already queued costs one DRAIN (which also
+        pops up to ``batch`` more); a receive that has to wait costs one BLPOP. The capacity
+        count of an entry taken by BLPOP is decremented by the next DRAIN (``pending``), which
+        keeps it off the latency path; until then the count is one too high.
+        """
         is_local = len(self.keys) > 1
-        # A BLPOP returns at once when entries wait, so draining first only pays off for a
-        # process list (batches, and the count decrements BLPOP cannot do).
+        pending = self.state.pending.setdefault(self.keys[0], []) if is_local else []
+        # A plain channel never drains: BLPOP returns at once when an entry waits, and it takes
+        # just one (other processes may read the same channel).
         need_drain = is_local
         try:
             while True:
-                if need_drain or pending:
+                if need_drain:
                     limit = self.batch if self.waiting > 0 else 0
-                    items = await self._drain(limit, pending)
-                    pending = []
-                    need_drain = bool(items)
+                    decrements = pending[:]
+                    pending.clear()
+                    items = await self._drain(limit, decrements)
                     if items:
                         self.state.dispatch(items)
+                        await asyncio.sleep(0)  # let the woken receivers finish first
+                        need_drain = self.waiting > 0
                         continue
+                    need_drain = False
                 if self.waiting == 0:
                     return
                 popped = await self.shard.run(self._blpop)
                 if popped:
                     self.state.dispatch([popped[1]])
+                    if is_local:
+                        pending.append(popped[1].split(b"|", 2)[1].decode())
                     # Let the woken receivers run before counting who still waits: another
                     # BLPOP for a receiver that is already served would take a message from
                     # the other processes reading the same plain channel.
                     await asyncio.sleep(0)
-                    if is_local:
-                        pending.append(popped[1].split(b"|", 2)[1].decode())
-                        need_drain = True
+                    need_drain = is_local and (self.waiting > 0 or len(pending) >= 16)
         except Exception as exc:  # LayerUnavailable, or a bug: either way the waiters must know
             for channel in self.channels:
                 self.state.queue(channel).fail_all(exc)
@@ -129,6 +138,8 @@ class LoopState:
         self.pollers: dict[str, Poller] = {}
         self.heartbeat: asyncio.Task[None] | None = None
         self.local_bases: set[str] = set()
+        # Per process list: channels of entries BLPOP took whose counts await a decrement.
+        self.pending: dict[str, list[str]] = {}
 
     def queue(self, channel: str) -> LocalQueue:
         """The local queue of ``channel``, created on first use."""
