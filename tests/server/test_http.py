@@ -288,3 +288,28 @@ def test_unix_domain_socket(run_server: Any, tmp_path: Any) -> None:
 def test_event_loops(run_server: Any, loop: str) -> None:
     with run_server(hello, loop=loop, threads=2) as server:
         assert httpx.get(server.url).status_code == 200
+
+
+def test_threads_set_the_default_executor(run_server: Any) -> None:
+    from asgiref.sync import sync_to_async
+
+    def thread_name() -> str:
+        return threading.current_thread().name
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        name = await sync_to_async(thread_name, thread_sensitive=False)()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": name.encode()})
+
+    with run_server(app, threads=3) as server:
+        assert httpx.get(server.url).text.startswith("asgi-sync")
+
+
+def test_serves_on_an_inherited_file_descriptor(run_server: Any) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    with run_server(hello, fd=sock.detach()):
+        assert httpx.get(f"http://127.0.0.1:{port}/fd").text == "Hello /fd!"
