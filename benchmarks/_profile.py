@@ -1,11 +1,12 @@
 """Where a server's time goes under load: py-spy samples and a per-request summary.
 
-py-spy runs from the peers' venv in ``--nonblocking`` mode (it reads the target's memory without
-pausing it: measured, it leaves req/s unchanged, while pausing ``--native`` sampling halves them).
+py-spy runs from the peers' venv and pauses the target for each sample, which slows it down a lot
+(so the caller measures req/s in a separate, clean run) but keeps every stack consistent: its
+``--nonblocking`` mode costs nothing but, measured here, tears stacks (a frame shows under a
+caller that never calls it), which misleads more than it helps.
 The summary turns samples into microseconds of CPU per request: the caller measures the server's
-CPU time per request from /proc, and a function seen in a share ``n / total`` of the (non-idle)
-samples is charged that share of it. (py-spy's own sample count is no clock: in nonblocking mode
-it drops samples it cannot read consistently, measured here as up to a third under load.)
+CPU time per request from /proc (in an unprofiled run), and a function seen in a share
+``n / total`` of the (non-idle) samples is charged that share of it.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from pathlib import Path
 
 from benchmarks._common import PEERS_BIN, pinned
 
-RATE = 500
+RATE = 100  # samples per second: each one pauses the server
 
 
 @contextlib.contextmanager
 def recording(pid: int, output: Path, cpu: int | None, native: bool = False) -> Iterator[None]:
     """Sample ``pid`` (and its children) with py-spy while the block runs; write raw stacks."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    mode = ["--native"] if native else ["--nonblocking"]
+    mode = ["--native"] if native else []
     flags = [
         *f"--subprocesses --nolineno --rate {RATE} --format raw".split(),
         "--output",

@@ -28,7 +28,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(_here.parent))
 
 import argparse
-import contextlib
 import json
 import shutil
 import statistics
@@ -194,18 +193,10 @@ def measure_server(name: str, round_: int, args: argparse.Namespace) -> list[Run
 def measure(
     server: _common.Server, scenario: str, round_: int, args: argparse.Namespace, pin: bool
 ) -> Run:
-    """One wrk run of one scenario against a running server (profiled with --profile)."""
+    """One wrk run of one scenario against a running server (then a profiled one: --profile)."""
     command = wrk_command(scenario, server.port, args.duration, pin, 1 if pin else 2)
-    stacks = RESULTS_DIR / "profile" / f"{server.name}-{scenario}-{round_}.txt"
     cpu_before = _common.group_cpu_seconds(server.process.pid)
-    with (
-        _profile.recording(
-            server.process.pid, stacks, WRK_CPU if pin else None, args.profile == "native"
-        )
-        if args.profile
-        else contextlib.nullcontext()
-    ):
-        summary = run_wrk(command, args.duration)
+    summary = run_wrk(command, args.duration)
     cpu = _common.group_cpu_seconds(server.process.pid) - cpu_before
     run = Run(
         server=server.name,
@@ -224,6 +215,12 @@ def measure(
         flush=True,
     )
     if args.profile:
+        # A second run under py-spy, which pauses the server to sample it: its shares are
+        # charged against the CPU per request of the clean run above.
+        stacks = RESULTS_DIR / "profile" / f"{server.name}-{scenario}-{round_}.txt"
+        native = args.profile == "native"
+        with _profile.recording(server.process.pid, stacks, WRK_CPU if pin else None, native):
+            run_wrk(command, args.duration)
         package = PACKAGES[server.name.split("-")[0]]
         report = _profile.summarize(stacks, run.cpu_us_per_request, package)
         stacks.with_suffix(".summary").write_text("\n".join(report) + "\n")
@@ -337,8 +334,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="?",
         const="python",
         choices=["python", "native"],
-        help="sample each server with py-spy during each run and print us/request per function "
-        "('native' also sees C frames but slows the server: trust its shares, not its req/s)",
+        help="after each run, run again under py-spy and print us of CPU per request per function "
+        "('native' also sees C frames)",
     )
     args = parser.parse_args(argv)
     args.servers = [s for s in args.only.split(",") if s] or list(SERVERS)
