@@ -31,10 +31,12 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
+from channel_layers._resp import LeanClient, lean_params
 from channel_layers.base import LayerUnavailable
 
 T = TypeVar("T")
-Client = aioredis.Redis | RedisCluster
+#: redis-py's Redis or RedisCluster, or our LeanClient: the layers use their common methods.
+Client = Any
 
 #: Errors that mean "this Redis cannot be used right now" (down, restarting, failing over).
 REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
@@ -101,7 +103,8 @@ def _client_kwargs(host: Mapping[str, Any], drop: Sequence[str]) -> dict[str, An
 
 
 def make_client(host: Mapping[str, Any]) -> Client:
-    """A redis.asyncio client for one host setting (plain, Sentinel-managed or Cluster)."""
+    """A client for one host setting: our LeanClient for plain servers, else redis-py's
+    (TLS, Sentinel-managed, Cluster, or client options only redis-py understands)."""
     if "master_name" in host:
         kwargs = _client_kwargs(host, ("master_name", "sentinels", "sentinel_kwargs"))
         sentinel_kwargs = dict(host.get("sentinel_kwargs") or {})
@@ -115,6 +118,9 @@ def make_client(host: Mapping[str, Any]) -> Client:
         if "address" in host:
             return RedisCluster.from_url(host["address"], **kwargs)
         return RedisCluster(**kwargs)
+    params = lean_params(host)
+    if params is not None:
+        return LeanClient(params)
     if "address" in host:
         return aioredis.Redis.from_url(host["address"], **_client_kwargs(host, ("address",)))
     return aioredis.Redis(**_client_kwargs(host, ()))

@@ -81,6 +81,12 @@ return items
 """
 )
 
+#: KEYS: group. ARGV: channel, joined at (seconds), group TTL (ms).
+GROUP_ADD = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+"""
+
 #: KEYS: group. ARGV: cutoff (seconds; memberships older than this are expired).
 #: Returns [member, score, member, score, ...].
 GROUP_MEMBERS = """

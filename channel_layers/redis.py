@@ -172,19 +172,16 @@ class RedisChannelLayer(BaseChannelLayer):
                     logger.warning("could not refresh the heartbeat of %r: %s", base, exc)
 
     async def group_add(self, group: str, channel: str) -> None:
-        """Add ``channel`` to ``group`` or refresh its membership (one pipelined round trip)."""
+        """Add ``channel`` to ``group`` or refresh its membership (one EVALSHA)."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         key = self.group_key(group)
         ttl = math.ceil(self.group_expiry * 1000)
 
-        async def add(client: Any) -> Any:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.zadd(key, {channel: time.time()})
-                pipe.pexpire(key, ttl)
-                return await pipe.execute()
-
-        await self._group_shard(group).run(add)
+        args = [channel, time.time(), ttl]
+        await self._group_shard(group).run(
+            lambda client: evalsha(client, scripts.GROUP_ADD, [key], args)
+        )
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; not being a member is fine."""

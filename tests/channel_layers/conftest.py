@@ -89,7 +89,11 @@ async def make_redis_pubsub_layer(
         pytest.skip("pub/sub stores nothing: a message sent before anyone subscribed is lost")
     prefix = f"test-{os.urandom(4).hex()}"
     url = request.getfixturevalue("redis_url")
-    return RedisPubSubChannelLayer(hosts=[url], prefix=prefix, **options)
+    layer = RedisPubSubChannelLayer(hosts=[url], prefix=prefix, **options)
+    # Open the subscriber connection now, as a running process has: a test's first receive()
+    # then subscribes in one round trip, before the send it races with.
+    await layer.new_channel()
+    return layer
 
 
 LAYER_BACKENDS: dict[str, LayerBackend] = {
