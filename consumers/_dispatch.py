@@ -1,10 +1,12 @@
 """A consumer's message loop: read the client and the layer channel, run handlers, bound the end.
 
-The loop reads ahead a bounded number of unstarted messages per source: one from the consumer's
-layer channel (as Channels' loop does), up to ``CLIENT_READ_AHEAD`` from the client's
-``receive()``. The client is read ahead further because its disconnect queues behind the messages
-it sent before leaving, and a stuck handler must not hide it (channels#1119); past the bound, a
-slow consumer pushes back on the server and the layer.
+Each source (the client's ``receive()``, the consumer's layer channel) has at most one message
+waiting for a handler, as in Channels' loop, so the two sources take turns fairly. The client is
+read further ahead into a bounded holding queue (``CLIENT_READ_AHEAD``): its disconnect queues
+behind the messages it sent before leaving, and a stuck handler must not hide it (channels#1119).
+A held message joins the scheduling only when the one before it has started, so reading ahead
+does not let the client jump ahead of the layer. Past the bounds, a slow consumer pushes back on
+the server and the layer.
 
 Ordering: handlers start in arrival order. At most ``max_concurrent`` run at once, and two
 messages with the same ordering key never overlap, so each key's messages are handled one after
@@ -18,13 +20,14 @@ import asyncio
 import contextvars
 import linecache
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger("consumers")
 
-#: Unstarted client messages held while handlers run (a bound on memory per connection).
+#: Client messages read while handlers run (a bound on memory per connection).
 CLIENT_READ_AHEAD = 16
 
 Message = dict[str, Any]
@@ -72,7 +75,8 @@ class Dispatcher:
         self._disconnect_timeout = disconnect_timeout
         self._scope_type = scope_type
         self._readers: dict[asyncio.Task[Message], str] = {}
-        self._buffer: list[_Pending] = []
+        self._buffer: list[_Pending] = []  # at most one per source
+        self._held: deque[Message] = deque()  # client messages read ahead, in order
         self._running: dict[asyncio.Future[None], _Pending] = {}
         self._busy_keys: set[Hashable] = set()
         self._seq = 0
@@ -95,10 +99,8 @@ class Dispatcher:
                 self._arm(source)
             while not self._stopping:
                 self._start_ready()
-                if self._stopping:
-                    break
                 waitables: set[asyncio.Future[Any]] = {*self._readers, *self._running}
-                if not waitables:
+                if self._stopping or not waitables:
                     break
                 timeout = None
                 if self._deadline is not None:
@@ -111,36 +113,44 @@ class Dispatcher:
                 for task in done:
                     if task in self._readers:
                         self._on_message(self._readers.pop(task), task.result())
-                    else:
+                    elif task in self._running:
                         self._on_handler_done(task)
+
         finally:
             await self._cancel_all()
 
     # --- reading -----------------------------------------------------------------------------
 
     def _arm(self, source: str) -> None:
-        """Start reading the next message of ``source`` unless it has one waiting already."""
-        if self._stopping or source in self._readers.values():
+        """Start reading the next message of ``source`` unless enough are waiting already."""
+        if self._stopping or self._disconnect_seen or source in self._readers.values():
             return
-        limit = CLIENT_READ_AHEAD if source == "client" else 1
-        if self._disconnect_seen or sum(p.source == source for p in self._buffer) >= limit:
+        waiting = sum(p.source == source for p in self._buffer)
+        if source == "client":
+            waiting += len(self._held)
+        if waiting >= (CLIENT_READ_AHEAD if source == "client" else 1):
             return
         task = asyncio.ensure_future(self._sources[source]())
         self._readers[task] = source
 
     def _on_message(self, source: str, message: Message) -> None:
-        self._seq += 1
-        is_disconnect = source == "client" and message.get("type") == self._disconnect_type
-        if is_disconnect:
+        if source == "client" and message.get("type") == self._disconnect_type:
             self._disconnect_seen = True
             self.client_gone = True
             self._start_deadline()
             self._stop_reading()
-            key = None
+        if source == "client" and (self._held or any(p.source == "client" for p in self._buffer)):
+            self._held.append(message)  # joins the scheduling when the one before it starts
         else:
-            key = self._order_key(message, source)
-        self._buffer.append(_Pending(self._seq, source, message, key, is_disconnect))
+            self._enqueue(source, message)
         self._arm(source)
+
+    def _enqueue(self, source: str, message: Message) -> None:
+        """Make ``message`` a candidate for a handler, ordered after everything enqueued so far."""
+        self._seq += 1
+        is_disconnect = source == "client" and message.get("type") == self._disconnect_type
+        key = None if is_disconnect else self._order_key(message, source)
+        self._buffer.append(_Pending(self._seq, source, message, key, is_disconnect))
 
     @property
     def _disconnect_type(self) -> str:
@@ -172,6 +182,8 @@ class Dispatcher:
         self._running[task] = pending
         if pending.key is not None:
             self._busy_keys.add(pending.key)
+        if pending.source == "client" and self._held:
+            self._enqueue("client", self._held.popleft())
         self._arm(pending.source)
 
     async def _run_handler(self, pending: _Pending) -> None:
@@ -212,16 +224,20 @@ class Dispatcher:
         Messages that were waiting behind them are dropped: the consumer is already overdue, and
         each could take another timeout. Only the disconnect is still handled.
         """
-        overdue = [p for p in self._buffer if not p.is_disconnect]
+        held = [*(p.message for p in self._buffer), *self._held]
+        overdue = [m for m in held if m.get("type") != self._disconnect_type]
         if overdue:
             logger.warning(
                 "%s: dropping %d unhandled message(s) (%s) because it is overdue after its "
                 "client disconnected",
                 self._label,
                 len(overdue),
-                ", ".join(sorted({str(p.message.get("type")) for p in overdue})),
+                ", ".join(sorted({str(m.get("type")) for m in overdue})),
             )
-            self._buffer = [p for p in self._buffer if p.is_disconnect]
+        self._buffer = [p for p in self._buffer if p.is_disconnect]
+        if self._held and self._held[-1].get("type") == self._disconnect_type:
+            self._enqueue("client", self._held[-1])  # nothing is read after a disconnect
+        self._held.clear()
         for task, pending in self._running.items():
             logger.warning(
                 "%s did not finish %.3gs after its client disconnected; cancelling its handler "

@@ -206,3 +206,30 @@ async def test_ordering_key_keeps_a_stream_in_order(
 def test_invalid_concurrency_bound_is_refused() -> None:
     with pytest.raises(ValueError, match="Ordered: max_concurrent_handlers must be 1 or more"):
         Ordered.as_asgi(max_concurrent_handlers=0)
+
+
+class Interleaved(AsyncWebsocketConsumer):
+    """Each client message sends the consumer itself a layer event; both are reported."""
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        assert self.channel_layer is not None and self.channel_name is not None
+        await self.channel_layer.send(self.channel_name, {"type": "echo.event", "n": text_data})
+        await self.send(text_data=f"client {text_data}")
+
+    async def echo_event(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=f"layer {event['n']}")
+
+
+async def test_client_backlog_does_not_starve_layer_events() -> None:
+    """The client is read ahead (to see its disconnect), but its backlog still takes turns
+    with the layer: layer events never fall more than a couple of messages behind."""
+    communicator = WebsocketCommunicator(Interleaved.as_asgi(), "/ws/")
+    await communicator.connect()
+    for number in range(12):
+        await communicator.send_to(text_data=str(number))
+    lag, worst = 0, 0
+    for _ in range(24):
+        lag += 1 if str(await communicator.receive_from()).startswith("client") else -1
+        worst = max(worst, lag)
+    assert lag == 0 and worst <= 2
+    await communicator.disconnect()
