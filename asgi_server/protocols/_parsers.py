@@ -179,7 +179,11 @@ class HttptoolsParser:
     # --- llhttp callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
         """llhttp: a new request begins."""
-        self._reset_head()
+        # _reset_head(), inlined: this runs once per request.
+        self._in_head = True
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         """llhttp: a piece of the request target."""

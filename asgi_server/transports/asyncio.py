@@ -278,7 +278,8 @@ class HttpHandler:
         )
         if state.access_log:
             self._started_at = time.monotonic()
-        self.connection.start_task(cycle.run(self.connection.app))
+        tasks = state.tasks
+        tasks.add(self.loop.create_task(cycle.run(self.connection.app, tasks)))
 
     def _upgrade(self, request: Request) -> bool:
         if not self.config.ws:
