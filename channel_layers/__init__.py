@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -83,6 +84,7 @@ LayersConfig = Mapping[str, Mapping[str, Any]]
 
 _configured: LayersConfig | None = None
 _layers: dict[str, BaseChannelLayer | None] = {}
+_build_lock = threading.Lock()
 
 
 def configure(layers: LayersConfig) -> None:
@@ -108,14 +110,18 @@ def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> BaseChannelLayer | 
     """This process's layer for ``alias`` (built on first use, then cached), or None."""
     if alias in _layers:
         return _layers[alias]
-    layers = _current_config()
-    spec = layers.get(alias) if layers is not None else None
-    if layers is None and alias == DEFAULT_CHANNEL_LAYER:
-        url = os.environ.get(URL_ENVIRONMENT_VARIABLE) or DEFAULT_URL
-        spec = layer_config_from_url(url)
-    layer = build_channel_layer(spec, alias) if spec is not None else None
-    _layers[alias] = layer
-    return layer
+    # Sync consumers run in threads: two of them must not build two separate layers.
+    with _build_lock:
+        if alias in _layers:
+            return _layers[alias]
+        layers = _current_config()
+        spec = layers.get(alias) if layers is not None else None
+        if layers is None and alias == DEFAULT_CHANNEL_LAYER:
+            url = os.environ.get(URL_ENVIRONMENT_VARIABLE) or DEFAULT_URL
+            spec = layer_config_from_url(url)
+        layer = build_channel_layer(spec, alias) if spec is not None else None
+        _layers[alias] = layer
+        return layer
 
 
 def _current_config() -> LayersConfig | None:

@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+import types
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,24 @@ def test_the_default_is_one_cached_in_memory_layer() -> None:
     assert get_channel_layer() is layer and get_channel_layer("default") is layer
     reset_channel_layers()
     assert get_channel_layer() is not layer
+
+
+class SlowLayer(InMemoryChannelLayer):
+    """A layer that takes a while to build, so that threads asking at once would race."""
+
+    def __init__(self) -> None:
+        time.sleep(0.05)
+        super().__init__()
+
+
+def test_threads_asking_at_once_share_one_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("slow_layers")
+    module.SlowLayer = SlowLayer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "slow_layers", module)
+    configure({"default": {"BACKEND": "slow_layers.SlowLayer"}})
+    with ThreadPoolExecutor(8) as pool:
+        layers = list(pool.map(lambda _: get_channel_layer(), range(8)))
+    assert len({id(layer) for layer in layers}) == 1
 
 
 def test_an_alias_nobody_configured_gives_none() -> None:
