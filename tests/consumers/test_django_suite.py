@@ -37,15 +37,22 @@ def sqlite_directory(tmp_path: Path) -> str:
 
 def suite_environment(database: str, tmp_path: Path) -> dict[str, str]:
     """The subprocess's environment: the chosen database, no Redis (in-memory layer)."""
+    skip_unless_database(database)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env["CROSSWAY_TEST_SQLITE_DIR"] = sqlite_directory(tmp_path)
     env.pop("REDIS_URL", None)
     env.pop("DJANGO_SETTINGS_MODULE", None)
     if database == "sqlite":
         env.pop("DATABASE_URL", None)
-    elif not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        pytest.skip("set DATABASE_URL=postgres://user@host:port/name to run on PostgreSQL too")
     return env
+
+
+def skip_unless_database(database: str) -> None:
+    """Skip the PostgreSQL runs unless DATABASE_URL names a PostgreSQL database."""
+    if database == "sqlite":
+        return
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        pytest.skip("set DATABASE_URL=postgres://user@host:port/name to run on PostgreSQL too")
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
