@@ -149,34 +149,32 @@ def connection_tls_extension(transport: Any) -> dict[str, Any] | None:
 
 
 def _pem(certificate: Any) -> str:
-    """PEM text of a pyOpenSSL X509 (through cryptography, which Twisted's TLS requires)."""
+    """PEM text of a cryptography certificate (Twisted's TLS requires cryptography)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    pem: bytes = certificate.to_cryptography().public_bytes(Encoding.PEM)
+    pem: bytes = certificate.public_bytes(Encoding.PEM)
     return pem.decode("ascii")
 
 
 def openssl_tls_extension(connection: Any) -> dict[str, Any]:
     """The ASGI ``tls`` extension for a pyOpenSSL connection (Twisted's TLS) after the handshake."""
     if not _OPENSSL_CIPHER_IDS:
-        _OPENSSL_CIPHER_IDS.update(
-            {
-                cipher["name"]: cipher["id"] & 0xFFFF
-                for cipher in ssl.create_default_context().get_ciphers()
-            }
-        )
-    leaf = connection.get_peer_certificate()
+        ciphers = ssl.create_default_context().get_ciphers()
+        _OPENSSL_CIPHER_IDS.update({cipher["name"]: cipher["id"] & 0xFFFF for cipher in ciphers})
+    leaf = connection.get_peer_certificate(as_cryptography=True)
     chain = [_pem(leaf)] if leaf is not None else []
-    # On the server side OpenSSL's peer chain leaves out the peer's own certificate.
-    for certificate in connection.get_peer_cert_chain() or []:
+    # On the server side OpenSSL's peer chain leaves out the peer's own certificate, and may
+    # hold the verified chain up to the trusted root, which the client did not send (RFC 8446
+    # §4.4.2 lets it omit a self-signed root): report what stdlib ssl would, minus roots.
+    for certificate in connection.get_peer_cert_chain(as_cryptography=True) or []:
         pem = _pem(certificate)
-        if pem not in chain:
+        if pem not in chain and certificate.subject != certificate.issuer:
             chain.append(pem)
-    own = connection.get_certificate()
+    own = connection.get_certificate(as_cryptography=True)
     return {
         "server_cert": _pem(own) if own is not None else None,
         "client_cert_chain": chain,
-        "client_cert_name": leaf.to_cryptography().subject.rfc4514_string() if leaf else None,
+        "client_cert_name": leaf.subject.rfc4514_string() if leaf is not None else None,
         "client_cert_error": None,  # an unverifiable client certificate fails the handshake
         "tls_version": _TLS_VERSIONS.get(connection.get_protocol_version_name()),
         "cipher_suite": _OPENSSL_CIPHER_IDS.get(connection.get_cipher_name()),

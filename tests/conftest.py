@@ -287,7 +287,9 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def _serve_in_thread(app: Any, config_changes: dict[str, Any]) -> Iterator[RunningServer]:
+def _serve_in_thread(
+    app: Any, config_changes: dict[str, Any], transport: str = "asyncio"
+) -> Iterator[RunningServer]:
     import asyncio
 
     from asgi_server.config import Config
@@ -297,6 +299,10 @@ def _serve_in_thread(app: Any, config_changes: dict[str, Any]) -> Iterator[Runni
     changes.update(config_changes)
     config = Config(**changes)
     server = Server(config, app)
+    if transport == "twisted":  # the same Server, listening through Twisted on this loop
+        from asgi_server.transports.twisted import TwistedServer
+
+        server = TwistedServer(config, app)
     ready = threading.Event()
     failure: list[BaseException] = []
 
@@ -333,18 +339,57 @@ def _serve_in_thread(app: Any, config_changes: dict[str, Any]) -> Iterator[Runni
         assert not thread.is_alive(), "the server under test did not stop within 15 s"
 
 
+TRANSPORTS = ["asyncio", "twisted"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "transports(*names): run this test's run_server only on these transports "
+        "(e.g. @pytest.mark.transports('asyncio') for a test of asyncio-only behaviour)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the transports a test opted out of (``transports`` marker, or the
+    CROSSWAY_TRANSPORTS environment variable, e.g. ``asyncio`` for a quick local run)."""
+    only = os.environ.get("CROSSWAY_TRANSPORTS")
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        transport = callspec.params.get("server_transport") if callspec else None
+        marker = item.get_closest_marker("transports")
+        allowed = set(marker.args) if marker else set(TRANSPORTS)
+        if only:
+            allowed &= set(only.split(","))
+        (drop if transport is not None and transport not in allowed else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(params=TRANSPORTS)
+def server_transport(request: pytest.FixtureRequest) -> str:
+    """The I/O transport run_server uses: every in-process server test runs on asyncio and on
+    Twisted (the same handlers behind both), so the transports cannot drift apart."""
+    return str(request.param)
+
+
 @pytest.fixture
-def run_server() -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
+def run_server(
+    server_transport: str,
+) -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
     """Factory: ``with run_server(app, **config_changes) as server:`` runs the real server for
     ``app`` on a free port (its own thread and loop) and yields a ``RunningServer``
     (``.url``, ``.ws_url``, ``.port``, ``.server``). Config defaults apply except port=0 and a
     2 s graceful-shutdown timeout; pass e.g. ``http="httptools"`` or ``timeout_keep_alive=0.2``.
+    Runs once per transport (``server_transport``).
     """
 
     def factory(
         app: Any, **config_changes: Any
     ) -> contextlib.AbstractContextManager[RunningServer]:
-        return _serve_in_thread(app, config_changes)
+        return _serve_in_thread(app, config_changes, server_transport)
 
     return factory
 

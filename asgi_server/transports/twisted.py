@@ -27,8 +27,13 @@ from twisted.internet import asyncioreactor
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IOpenSSLContextFactory,
+    IPushProducer,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer  # type: ignore[import-untyped]
 
@@ -72,6 +77,8 @@ class TransportAdapter:
         """Close once the queued bytes are written."""
         if not self._closing:
             self._closing = True
+            # Twisted's TLS layer defers its close while a producer is registered.
+            self._transport.unregisterProducer()
             self._transport.loseConnection()
 
     def abort(self) -> None:
@@ -139,12 +146,19 @@ class TwistedConnection(Protocol):
         self.connection = ServerConnection(state)
         self.adapter: TransportAdapter | None = None
         self._early: list[bytes] = []
+        self._handshake_timer: asyncio.TimerHandle | None = None
 
     def connectionMade(self) -> None:
-        """Register for write flow control; over TLS, wait for the handshake."""
+        """Register for write flow control; over TLS, wait (bounded) for the handshake."""
         transport: Any = self.transport
         transport.registerProducer(_WriteFlow(self.connection), True)
-        if not ISSLTransport.providedBy(transport):
+        if isinstance(transport, TLSMemoryBIOProtocol):
+            timeout = self.connection.config.timeout_tls_handshake
+            loop = asyncio.get_running_loop()
+            # On timeout close the TCP connection under the TLS layer: no TLS alert to send.
+            tcp: Any = transport.transport
+            self._handshake_timer = loop.call_later(timeout, tcp.loseConnection)
+        else:
             self._start(None)
 
     def handshakeCompleted(self) -> None:
@@ -153,6 +167,8 @@ class TwistedConnection(Protocol):
         self._start(openssl_tls_extension(transport.getHandle()))
 
     def _start(self, tls: dict[str, Any] | None) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
         self.adapter = TransportAdapter(self.transport, tls)
         self.connection.connection_made(self.adapter)  # type: ignore[arg-type]
         early, self._early = self._early, []
@@ -168,6 +184,8 @@ class TwistedConnection(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """The connection closed (cleanly or not)."""
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
         if self.adapter is None:
             return  # the TLS handshake never finished: no handler to tell
         self.adapter.connection_lost()
@@ -206,15 +224,9 @@ def reactor_for(loop: asyncio.AbstractEventLoop) -> Any:
 
 
 def _default_endpoint(config: Config) -> str:
-    """The endpoint description for --host/--port/--uds (and --ssl-*) without --endpoint."""
+    """The endpoint description for --host/--port or --uds when no --endpoint is given."""
     if config.uds is not None:
         return "unix:" + _escape(config.uds)
-    if config.ssl_certfile is not None:
-        key = config.ssl_keyfile or config.ssl_certfile
-        return (
-            f"ssl:{config.port}:interface={_escape(config.host)}"
-            f":privateKey={_escape(key)}:certKey={_escape(config.ssl_certfile)}"
-        )
     return f"tcp:{config.port}:interface={_escape(config.host)}"
 
 
@@ -223,31 +235,88 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
+@implementer(IOpenSSLContextFactory)
+class _ServerTLS:
+    """The --ssl-* options as a pyOpenSSL server context (Twisted's TLS needs pyOpenSSL)."""
+
+    def __init__(self, config: Config) -> None:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        from OpenSSL import SSL
+
+        from asgi_server.tls import parse_cert_reqs
+
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        assert config.ssl_certfile is not None
+        context.use_certificate_chain_file(config.ssl_certfile)
+        with open(config.ssl_keyfile or config.ssl_certfile, "rb") as file:
+            password = config.ssl_keyfile_password
+            key = load_pem_private_key(file.read(), password.encode() if password else None)
+        context.use_privatekey(key)  # type: ignore[arg-type]  # any key OpenSSL serves with
+        context.check_privatekey()
+        if config.ssl_ca_certs is not None:
+            context.load_verify_locations(config.ssl_ca_certs)
+        modes = {0: SSL.VERIFY_NONE, 1: SSL.VERIFY_PEER}
+        required = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+        context.set_verify(modes.get(int(parse_cert_reqs(config.ssl_cert_reqs)), required))
+        if config.ssl_ciphers is not None:
+            context.set_cipher_list(config.ssl_ciphers.encode())
+        self.context = context
+
+    def getContext(self) -> Any:
+        """The context (Twisted's old-style context factory interface)."""
+        return self.context
+
+
+def _with_tls(config: Config, factory: Any, reactor: Any) -> Any:
+    """``factory`` wrapped in TLS when --ssl-certfile is given."""
+    if config.ssl_certfile is None:
+        return factory
+    # The clock flushes coalesced small writes; it must be the reactor on our loop, not
+    # whatever global reactor the process may have.
+    context_factory: Any = _ServerTLS(config)  # mypy cannot see zope implementer
+    return TLSMemoryBIOFactory(context_factory, False, factory, clock=reactor)
+
+
 class TwistedServer(Server):
     """The ``Server`` (lifespan, limits, graceful shutdown) listening through Twisted endpoints."""
 
     async def _bind(self, state: ServerState, sockets: Sequence[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()
         reactor = reactor_for(loop)
+        config = self.config
         factory = _ConnectionFactory(state)
         ports = []
+        if config.fd is not None and not sockets:
+            sockets = [socket.socket(fileno=config.fd)]
         if sockets:
-            # Sockets bound by a supervisor: adopt them (Twisted dups the descriptor).
+            # Sockets bound by a supervisor or inherited: adopt them (Twisted dups each fd).
             for sock in sockets:
-                ports.append(reactor.adoptStreamPort(sock.fileno(), sock.family, factory))
+                sock.listen(config.backlog)  # an inherited socket may be bound, not listening
+                wrapped = _with_tls(config, factory, reactor)
+                ports.append(reactor.adoptStreamPort(sock.fileno(), sock.family, wrapped))
+        elif config.endpoints:  # ssl: endpoints carry their own TLS options
+            for description in config.endpoints:
+                ports.append(await self._listen(reactor, description, factory))
         else:
-            for description in self.config.endpoints or (_default_endpoint(self.config),):
-                endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
-                deferred: Deferred[Any] = endpoint.listen(factory)
-                try:
-                    ports.append(await deferred.asFuture(loop))
-                except Exception as exc:
-                    raise OSError(f"cannot listen on {description!r}: {exc}") from exc
+            ports.append(
+                await self._listen(
+                    reactor, _default_endpoint(config), _with_tls(config, factory, reactor)
+                )
+            )
         for port in ports:
             self._servers.append(_Port(port))
             address = _address(port.getHost())
             self.bound_addresses.append(address)
             self.logger.info("Serving on %s (Twisted)", address)
+
+    async def _listen(self, reactor: Any, description: str, factory: Any) -> Any:
+        endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+        deferred: Deferred[Any] = endpoint.listen(factory)
+        try:
+            return await deferred.asFuture(asyncio.get_running_loop())
+        except Exception as exc:
+            raise OSError(f"cannot listen on {description!r}: {exc}") from exc
 
 
 def run_on_reactor(main: Coroutine[Any, Any, int]) -> int:
