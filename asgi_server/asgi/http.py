@@ -104,6 +104,7 @@ class RequestCycle:
         "logger",
         "scope",
         "sink",
+        "task",
     )
 
     def __init__(
@@ -128,6 +129,7 @@ class RequestCycle:
         self._head_written = False
         self._start: dict[str, Any] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # set by whoever runs run() in a task
 
     # --- the transport's side ----------------------------------------------------------------
     @property
@@ -231,8 +233,8 @@ class RequestCycle:
     async def run(self, app: Any, tasks: set[asyncio.Task[None]] | None = None) -> None:
         """Run the app for this request; turn its mistakes into a 500 or an aborted connection.
 
-        When ``tasks`` is given, the running task removes itself from it when done: cheaper
-        than a done callback, which costs one more trip through the event loop per request.
+        When ``tasks`` is given, ``self.task`` removes itself from it when done: cheaper than
+        a done callback, which costs one more trip through the event loop per request.
         """
         try:
             await app(self.scope, self.receive, self.send)
@@ -254,8 +256,8 @@ class RequestCycle:
                 self.logger.error("ASGI callable returned without completing the response.")
             self._fail()
         finally:
-            if tasks is not None:
-                tasks.discard(asyncio.current_task())
+            if tasks is not None and self.task is not None:
+                tasks.discard(self.task)
 
     def _fail(self) -> None:
         if self._head_written:

@@ -260,26 +260,28 @@ class HttpHandler:
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             self._refuse(503, "Service Unavailable: too many connections or tasks")
             return
-        client, scheme = self.connection.client, self.connection.scheme
+        connection = self.connection
+        client, scheme = connection.client, connection.scheme
         if self._proxy is not None and client is not None:
             client, scheme = self._proxy.resolve(client, scheme, request.headers)
         scope = build_scope(
             request,
             client,
-            self.connection.server,
+            connection.server,
             scheme,
-            self.connection.root_path,
-            self.connection.lifespan_state,
+            connection.root_path,
+            connection.lifespan_state,
         )
-        if self.connection.tls is not None:
-            scope["extensions"] = {"tls": self.connection.tls}
+        if connection.tls is not None:
+            scope["extensions"] = {"tls": connection.tls}
         self.cycle = cycle = RequestCycle(
             scope, self.core, self, request.expect_continue, self.logger
         )
         if state.access_log:
             self._started_at = time.monotonic()
         tasks = state.tasks
-        tasks.add(self.loop.create_task(cycle.run(self.connection.app, tasks)))
+        cycle.task = task = self.loop.create_task(cycle.run(connection.app, tasks))
+        tasks.add(task)
 
     def _upgrade(self, request: Request) -> bool:
         if not self.config.ws:
