@@ -95,45 +95,57 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 """
 
 #: KEYS: (list, counts, alive) per target list. ARGV: payload, deadline ms, ttl ms, now ms,
-#: heartbeat grace ms, then per member: channel, capacity, index of its list in KEYS, joined at
-#: (ms), 1 if process-local else 0.
-#: Returns {delivered, dropped, {dead members}}: a process-local member whose process heartbeat is
-#: gone (and that joined longer ago than the grace) is dead: not delivered, reported for removal.
+#: heartbeat grace ms, default capacity, 1 if capacities follow each channel else 0, then one
+#: segment per target list: its index in KEYS, 1 if a process list else 0, the newest join time
+#: of its members (ms), the member count, then the members (each followed by its capacity when
+#: capacities are given).
+#: Returns {delivered, dropped, {dead members}}. A process list whose heartbeat is gone (and whose
+#: newest member joined longer ago than the grace) belongs to a dead process: its members are
+#: not delivered to but reported, for removal from the group.
 GROUP_DELIVER = """
 local payload, deadline, ttl = ARGV[1], ARGV[2], ARGV[3]
-local now, grace = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now, grace, default_capacity = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local step = ARGV[7] == '1' and 2 or 1
 local delivered, dropped, dead = 0, 0, {}
-local alive, touched = {}, {}
-for i = 6, #ARGV, 5 do
-  local channel, capacity, k = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local is_local = ARGV[i + 4] == '1'
-  local live = true
-  if is_local then
-    if alive[k] == nil then alive[k] = redis.call('EXISTS', KEYS[k + 2]) == 1 end
-    live = alive[k] or (now - tonumber(ARGV[i + 3]) <= grace)
-  end
-  if not live then
-    dead[#dead + 1] = channel
-  else
-    local used
-    if is_local then
-      used = tonumber(redis.call('HGET', KEYS[k + 1], channel) or '0')
+local i = 8
+while i <= #ARGV do
+  local k, is_local = tonumber(ARGV[i]), ARGV[i + 1] == '1'
+  local newest, count = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  i = i + 4
+  local list, counts = KEYS[k], KEYS[k + 1]
+  local live = (not is_local) or redis.call('EXISTS', KEYS[k + 2]) == 1 or now - newest <= grace
+  local entries = {}
+  for j = 0, count - 1 do
+    local channel = ARGV[i + j * step]
+    local capacity = default_capacity
+    if step == 2 then capacity = tonumber(ARGV[i + j * step + 1]) end
+    if not live then
+      dead[#dead + 1] = channel
     else
-      used = redis.call('LLEN', KEYS[k])
-    end
-    if used >= capacity then
-      dropped = dropped + 1
-    else
-      redis.call('RPUSH', KEYS[k], deadline .. '|' .. channel .. '|' .. payload)
-      if is_local then redis.call('HINCRBY', KEYS[k + 1], channel, 1) end
-      touched[k] = is_local
-      delivered = delivered + 1
+      local used
+      if is_local then
+        used = tonumber(redis.call('HGET', counts, channel) or '0')
+      else
+        used = redis.call('LLEN', list)
+      end
+      if used >= capacity then
+        dropped = dropped + 1
+      else
+        entries[#entries + 1] = deadline .. '|' .. channel .. '|' .. payload
+        if is_local then redis.call('HINCRBY', counts, channel, 1) end
+      end
     end
   end
-end
-for k, is_local in pairs(touched) do
-  redis.call('PEXPIRE', KEYS[k], ttl)
-  if is_local then redis.call('PEXPIRE', KEYS[k + 1], ttl) end
+  i = i + count * step
+  -- One RPUSH per 1000 entries: far cheaper than one redis.call per member.
+  for first = 1, #entries, 1000 do
+    redis.call('RPUSH', list, unpack(entries, first, math.min(first + 999, #entries)))
+  end
+  if #entries > 0 then
+    delivered = delivered + #entries
+    redis.call('PEXPIRE', list, ttl)
+    if is_local then redis.call('PEXPIRE', counts, ttl) end
+  end
 end
 return {delivered, dropped, dead}
 """

@@ -56,10 +56,25 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
         count = int(line)
         if count < 0:
             return None, pos
-        items = []
+        items: list[Any] = []
         for _ in range(count):
-            item, pos = _parse(buffer, pos)
-            items.append(item)
+            if buffer[pos : pos + 1] == b"$":  # inline the common case: a bulk string
+                end = buffer.find(b"\r\n", pos)
+                if end < 0:
+                    raise _Incomplete
+                length = int(buffer[pos + 1 : end])
+                start = end + 2
+                if length < 0:
+                    items.append(None)
+                    pos = start
+                    continue
+                if len(buffer) < start + length + 2:
+                    raise _Incomplete
+                items.append(buffer[start : start + length])
+                pos = start + length + 2
+            else:
+                item, pos = _parse(buffer, pos)
+                items.append(item)
         return items, pos
     if kind == b":":
         return int(line), pos
@@ -74,16 +89,22 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
 
 def _encode(args: tuple[Any, ...]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
+        kind = type(arg)
+        if kind is str:
             data = arg.encode()
-        elif isinstance(arg, int | float):
+        elif kind is bytes:
+            data = arg
+        elif kind is int or kind is float:
             data = repr(arg).encode()
+        elif isinstance(arg, bytes | bytearray | memoryview):
+            data = bytes(arg)
         else:
             raise redis_errors.DataError(f"cannot send {type(arg).__name__} to Redis")
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        append(b"$%d\r\n" % len(data))
+        append(data)
+        append(b"\r\n")
     return b"".join(parts)
 
 

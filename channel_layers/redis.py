@@ -73,6 +73,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopState] = (
             weakref.WeakKeyDictionary()
         )
+        self._placements: dict[str, tuple[int, int, str]] = {}
 
     # --- names and placement ---------------------------------------------------------------
 
@@ -204,8 +205,8 @@ class RedisChannelLayer(BaseChannelLayer):
         now, deadline, ttl = self._expiry_ms()
         head = [payload, deadline, ttl, now, math.ceil(self.heartbeat_ttl * 1000)]
         batches = [
-            self._deliver(shard, keys, head + args)
-            for shard, keys, args in self._delivery_batches(members)
+            self._deliver(shard, keys, args)
+            for shard, keys, args in self._delivery_batches(members, head)
         ]
         delivered = dropped = 0
         dead: list[str] = []
@@ -226,23 +227,46 @@ class RedisChannelLayer(BaseChannelLayer):
         )
         return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    def _delivery_batches(
-        self, members: list[tuple[str, float]]
-    ) -> list[tuple[Shard, list[str], list[Any]]]:
-        """Group members by shard (and by cluster slot: a script's keys must share one)."""
-        batches: dict[tuple[int, int], tuple[list[str], list[Any], dict[str, int]]] = {}
-        for channel, joined in members:
+    def _placement(self, channel: str) -> tuple[int, int, str]:
+        """(shard index, cluster slot or 0, list key) of ``channel``, cached: group_send asks
+        for every member every time."""
+        placement = self._placements.get(channel)
+        if placement is None:
+            if len(self._placements) > 100_000:  # names come and go: bound the cache
+                self._placements.clear()
             key = self.channel_key(channel)
             index = self.ring.index(self.non_local_name(channel))
             slot = key_slot(key.encode()) if self.shards[index].is_cluster else 0
-            keys, args, positions = batches.setdefault((index, slot), ([], [], {}))
-            position = positions.get(key)
-            if position is None:
-                position = positions[key] = len(keys) + 1  # Lua's KEYS is 1-based
+            placement = self._placements[channel] = (index, slot, key)
+        return placement
+
+    def _delivery_batches(
+        self, members: list[tuple[str, float]], head: list[Any]
+    ) -> list[tuple[Shard, list[str], list[Any]]]:
+        """One GROUP_DELIVER call per shard (and per cluster slot: a script's keys must share
+        one), with one segment per target list (see the script for the layout)."""
+        targets: dict[tuple[int, int], dict[str, tuple[list[str], list[float]]]] = {}
+        for channel, joined in members:
+            index, slot, key = self._placement(channel)
+            channels, joins = targets.setdefault((index, slot), {}).setdefault(key, ([], []))
+            channels.append(channel)
+            joins.append(joined)
+        with_capacities = bool(self.channel_capacity)
+        batches = []
+        for (index, _), lists in targets.items():
+            keys: list[str] = []
+            args: list[Any] = [*head, self.capacity, 1 if with_capacities else 0]
+            for key, (channels, joins) in lists.items():
+                args += [len(keys) + 1, 1 if key.endswith("!}") else 0, int(max(joins) * 1000)]
+                args.append(len(channels))
+                if with_capacities:
+                    for channel in channels:
+                        args += [channel, self.get_capacity(channel)]
+                else:
+                    args += channels
                 keys += [key, key + ":n", key + ":alive"]
-            is_local = 1 if "!" in channel else 0
-            args += [channel, self.get_capacity(channel), position, int(joined * 1000), is_local]
-        return [(self.shards[index], keys, args) for (index, _), (keys, args, _) in batches.items()]
+            batches.append((self.shards[index], keys, args))
+        return batches
 
     async def _deliver(self, shard: Shard, keys: list[str], args: list[Any]) -> Any:
         return await shard.run(lambda client: evalsha(client, scripts.GROUP_DELIVER, keys, args))
