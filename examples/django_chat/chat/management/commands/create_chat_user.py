@@ -1,22 +1,24 @@
-"""``manage.py create_chat_user NAME PASSWORD``: create a user (or reset their password)."""
+"""``manage.py create_chat_user NAME:PASSWORD [...]``: create users (or reset their passwords)."""
 
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
-    help = "Create a chat user, or set the password of an existing one."
+    help = "Create chat users, or set the passwords of existing ones."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("username")
-        parser.add_argument("password")
+        parser.add_argument("users", nargs="+", metavar="NAME:PASSWORD")
 
     def handle(self, *args: Any, **options: Any) -> None:
         model = get_user_model()
-        user, created = model.objects.get_or_create(username=options["username"])
-        user.set_password(options["password"])
-        user.save()
-        verb = "Created" if created else "Updated"
-        self.stdout.write(f"{verb} user {user.get_username()!r}")
+        for pair in options["users"]:
+            username, separator, password = pair.partition(":")
+            if not separator or not username or not password:
+                raise CommandError(f"{pair!r}: give each user as NAME:PASSWORD, e.g. alice:secret")
+            user, created = model.objects.get_or_create(username=username)
+            user.set_password(password)
+            user.save()
+            self.stdout.write(f"{'Created' if created else 'Updated'} user {username!r}")
