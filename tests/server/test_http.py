@@ -314,3 +314,42 @@ def test_serves_on_an_inherited_file_descriptor(run_server: Any) -> None:
     port = sock.getsockname()[1]
     with run_server(hello, fd=sock.detach()):
         assert httpx.get(f"http://127.0.0.1:{port}/fd").text == "Hello /fd!"
+
+
+def test_request_body_flow_control(run_server: Any, http_parser: str) -> None:
+    """While the app does not read, the server stops reading: the client's send blocks."""
+    release = asyncio.Event()
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        loops.append(asyncio.get_running_loop())
+        await release.wait()
+        await echo_body(scope, receive, send)
+
+    total = 64 * 1024 * 1024
+    with run_server(app, http=http_parser) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % total)
+        sock.setblocking(False)
+        chunk, sent = b"x" * 65536, 0
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                sent += sock.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+        assert sent < total // 2  # held back by the server, not swallowed into memory
+        loops[0].call_soon_threadsafe(release.set)
+        sock.setblocking(True)
+        while sent < total:
+            sent += sock.send(chunk[: total - sent])
+        sock.settimeout(10)
+        response = b""
+        while not response.endswith(b"%d" % total):
+            data = sock.recv(65536)
+            assert data
+            response += data
+        sock.close()
+    assert response.startswith(b"HTTP/1.1 200 OK")
