@@ -10,9 +10,9 @@ A changed session is saved for you:
 - HTTP: when the response starts (not for a 500), with a ``Set-Cookie`` header on the response,
   as Django's own SessionMiddleware does; an emptied session deletes the cookie.
 - WebSocket: before the next message goes to the client (accept, send, close), and when the
-  consumer ends. The handshake response (``websocket.accept``) also carries the cookie when the
-  session key changed; after it, a WebSocket cannot set cookies, so the page must reload to see
-  a new session (Channels has the same limit).
+  consumer ends (unless it crashed). The handshake response (``websocket.accept``) also carries
+  the cookie when the session key changed; after it, a WebSocket cannot set cookies, so the page
+  must reload to see a new session (Channels has the same limit).
 
 This module imports Django: use it only in a Django project (``import consumers`` does not).
 """
@@ -112,11 +112,11 @@ class SessionMiddleware:
                     self._add_cookie(session, cookie_key, message)
             await send(message)
 
-        try:
-            await self.inner(scope, receive, send_with_session)
-        finally:
-            if not is_http:
-                await save_session(scope)
+        await self.inner(scope, receive, send_with_session)
+        if not is_http:
+            # The consumer ended normally: keep what it changed since its last message. (Not
+            # after a crash: half-made changes are not worth keeping, as Django skips a 500.)
+            await save_session(scope)
 
     async def _finish_http(
         self, session: LazySession, cookie_key: str | None, message: Message

