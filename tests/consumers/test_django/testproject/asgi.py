@@ -13,12 +13,15 @@ from consumers.sessions import SessionMiddlewareStack  # noqa: E402
 
 from . import consumers  # noqa: E402
 
-session_counter = SessionMiddlewareStack(consumers.SessionCounter.as_asgi())
+http_consumers = {
+    "/counter/": SessionMiddlewareStack(consumers.SessionCounter.as_asgi()),
+    "/login/": AuthMiddlewareStack(consumers.HttpLogin.as_asgi()),
+}
 
 
 async def http_application(scope, receive, send):  # type: ignore[no-untyped-def]
-    """/counter/ is a consumer with a session; everything else is Django."""
-    app = session_counter if scope["path"] == "/counter/" else django_application
+    """A few paths are consumers; everything else is Django."""
+    app = http_consumers.get(scope["path"], django_application)
     await app(scope, receive, send)
 
 

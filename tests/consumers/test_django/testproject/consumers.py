@@ -1,5 +1,6 @@
 """Consumers that exercise sessions, users, login and logout, and the database bridges."""
 
+import json
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -104,6 +105,18 @@ class SessionCounter(AsyncHttpConsumer):
         session = self.scope["session"]
         session["count"] = session.get("count", 0) + 1
         return int(session["count"])
+
+
+class HttpLogin(AsyncHttpConsumer):
+    """POST a username to log in as that user, an empty body to log out; answers who is in."""
+
+    async def handle(self, body: bytes) -> None:
+        if body:
+            user = await User.objects.aget(username=body.decode())
+            await login(self.scope, user)
+        else:
+            await logout(self.scope)
+        await self.send_response(200, json.dumps(describe(self.scope)).encode())
 
 
 class ConnectionProbe(SyncConsumer):

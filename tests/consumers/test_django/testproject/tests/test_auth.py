@@ -1,6 +1,8 @@
 """scope["user"] from the session cookie, and login()/logout() inside consumers."""
 
+import json
 from datetime import timedelta
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -10,7 +12,9 @@ from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
 from consumers.auth import AuthMiddleware
-from testproject.tests import TIMEOUT, ask, open_socket, set_cookies
+from consumers.testing import HttpCommunicator
+from testproject.asgi import application
+from testproject.tests import TIMEOUT, ask, cookie_header, open_socket, set_cookies
 
 
 class AuthTests(TransactionTestCase):
@@ -148,3 +152,22 @@ class AuthTests(TransactionTestCase):
 
         with self.assertRaisesMessage(ValueError, "AuthMiddlewareStack"):
             await AuthMiddleware(app)({"type": "websocket", "cookies": {}}, nothing, drop)
+
+    async def test_login_and_logout_in_an_http_consumer_send_the_cookie(self) -> None:
+        async def post(body: bytes, session_key: str | None) -> tuple[Any, list[str]]:
+            communicator = HttpCommunicator(
+                application, "POST", "/login/", body, headers=cookie_header(session_key)
+            )
+            response = await communicator.get_response(timeout=TIMEOUT)
+            return json.loads(response["body"]), set_cookies(response["headers"])
+
+        reply, cookies = await post(b"bob", None)
+        self.assertEqual(reply["user"], "bob")
+        [cookie] = cookies
+        self.assertTrue(cookie.startswith(f"sessionid={reply['session_key']};"), cookie)
+        self.assertEqual(await sync_to_async(self.whoami_over_http)(reply["session_key"]), "bob")
+
+        reply, cookies = await post(b"", reply["session_key"])
+        self.assertEqual(reply, {"user": "anonymous", "session_key": None})
+        [deletion] = cookies
+        self.assertIn('sessionid=""', deletion)
