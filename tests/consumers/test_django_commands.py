@@ -44,7 +44,14 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     manage = [sys.executable, "manage.py"]
     for command in (
         ["migrate", "--noinput", "-v", "0"],
-        ["createsuperuser", "--noinput", "--username", "worker-admin", "--email", "admin@example.com"],
+        [
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "worker-admin",
+            "--email",
+            "admin@example.com",
+        ],
     ):
         result = subprocess.run(
             manage + command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
