@@ -17,6 +17,7 @@ global reactor when it is bound to the loop, else a private reactor on the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import sys
 import weakref
@@ -30,6 +31,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
     IHandshakeListener,
     IOpenSSLContextFactory,
+    IProtocolNegotiationFactory,
     IPushProducer,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -192,7 +194,15 @@ class TwistedConnection(Protocol):
         self.connection.connection_lost(None)
 
 
+@implementer(IProtocolNegotiationFactory)
 class _ConnectionFactory(Factory):
+    noisy = False  # no "Starting factory" log lines
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """ALPN (RFC 7301): we speak HTTP/1.1. Twisted's ssl: endpoints fail a handshake whose
+        client offers ALPN when the factory names no protocol, so name it."""
+        return [b"http/1.1"]
+
     def __init__(self, state: ServerState) -> None:
         self.state = state
 
@@ -293,6 +303,7 @@ class TwistedServer(Server):
             # Sockets bound by a supervisor or inherited: adopt them (Twisted dups each fd).
             for sock in sockets:
                 sock.listen(config.backlog)  # an inherited socket may be bound, not listening
+                sock.setblocking(False)  # Twisted adopts it as is: a blocking accept() would hang
                 wrapped = _with_tls(config, factory, reactor)
                 ports.append(reactor.adoptStreamPort(sock.fileno(), sock.family, wrapped))
         elif config.endpoints:  # ssl: endpoints carry their own TLS options
@@ -311,9 +322,9 @@ class TwistedServer(Server):
             self.logger.info("Serving on %s (Twisted)", address)
 
     async def _listen(self, reactor: Any, description: str, factory: Any) -> Any:
-        endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
-        deferred: Deferred[Any] = endpoint.listen(factory)
         try:
+            endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+            deferred: Deferred[Any] = endpoint.listen(factory)
             return await deferred.asFuture(asyncio.get_running_loop())
         except Exception as exc:
             raise OSError(f"cannot listen on {description!r}: {exc}") from exc
@@ -333,6 +344,12 @@ def run_on_reactor(main: Coroutine[Any, Any, int]) -> int:
             "twisted.internet.reactor before the server starts."
         ) from exc
     from twisted.internet import reactor as installed
+    from twisted.python.log import PythonLoggingObserver
+
+    # Twisted's own log messages (e.g. a failed TLS handshake) go to our logging setup.
+    PythonLoggingObserver("asgi_server.twisted").start()  # type: ignore[no-untyped-call]
+    chatty = logging.getLogger("asgi_server").getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger("asgi_server.twisted").setLevel(logging.DEBUG if chatty else logging.WARNING)
 
     reactor: Any = installed
     task = loop.create_task(main)

@@ -213,11 +213,6 @@ async def test_stuck_consumer_behind_the_server_is_cancelled_and_reported(
         assert "in receive: await asyncio.Event().wait()" in warnings[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="asgi_server bug: the HTTP request-head deadline still fires after a WebSocket "
-    "upgrade and drops the connection without a close frame (1006); remove this mark with the fix",
-)
 async def test_idle_websocket_outlives_the_request_head_timeout(run_server: RunServer) -> None:
     """A chat tab sits idle for longer than the HTTP request-head timeout: the upgraded
     connection must not be cut by that HTTP timer."""

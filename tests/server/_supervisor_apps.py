@@ -24,6 +24,14 @@ async def pid(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
+    if scope["type"] == "websocket":  # greet with the pid and echo one message
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": str(os.getpid())})
+        message = await receive()
+        await send({"type": "websocket.send", "text": message.get("text")})
+        await send({"type": "websocket.close"})
+        return
     query = scope["query_string"].decode()
     if query.startswith("sleep="):
         await asyncio.sleep(float(query.split("=", 1)[1]))
@@ -43,3 +51,18 @@ async def broken(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         await receive()
         await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+
+
+async def twisted_clock(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Awaits a Twisted Deferred (deferLater on the global reactor) inside the ASGI app: proof
+    that Twisted code runs on the same loop as the app."""
+    if scope["type"] != "http":
+        return
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    deferred = deferLater(reactor, 0.01, lambda: f"twisted {type(reactor).__name__}")
+    result = await deferred.asFuture(asyncio.get_running_loop())
+    body = f"{result} on {scope['server']} via {scope['scheme']}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})

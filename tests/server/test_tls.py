@@ -3,112 +3,21 @@ client certificates, and the TLS options' errors."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import ssl
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets.sync.client
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-@dataclass
-class Certificates:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    encrypted_key: Path  # the server key, encrypted with the password "secret"
-
-    def client_context(self, with_certificate: bool = False) -> ssl.SSLContext:
-        """A client context trusting the CA (and presenting the client certificate)."""
-        context = ssl.create_default_context(cafile=str(self.ca))
-        if with_certificate:
-            context.load_cert_chain(str(self.client_cert), str(self.client_key))
-        return context
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Crossway Tests"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _issue(
-    subject: str, key: Any, issuer: x509.Name, issuer_key: Any, ca: bool, sans: list[Any]
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(path: Path, cert: x509.Certificate, key: Any, password: bytes | None = None) -> Path:
-    encryption: Any = serialization.NoEncryption()
-    if password is not None:
-        encryption = serialization.BestAvailableEncryption(password)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-    path.with_suffix(".key").write_bytes(key_pem)
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
-@pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    """Certificates made once per test session (EC keys: fast to generate)."""
-    directory = tmp_path_factory.mktemp("tls")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _issue("Crossway Test CA", ca_key, _name("Crossway Test CA"), ca_key, True, [])
-    _write(directory / "ca.pem", ca, ca_key)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    server = _issue("localhost", server_key, ca.subject, ca_key, False, sans)
-    _write(directory / "server.pem", server, server_key)
-    _write(directory / "encrypted.pem", server, server_key, password=b"secret")
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _issue("alice", client_key, ca.subject, ca_key, False, [])
-    _write(directory / "client.pem", client, client_key)
-    return Certificates(
-        ca=directory / "ca.pem",
-        server_cert=directory / "server.pem",
-        server_key=directory / "server.key",
-        client_cert=directory / "client.pem",
-        client_key=directory / "client.key",
-        encrypted_key=directory / "encrypted.key",
-    )
-
-
-def tls_options(certificates: Certificates, **extra: Any) -> dict[str, Any]:
+def tls_options(certificates: Any, **extra: Any) -> dict[str, Any]:
     """Config changes that serve TLS with the test certificate."""
     return {
         "ssl_certfile": str(certificates.server_cert),
@@ -136,9 +45,7 @@ def https_url(server: Any) -> str:
     return f"https://127.0.0.1:{server.port}/"
 
 
-def test_https_request_carries_the_tls_extension(
-    run_server: Any, certificates: Certificates
-) -> None:
+def test_https_request_carries_the_tls_extension(run_server: Any, certificates: Any) -> None:
     with (
         run_server(scope_echo, **tls_options(certificates)) as server,
         httpx.Client(verify=certificates.client_context()) as client,
@@ -161,7 +68,7 @@ def test_plain_http_has_no_tls_extension(run_server: Any) -> None:
     assert report == {"scheme": "http", "tls": None}
 
 
-def test_wss_over_tls(run_server: Any, certificates: Certificates) -> None:
+def test_wss_over_tls(run_server: Any, certificates: Any) -> None:
     with run_server(scope_echo, **tls_options(certificates)) as server:
         url = f"wss://127.0.0.1:{server.port}/"
         with websockets.sync.client.connect(url, ssl=certificates.client_context()) as ws:
@@ -170,7 +77,7 @@ def test_wss_over_tls(run_server: Any, certificates: Certificates) -> None:
     assert report["tls"]["tls_version"] == 0x0304
 
 
-def test_tls12_reports_version_and_cipher(run_server: Any, certificates: Certificates) -> None:
+def test_tls12_reports_version_and_cipher(run_server: Any, certificates: Any) -> None:
     context = certificates.client_context()
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
@@ -180,7 +87,7 @@ def test_tls12_reports_version_and_cipher(run_server: Any, certificates: Certifi
     assert tls["cipher_suite"] == 0xC02B  # TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (RFC 5289)
 
 
-def test_required_client_certificate(run_server: Any, certificates: Certificates) -> None:
+def test_required_client_certificate(run_server: Any, certificates: Any) -> None:
     options = tls_options(certificates, ssl_ca_certs=str(certificates.ca), ssl_cert_reqs="2")
     with run_server(scope_echo, **options) as server:
         with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
@@ -193,7 +100,7 @@ def test_required_client_certificate(run_server: Any, certificates: Certificates
     assert tls["client_cert_error"] is None
 
 
-def test_optional_client_certificate(run_server: Any, certificates: Certificates) -> None:
+def test_optional_client_certificate(run_server: Any, certificates: Any) -> None:
     options = tls_options(certificates, ssl_ca_certs=str(certificates.ca), ssl_cert_reqs="optional")
     with run_server(scope_echo, **options) as server:
         anonymous = httpx.get(https_url(server), verify=certificates.client_context()).json()
@@ -203,7 +110,7 @@ def test_optional_client_certificate(run_server: Any, certificates: Certificates
     assert alice["tls"]["client_cert_name"] == "CN=alice,O=Crossway Tests"
 
 
-def test_encrypted_key_with_password(run_server: Any, certificates: Certificates) -> None:
+def test_encrypted_key_with_password(run_server: Any, certificates: Any) -> None:
     options = tls_options(
         certificates, ssl_keyfile=str(certificates.encrypted_key), ssl_keyfile_password="secret"
     )
@@ -212,7 +119,7 @@ def test_encrypted_key_with_password(run_server: Any, certificates: Certificates
     assert report["scheme"] == "https"
 
 
-def test_slow_tls_handshake_is_closed(run_server: Any, certificates: Certificates) -> None:
+def test_slow_tls_handshake_is_closed(run_server: Any, certificates: Any) -> None:
     import socket
 
     options = tls_options(certificates, timeout_tls_handshake=0.3)
@@ -223,9 +130,7 @@ def test_slow_tls_handshake_is_closed(run_server: Any, certificates: Certificate
             assert sock.recv(1024) == b""  # closed by the server after the handshake timeout
 
 
-def test_bad_tls_options_fail_startup_with_advice(
-    certificates: Certificates, tmp_path: Path
-) -> None:
+def test_bad_tls_options_fail_startup_with_advice(certificates: Any, tmp_path: Path) -> None:
     def start(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "asgi_server", "examples.hello:app", *args]
         return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
