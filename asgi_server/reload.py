@@ -106,6 +106,7 @@ class WatchfilesWatcher:
             yield_on_timeout=True,
             raise_interrupt=False,
         )
+        next(self._events)  # the generator starts watching on its first step: start it now
 
     def changes(self) -> set[str]:
         """The paths changed since the last call."""

@@ -102,3 +102,21 @@ def test_polling_watcher_reports_changes_by_pattern(tmp_path: Path) -> None:
 def test_path_filter_defaults(path: str, reloads: bool) -> None:
     config = Config()
     assert PathFilter(config.reload_includes, config.reload_excludes)(path) is reloads
+
+
+def test_watchfiles_watcher_when_installed(tmp_path: Path) -> None:
+    pytest.importorskip("watchfiles")  # optional: without it the poller above is used
+    from asgi_server.reload import WatchfilesWatcher, make_watcher
+
+    watcher = make_watcher(Config(reload_dirs=(str(tmp_path),)))
+    assert isinstance(watcher, WatchfilesWatcher)
+    seen: set[str] = set()
+    (tmp_path / "notes.txt").write_text("ignored")
+    (tmp_path / "views.py").write_text("a = 1")
+
+    def noticed() -> bool:
+        seen.update(watcher.changes())
+        return str(tmp_path / "views.py") in seen
+
+    wait_for(noticed, "watchfiles to report views.py")
+    assert seen == {str(tmp_path / "views.py")}
