@@ -105,6 +105,10 @@ class Poller:
                     return
                 popped = await self.shard.run(self._blpop)
                 if popped:
+                    # The sender's reply often arrives in the same read as this pop: one loop
+                    # turn lets the sender resume first, so it sees a receive() it cancels
+                    # right after send() still waiting rather than already served.
+                    await asyncio.sleep(0)
                     self.state.dispatch([popped[1]])
                     if is_local:
                         pending.append(popped[1].split(b"|", 2)[1].decode())

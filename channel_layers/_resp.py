@@ -35,14 +35,14 @@ _ERRORS: dict[str, type[redis_errors.RedisError]] = {
 
 
 class _Incomplete(Exception):
-    pass
+    """The buffer ends mid-reply; ``args[0]`` is the buffer length needed before trying again."""
 
 
 def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
     """One RESP2 reply from ``buffer`` at ``pos``: (value, next position), or _Incomplete."""
     end = buffer.find(b"\r\n", pos)
     if end < 0:
-        raise _Incomplete
+        raise _Incomplete(len(buffer) + 1)
     kind, line = buffer[pos : pos + 1], buffer[pos + 1 : end]
     pos = end + 2
     if kind == b"$":
@@ -50,7 +50,7 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
         if length < 0:
             return None, pos
         if len(buffer) < pos + length + 2:
-            raise _Incomplete
+            raise _Incomplete(pos + length + 2)
         return buffer[pos : pos + length], pos + length + 2
     if kind == b"*":
         count = int(line)
@@ -61,7 +61,7 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
             if buffer[pos : pos + 1] == b"$":  # inline the common case: a bulk string
                 end = buffer.find(b"\r\n", pos)
                 if end < 0:
-                    raise _Incomplete
+                    raise _Incomplete(len(buffer) + 1)
                 length = int(buffer[pos + 1 : end])
                 start = end + 2
                 if length < 0:
@@ -69,7 +69,7 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
                     pos = start
                     continue
                 if len(buffer) < start + length + 2:
-                    raise _Incomplete
+                    raise _Incomplete(start + length + 2)
                 items.append(buffer[start : start + length])
                 pos = start + length + 2
             else:
@@ -115,6 +115,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.buffer = b""
+        self.need = 0  # do not parse again before the buffer holds this many bytes
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -123,12 +124,18 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
+        if len(buffer) < self.need:  # a big reply arriving in pieces: do not re-parse each one
+            self.buffer = buffer
+            return
+        self.need = 0
         pos = 0
         while pos < len(buffer):
             try:
-                reply, pos = _parse(buffer, pos)
-            except _Incomplete:
+                reply, next_pos = _parse(buffer, pos)
+            except _Incomplete as incomplete:
+                self.need = incomplete.args[0] - pos
                 break
+            pos = next_pos
             if not self.waiters:  # a reply nobody asked for: the stream is out of step
                 self.abort(redis_errors.InvalidResponse("unexpected reply from Redis"))
                 return

@@ -1,0 +1,52 @@
+"""The lean RESP client's parser, fed whole and a byte at a time (replies split anywhere)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.exceptions
+
+from channel_layers._resp import _Connection, lean_params
+
+REPLIES = (
+    b"*3\r\n$3\r\nabc\r\n$-1\r\n*2\r\n:5\r\n+OK\r\n"
+    + b"$5\r\nhe\r\no\r\n"
+    + b"-NOSCRIPT No matching script\r\n"
+    + b"*500\r\n"
+    + b"".join(b"$10\r\n0123456789\r\n" for _ in range(500))
+    + b"*-1\r\n"
+)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, len(REPLIES)])
+async def test_replies_parse_however_they_are_split(chunk: int) -> None:
+    loop = asyncio.get_running_loop()
+    connection = _Connection()
+    replies = [loop.create_future() for _ in range(5)]
+    connection.waiters.extend(replies)
+    for start in range(0, len(REPLIES), chunk):
+        connection.data_received(REPLIES[start : start + chunk])
+    assert replies[0].result() == [b"abc", None, [5, b"OK"]]
+    assert replies[1].result() == b"he\r\no"
+    assert isinstance(replies[2].exception(), redis.exceptions.NoScriptError)
+    assert replies[3].result() == [b"0123456789"] * 500
+    assert replies[4].result() is None
+    assert connection.buffer == b""
+
+
+def test_lean_client_serves_plain_servers_only() -> None:
+    assert lean_params({"address": "redis://:pw@example:6380/2"}) == {
+        "host": "example",
+        "port": 6380,
+        "path": None,
+        "db": 2,
+        "username": None,
+        "password": "pw",
+        "socket_timeout": 3.0,
+        "socket_connect_timeout": 2.0,
+    }
+    assert lean_params({"address": "unix:///tmp/r.sock?db=3"})["path"] == "/tmp/r.sock"  # type: ignore[index]
+    assert lean_params({"address": "rediss://example"}) is None  # TLS: redis-py
+    assert lean_params({"address": "redis://example", "ssl_cert_reqs": "none"}) is None
+    assert lean_params({"sentinels": [("h", 1)], "master_name": "m"}) is None
