@@ -23,9 +23,9 @@ plain HTTP. The arguments:
   lowercased headers).
 - ``buffered_bytes``: bytes received after the upgrade request's head.
 
-A handler implements ``ConnectionHandler`` below: ``data_received``, ``eof_received``,
-``connection_lost``, ``pause_writing``, ``resume_writing`` and ``shutdown`` (graceful stop:
-close when idle, or soon). The handler is responsible for its own timers.
+A handler implements ``ConnectionHandler`` (``transports/base.py``): ``data_received``,
+``eof_received``, ``connection_lost``, ``pause_writing``, ``resume_writing`` and ``shutdown``
+(graceful stop: close when idle, or soon). The handler is responsible for its own timers.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from asgi_server.asgi.http import RequestCycle, build_scope
 from asgi_server.protocols.http11 import (
@@ -45,6 +45,7 @@ from asgi_server.protocols.http11 import (
     RequestError,
 )
 from asgi_server.tls import connection_tls_extension
+from asgi_server.transports.base import ConnectionHandler, StreamTransport
 
 if TYPE_CHECKING:
     from asgi_server.server import ServerState
@@ -53,54 +54,6 @@ if TYPE_CHECKING:
 # One read from uvloop can bring 256 KiB: a lower mark would pause and resume the socket (two
 # system calls) on nearly every read of an upload; this one costs a fifth less CPU per upload.
 HIGH_WATER = 256 * 1024
-
-
-class StreamTransport(Protocol):
-    """What handlers use of their transport: ``asyncio.Transport`` has it, and the Twisted
-    transport adapts Twisted's ``ITransport`` to it (transports/twisted.py)."""
-
-    def write(self, data: bytes) -> None:
-        """Queue bytes for the peer."""
-
-    def close(self) -> None:
-        """Close after the queued bytes are written."""
-
-    def abort(self) -> None:
-        """Close now, dropping queued bytes."""
-
-    def is_closing(self) -> bool:
-        """True once close() or abort() was called or the connection was lost."""
-
-    def pause_reading(self) -> None:
-        """Stop calling data_received until resume_reading()."""
-
-    def resume_reading(self) -> None:
-        """Call data_received again."""
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """'peername', 'sockname', 'sslcontext', 'ssl_object' as asyncio names them."""
-
-
-class ConnectionHandler(Protocol):
-    """What a ``ServerConnection`` forwards its asyncio callbacks to."""
-
-    def data_received(self, data: bytes) -> None:
-        """Bytes arrived."""
-
-    def eof_received(self) -> bool | None:
-        """The peer half-closed; return True to keep the transport open."""
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """The connection is gone."""
-
-    def pause_writing(self) -> None:
-        """The transport's write buffer is over its high-water mark."""
-
-    def resume_writing(self) -> None:
-        """The write buffer drained below its low-water mark."""
-
-    def shutdown(self) -> None:
-        """Graceful shutdown: finish what is in flight, then close."""
 
 
 def _address(info: Any) -> tuple[str, int] | None:
