@@ -83,7 +83,7 @@ class LiveServer:
         # The server imports what the tests import: the same sys.path (pytest-django, for one,
         # adds the project directory to it).
         env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
-        env.setdefault("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE or "")
+        env.setdefault("DJANGO_SETTINGS_MODULE", getattr(settings, "SETTINGS_MODULE", None) or "")
         if not env["DJANGO_SETTINGS_MODULE"]:
             raise ImproperlyConfigured(
                 "the live server needs a settings module: set DJANGO_SETTINGS_MODULE (settings "
