@@ -83,6 +83,8 @@ class Poller:
         count of an entry taken by BLPOP is decremented by the next DRAIN (``pending``), which
         keeps it off the latency path; until then the count is one too high.
         """
+        # One loop on purpose (47 lines with this docstring): its states (drain, block, exit)
+        # share ``pending`` and ``need_drain``, which helper methods would have to thread through.
         is_local = len(self.keys) > 1
         pending = self.state.pending.setdefault(self.keys[0], []) if is_local else []
         # A plain channel never drains: BLPOP returns at once when an entry waits, and it takes
