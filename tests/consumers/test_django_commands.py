@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -186,3 +187,20 @@ async def test_runworker_consumes_a_named_channel(
     output = log.read_text()
     assert "Worker consuming channels users" in output
     assert "Traceback" not in output
+
+
+def test_runserver_on_a_busy_port_exits_once_with_an_error(migrated: Path, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "manage.py", "runserver", str(port)],  # with the reloader
+            cwd=PROJECT,
+            env=project_environment(migrated),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    # Exit code 1, not 3: the reloader would take 3 as "restart" and retry forever.
+    assert result.returncode == 1, result.stderr
+    assert "Could not bind" in result.stderr
+    assert "Pick another --port" in result.stderr

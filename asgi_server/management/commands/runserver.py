@@ -77,13 +77,15 @@ class Command(BaseRunserver):  # type: ignore[misc]  # Django ships no type info
         application = self.get_application(options)
         level = _LOG_LEVELS.get(min(int(options.get("verbosity", 1)), 2), "info")
         configure_logging(level)
-        config = Config(host=self.addr, port=int(self.port), log_level=level)
+        host = "0.0.0.0" if self.addr == "0" else self.addr  # Django's shorthand for all
+        config = Config(host=host, port=int(self.port), log_level=level)
         self._print_banner()
         exit_code = Server(config, application).run()
         if exit_code:
-            # sys.exit() would only end this thread under the reloader; leave like Django does.
-            self.stderr.write(f"Error: the server stopped with exit code {exit_code}.")
-            os._exit(exit_code)
+            # sys.exit() would only end this thread under the reloader, so leave as Django does,
+            # with 1: the reloader takes exit code 3 as "restart me" and would loop.
+            self.stderr.write(f"Error: the server stopped (exit code {exit_code}); see above.")
+            os._exit(1)
         shutdown_message = options.get("shutdown_message", "")
         if shutdown_message:
             self.stdout.write(shutdown_message)
