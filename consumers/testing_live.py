@@ -62,9 +62,12 @@ def _test_database_names() -> dict[str, str]:
 class LiveServer:
     """One ``asgi-server`` subprocess serving the Django project on ``host`` and a free port."""
 
-    def __init__(self, host: str = "127.0.0.1", serve_static: bool = True) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", serve_static: bool = True, options: tuple[str, ...] = ()
+    ) -> None:
         self.host = host
         self.serve_static = serve_static
+        self.options = options  # more asgi-server command-line options
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -91,7 +94,7 @@ class LiveServer:
             )
         app = "consumers.testing_live:build_live_application"
         command = [sys.executable, "-m", "asgi_server", app, "--factory"]
-        command += ["--fd", str(listener.fileno()), "--lifespan", "off"]
+        command += ["--fd", str(listener.fileno()), "--lifespan", "off", *self.options]
         fd, log_name = tempfile.mkstemp(prefix="crossway-live-", suffix=".log")
         self.log_path = Path(log_name)
         try:
@@ -141,6 +144,8 @@ class CrosswayLiveServerTestCase(TransactionTestCase):  # type: ignore[misc]  # 
     host: ClassVar[str] = "127.0.0.1"
     #: Serve static files through Django's ASGIStaticFilesHandler (staticfiles installed).
     serve_static: ClassVar[bool] = True
+    #: More ``asgi-server`` options, e.g. ``("--ws-max-size", "65536")``.
+    server_options: ClassVar[tuple[str, ...]] = ()
     live_server: ClassVar[LiveServer]
 
     @classproperty  # type: ignore[untyped-decorator]
@@ -157,7 +162,7 @@ class CrosswayLiveServerTestCase(TransactionTestCase):  # type: ignore[misc]  # 
     def setUpClass(cls) -> None:
         """Start the server once for the class; it is stopped by a class cleanup."""
         super().setUpClass()
-        cls.live_server = LiveServer(cls.host, cls.serve_static)
+        cls.live_server = LiveServer(cls.host, cls.serve_static, cls.server_options)
         cls.live_server.start()
         cls.addClassCleanup(cls.live_server.stop)
 

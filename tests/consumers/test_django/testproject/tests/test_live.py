@@ -11,6 +11,8 @@ from testproject.tests import TIMEOUT
 
 
 class LiveServerTests(CrosswayLiveServerTestCase):
+    server_options = ("--header", "x-served-by: live-test")
+
     def test_the_server_sees_the_test_database(self) -> None:
         alice = User.objects.create_user("alice", password="alice-pw")
         self.client.force_login(alice)
@@ -20,6 +22,7 @@ class LiveServerTests(CrosswayLiveServerTestCase):
         )
         self.assertEqual((page.status_code, page.text), (200, "alice"))
         self.assertEqual(page.headers["server"], "crossway")
+        self.assertEqual(page.headers["x-served-by"], "live-test")  # server_options applied
 
     async def test_websocket_and_static_files(self) -> None:
         async with websockets.connect(
