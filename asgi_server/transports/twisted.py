@@ -288,8 +288,25 @@ def _with_tls(config: Config, factory: Any, reactor: Any) -> Any:
     return TLSMemoryBIOFactory(context_factory, False, factory, clock=reactor)
 
 
+def _release_private_reactor(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the self-pipe of a private reactor whose loop is done (else 2 fds leak per server)."""
+    reactor = _private_reactors.pop(loop, None)
+    waker = getattr(reactor, "waker", None)
+    if reactor is not None and waker is not None:
+        reactor.removeReader(waker)
+        waker.connectionLost(None)
+        reactor.waker = None
+
+
 class TwistedServer(Server):
     """The ``Server`` (lifespan, limits, graceful shutdown) listening through Twisted endpoints."""
+
+    async def serve(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        """``Server.serve``, then release the loop's private reactor, if it has one."""
+        try:
+            await super().serve(sockets)
+        finally:
+            _release_private_reactor(asyncio.get_running_loop())
 
     async def _bind(self, state: ServerState, sockets: Sequence[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()

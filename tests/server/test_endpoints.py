@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import websockets.sync.client
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -158,3 +159,26 @@ def test_bad_endpoint_fails_startup_with_the_reason() -> None:
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 3
     assert "cannot listen on 'nonsense:1'" in done.stderr
+
+
+@pytest.mark.transports("twisted")
+def test_in_process_twisted_servers_release_their_descriptors(run_server: Any) -> None:
+    """Each in-process Twisted server gets a private reactor on its loop; its self-pipe must
+    not outlive it (a test suite starts hundreds of them)."""
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    with run_server(_hello) as server:  # first use imports and sets up what stays
+        httpx.get(server.url)
+    before = open_descriptors()
+    for _ in range(3):
+        with run_server(_hello) as server:
+            assert httpx.get(server.url).text == "hello"
+    assert open_descriptors() <= before
+
+
+async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello"})
