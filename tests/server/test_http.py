@@ -307,7 +307,6 @@ def test_threads_set_the_default_executor(run_server: Any) -> None:
         assert httpx.get(server.url).text.startswith("asgi-sync")
 
 
-@pytest.mark.transports("asyncio")  # Twisted listens on --endpoint instead
 def test_serves_on_an_inherited_file_descriptor(run_server: Any) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
