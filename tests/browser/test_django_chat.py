@@ -106,42 +106,50 @@ TRY_SOCKET = """(url) => new Promise((resolve) => {
 def test_two_processes_share_rooms_with_authors_and_refuse_anonymous(
     browser: Any, chat_environment: None, run_server_process: Callable[..., Any]
 ) -> None:
-    from playwright.sync_api import expect
-
     args = ("--app-dir", str(EXAMPLE), "--log-level", "warning")
     with (
         run_server_process("django_chat.asgi:application", *args) as one,
         run_server_process("django_chat.asgi:application", *args) as two,
     ):
-        alice = sign_in(browser, one.url, "alice", "lobby")
-        bob = sign_in(browser, two.url, "bob", "lobby")
-        # Alice again, in another browser and another room: that page must hear nothing.
-        garden = sign_in(browser, two.url, "alice", "garden")
+        try:
+            chat_in_two_processes(browser, one, two)
+        except AssertionError as exc:
+            # What the browser saw rarely says why; the servers' logs usually do.
+            logs = [f"--- server {n} ---\n{server.output()}" for n, server in ((1, one), (2, two))]
+            raise AssertionError("\n".join([str(exc), *logs])) from exc
 
-        say(alice, "hello from alice")
-        for page in (alice, bob):
-            expect(page.locator("#messages li")).to_have_text(
-                ["alice: hello from alice"], timeout=TIMEOUT_MS
-            )
-        say(bob, "hi alice <b>bold?</b>")
-        for page in (alice, bob):
-            expect(page.locator("#messages li").nth(1)).to_have_text(
-                "bob: hi alice <b>bold?</b>", timeout=TIMEOUT_MS
-            )
 
-        anonymous = browser.new_context().new_page()
-        anonymous.goto(f"{two.url}/chat/lobby/")
-        expect(anonymous).to_have_url(re.compile(r"/accounts/login/\?next=/chat/lobby/$"))
-        outcome = anonymous.evaluate(TRY_SOCKET, f"{two.ws_url}/ws/chat/lobby/")
-        assert outcome.startswith("closed"), outcome
+def chat_in_two_processes(browser: Any, one: Any, two: Any) -> None:
+    """The scenario of the module docstring, on servers ``one`` and ``two``."""
+    from playwright.sync_api import expect
 
-        # The garden's own message makes a round trip through Redis after the lobby's two: once
-        # it is back, anything the lobby leaked to #garden would have arrived as well.
-        say(garden, "anyone here?")
-        expect(garden.locator("#messages li")).to_have_text(
-            ["alice: anyone here?"], timeout=TIMEOUT_MS
+    alice = sign_in(browser, one.url, "alice", "lobby")
+    bob = sign_in(browser, two.url, "bob", "lobby")
+    # Alice again, in another browser and another room: that page must hear nothing.
+    garden = sign_in(browser, two.url, "alice", "garden")
+
+    say(alice, "hello from alice")
+    for page in (alice, bob):
+        expect(page.locator("#messages li")).to_have_text(
+            ["alice: hello from alice"], timeout=TIMEOUT_MS
         )
-        for page in (alice, bob):
-            expect(page.locator("#messages li")).to_have_count(2)
-        for server in (one, two):
-            assert "Traceback" not in server.output(), server.output()
+    say(bob, "hi alice <b>bold?</b>")
+    for page in (alice, bob):
+        expect(page.locator("#messages li").nth(1)).to_have_text(
+            "bob: hi alice <b>bold?</b>", timeout=TIMEOUT_MS
+        )
+
+    anonymous = browser.new_context().new_page()
+    anonymous.goto(f"{two.url}/chat/lobby/")
+    expect(anonymous).to_have_url(re.compile(r"/accounts/login/\?next=/chat/lobby/$"))
+    outcome = anonymous.evaluate(TRY_SOCKET, f"{two.ws_url}/ws/chat/lobby/")
+    assert outcome.startswith("closed"), outcome
+
+    # The garden's own message makes a round trip through Redis after the lobby's two: once it
+    # is back, anything the lobby leaked to #garden would have arrived as well.
+    say(garden, "anyone here?")
+    expect(garden.locator("#messages li")).to_have_text(["alice: anyone here?"], timeout=TIMEOUT_MS)
+    for page in (alice, bob):
+        expect(page.locator("#messages li")).to_have_count(2)
+    for server in (one, two):
+        assert "Traceback" not in server.output()
