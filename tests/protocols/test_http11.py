@@ -278,3 +278,23 @@ def test_error_response_closes() -> None:
     assert b"connection: close\r\n" in data and data.endswith(
         b"\r\n\r\nRequest Header Fields Too Large"
     )
+
+
+def test_body_in_pieces_then_a_pipelined_request(http_parser: str) -> None:
+    """A body that spans reads, ending in the same read as the next request begins."""
+    core = HTTP11Core(Limits(http_parser))
+    core.receive_data(b"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01")
+    core.receive_data(b"2345")
+    core.receive_data(b"6789GET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\n")
+    events = drain(core)
+    assert events[0].target == b"/1" and body_of(events) == b"0123456789"
+    assert events[-1] == EndOfRequest()
+    core.start_response(200, [], b"", False)
+    core.start_next_cycle()
+    events = drain(core)
+    assert [type(event) for event in events] == [Request, EndOfRequest]
+    assert events[0].target == b"/2"
+    core.receive_data(b"Host: a\r\n\r\n")
+    core.start_response(200, [], b"", False)
+    core.start_next_cycle()
+    assert drain(core)[0].target == b"/3"
