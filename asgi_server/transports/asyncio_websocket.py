@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from asgi_server.asgi.websocket import Headers, WebsocketSession, build_scope
+from asgi_server.asgi.websocket import ClientDisconnected, Headers, WebsocketSession, build_scope
 from asgi_server.config import Config
 from asgi_server.protocols import websocket as core
 
@@ -94,6 +94,10 @@ class WebsocketHandler:
         assert session is not None
         try:
             await app(session.scope, session.receive, session.send)
+        except ClientDisconnected:
+            # The app sent after the peer left and did not catch our OSError: that is how an
+            # ASGI app learns the client is gone, not a crash worth a traceback.
+            self.logger.debug("WebSocket application stopped: the client disconnected")
         except Exception:
             self.logger.exception("Exception in WebSocket application")
             if session.state == "connecting":

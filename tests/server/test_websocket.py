@@ -232,3 +232,37 @@ def test_wrong_version_is_426_and_app_never_called(run_server: RunServer) -> Non
     assert response.startswith(b"HTTP/1.1 426 ")
     assert b"sec-websocket-version: 13" in response.lower()
     assert app.scopes == []
+
+
+async def test_connection_outlives_the_http_timeouts(run_server: RunServer) -> None:
+    # Regression: the HTTP handler's head timer used to close upgraded connections.
+    app = Recorder()
+    with run_server(app, timeout_request_head=0.1, timeout_keep_alive=0.1) as server:
+        async with connect(server.ws_url) as ws:
+            await asyncio.sleep(0.5)
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+
+
+async def test_send_after_disconnect_raises_oserror_without_a_traceback(
+    run_server: RunServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        try:
+            await send({"type": "websocket.send", "text": "too late"})
+        except OSError as exc:
+            raised.append(exc)
+            raise
+
+    with run_server(app) as server:
+        async with connect(server.ws_url) as ws:
+            await ws.close()
+        wait_for(lambda: bool(raised))
+    assert "Exception in WebSocket application" not in caplog.text
