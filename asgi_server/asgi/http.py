@@ -23,10 +23,15 @@ if TYPE_CHECKING:
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _EMPTY_BODY = {"type": "http.request", "body": b"", "more_body": False}
 _DISCONNECT = {"type": "http.disconnect"}
+_METHODS = {name.encode(): name for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")}
 _ERROR_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
 ]
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
 
 
 class ResponseSink(Protocol):
@@ -75,7 +80,7 @@ def build_scope(
         "server": server,
         "client": client,
         "scheme": scheme,
-        "method": request.method.decode("ascii", "replace"),
+        "method": _METHODS.get(request.method) or request.method.decode("ascii", "replace"),
         "root_path": root_path,
         "path": root_path + path_bytes.decode("utf-8", "replace"),
         "raw_path": raw_path,
@@ -208,6 +213,8 @@ class RequestCycle:
             raise RuntimeError(f"Expected 'http.response.body', got {kind!r}.")
         if self._response_complete:
             raise RuntimeError("The response is complete; send nothing after more_body=False.")
+        if self._disconnected:
+            raise ClientDisconnected("The client closed the connection; stop sending.")
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
         start = self._start
@@ -223,8 +230,6 @@ class RequestCycle:
             self._head_written = True
         else:
             data = self.core.send_body(body, more_body)
-        if self._disconnected:
-            return  # the peer is gone; the app may still finish quietly
         if data:
             self.sink.write(data)
         if not more_body:
@@ -246,6 +251,8 @@ class RequestCycle:
         except asyncio.CancelledError:
             self.sink.abort()  # graceful shutdown ran out of time
             return
+        except ClientDisconnected:
+            self.logger.debug("The client left before the response was complete.")
         except ResponseError as exc:
             self.logger.error("Invalid response from the ASGI application: %s", exc)
             self._fail()

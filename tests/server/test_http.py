@@ -352,3 +352,30 @@ def test_request_body_flow_control(run_server: Any, http_parser: str) -> None:
             response += data
         sock.close()
     assert response.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_send_after_disconnect_raises_oserror(run_server: Any, http_parser: str) -> None:
+    """ASGI HTTP spec 2.4: send() on a closed connection raises an OSError subclass."""
+    raised: list[BaseException] = []
+    done = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            for _ in range(1000):
+                await send({"type": "http.response.body", "body": b"x", "more_body": True})
+                await asyncio.sleep(0.01)
+        except OSError as exc:
+            raised.append(exc)
+        finally:
+            done.set()
+
+    with run_server(app, http=http_parser) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(REQUEST)
+            sock.settimeout(5)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        assert done.wait(5)
+    assert len(raised) == 1 and isinstance(raised[0], OSError)
