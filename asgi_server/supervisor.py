@@ -159,6 +159,12 @@ class Supervisor:
     # --- the main loop -------------------------------------------------------------------------
     def run(self) -> int:
         """Start the workers and supervise them; returns the exit code (0 after a signal)."""
+        if self.config.endpoints and self.config.workers > 1:
+            logger.error(
+                "--workers cannot share --endpoint listeners (each worker would bind them "
+                "again); use --host/--port, --uds or --fd with --transport twisted instead."
+            )
+            return EXIT_STARTUP_FAILED
         self.sockets = bind_sockets(self.config)
         # multiprocessing's resource tracker, a child of ours, inherits an ignored SIGHUP:
         # a hang-up sent to our process group must not kill it.
@@ -282,6 +288,8 @@ class Supervisor:
                 old.process.join(self.config.timeout_graceful_shutdown + 5)
             new = self._spawn()
             if not self._wait_ready(new):
+                if self._stop_requested():
+                    return  # the main loop stops every worker, the new one included
                 logger.error(
                     "The new worker [%s] did not start; the old one keeps serving. Fix the "
                     "error above (the next change reloads again).",
@@ -299,9 +307,12 @@ class Supervisor:
         deadline = time.monotonic() + self.config.timeout_worker_startup
         while not worker.ready and worker.process.is_alive() and time.monotonic() < deadline:
             self._wait(0.1)
-            if any(sig in self._signals for sig in (signal.SIGINT, signal.SIGTERM)):
+            if self._stop_requested():
                 return False
         return worker.ready
+
+    def _stop_requested(self) -> bool:
+        return signal.SIGINT in self._signals or signal.SIGTERM in self._signals
 
     def _retire(self, worker: Worker) -> None:
         worker.retiring = True

@@ -161,6 +161,14 @@ def test_bad_endpoint_fails_startup_with_the_reason() -> None:
     assert "cannot listen on 'nonsense:1'" in done.stderr
 
 
+def test_workers_refuse_endpoints_they_cannot_share() -> None:
+    command = [sys.executable, "-m", "asgi_server", "examples.hello:app", "--workers", "2"]
+    command += ["-e", f"tcp:{free_port()}"]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    assert "use --host/--port, --uds or --fd with --transport twisted" in done.stderr
+
+
 @pytest.mark.transports("twisted")
 def test_in_process_twisted_servers_release_their_descriptors(run_server: Any) -> None:
     """Each in-process Twisted server gets a private reactor on its loop; its self-pipe must
