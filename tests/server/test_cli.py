@@ -108,3 +108,27 @@ def test_factory_and_asgi2_apps(run_server_process: Any, spec: str) -> None:
         response = httpx.get(server.url + "/?seconds=0")
     assert response.status_code == 200
     assert response.text in ("done after 0.0", "asgi2 /")
+
+
+def test_readme_lists_every_option_with_its_default() -> None:
+    """README's "Server options" table cannot drift from Config (the only place of defaults)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Server options") : readme.index("## Limits")]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("| `--") and len(cells) >= 3:
+            rows[cells[0].split("`")[1].split(" / ")[0]] = cells[1]
+    for name, field in Config.__dataclass_fields__.items():
+        if not field.metadata.get("cli", True):
+            continue
+        flag = field.metadata.get("flag", "--" + name.replace("_", "-"))
+        assert flag in rows, f"add a row for {flag} to README's Server options table"
+        default = field.default
+        if default is None or default == ():
+            expected = "none"
+        elif isinstance(default, tuple):
+            expected = "`" + ", ".join(default) + "`"
+        else:
+            expected = f"`{default}`"
+        assert rows[flag] == expected, f"README's default for {flag} should be {expected}"
