@@ -365,8 +365,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: run `bash benchmarks/setup_peers.sh` (it installs wrk)")
-    _common.require(PEERS_BIN / "uvicorn", "run `bash benchmarks/setup_peers.sh` first")
     servers = args.servers
+    if any(not name.startswith("ours-") for name in servers):
+        _common.require(PEERS_BIN / "uvicorn", "run `bash benchmarks/setup_peers.sh` first")
     if args.workers > 1:
         servers = [s for s in servers if s in MULTI_WORKER]
         print(f"--workers {args.workers}: daphne has no worker option and is skipped; no pinning")
