@@ -245,7 +245,7 @@ async def measure_fanout_processes(
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    return acked * child_spec["members"] * processes / elapsed
+    return float(acked * child_spec["members"] * processes / elapsed)
 
 
 async def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
