@@ -145,7 +145,7 @@ def start_server(
     """Run ``command`` (pinned to ``cpu``) until the block ends; yield once it answers HTTP."""
     logs = RESULTS_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{name}.log"
+    log = logs / f"{name}-{port}.log"  # the port keeps concurrent runs apart
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     with log.open("wb") as out:
         process = subprocess.Popen(

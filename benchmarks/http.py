@@ -29,6 +29,7 @@ if __package__ in (None, ""):
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -152,7 +153,10 @@ def wrk_command(scenario: str, port: int, duration: float, pin: bool, threads: i
     scripts = RESULTS_DIR / "wrk"
     scripts.mkdir(parents=True, exist_ok=True)
     script = scripts / f"{scenario}.lua"
-    script.write_text((UPLOAD_LUA if scenario == "upload" else "") + REPORT_LUA)
+    # Written aside then renamed: several benchmark runs may share this directory.
+    partial = scripts / f".{scenario}.{os.getpid()}.lua"
+    partial.write_text((UPLOAD_LUA if scenario == "upload" else "") + REPORT_LUA)
+    partial.replace(script)
     connections = 8 if scenario == "upload" else 64
     args = [
         "wrk",
