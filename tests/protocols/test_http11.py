@@ -298,3 +298,18 @@ def test_body_in_pieces_then_a_pipelined_request(http_parser: str) -> None:
     core.start_response(200, [], b"", False)
     core.start_next_cycle()
     assert drain(core)[0].target == b"/3"
+
+
+def test_other_upgrades_are_answered_as_plain_http(http_parser: str) -> None:
+    """An h2c upgrade we do not take: answer it as HTTP/1.1 and go on with the next request."""
+    core = HTTP11Core(Limits(http_parser))
+    core.receive_data(
+        b"GET /a HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    events = drain(core)
+    assert events[0].upgrade == b"h2c" and events[-1] == EndOfRequest()
+    core.start_response(200, [], b"", False)
+    core.start_next_cycle()
+    events = drain(core)
+    assert events[0].target == b"/b" and events[-1] == EndOfRequest()
