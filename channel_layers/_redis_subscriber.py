@@ -14,10 +14,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis.exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from channel_layers._redis_connection import REDIS_DOWN_ERRORS, Shard, make_client
+from channel_layers._resp import PushConnection, lean_params, open_push_connection
 from channel_layers.base import LayerUnavailable
 
 logger = logging.getLogger("channel_layers.redis_pubsub")
@@ -46,6 +48,10 @@ class Subscriber:
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        # Plain servers get the lean connection (_resp); the rest go through redis-py's PubSub.
+        self._lean = lean_params(shard.host)
+        self._push: PushConnection | None = None
+        self._drained: asyncio.Future[None] | None = None  # close(): all unsubscribed
         self._ever_connected = False
 
     async def subscribe(self, topic: str) -> None:
@@ -60,11 +66,8 @@ class Subscriber:
             ack = self._acks[topic] = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(self._connected.wait(), SUBSCRIBE_TIMEOUT)
-            pubsub = self._pubsub
-            if pubsub is None:
-                raise ConnectionError("the subscriber connection was lost")
             if not ack.done():
-                await pubsub.subscribe(topic)
+                await self._command("SUBSCRIBE", topic)
             await asyncio.wait_for(asyncio.shield(ack), SUBSCRIBE_TIMEOUT)
         except _SUBSCRIBE_ERRORS as exc:
             # The topic stays in self.topics: the reader subscribes it once Redis is back.
@@ -79,15 +82,32 @@ class Subscriber:
         ack = self._acks.pop(topic, None)
         if ack is not None and not ack.done():
             ack.cancel()
-        if self._pubsub is not None and self._connected.is_set():
+        if self._connected.is_set():
             with contextlib.suppress(*REDIS_DOWN_ERRORS):
-                await self._pubsub.unsubscribe(topic)
+                await self._command("UNSUBSCRIBE", topic)
+
+    async def _command(self, command: str, topic: str) -> None:
+        if self._push is not None:
+            self._push.write(command, topic)
+        elif self._pubsub is not None:
+            method = self._pubsub.subscribe if command == "SUBSCRIBE" else self._pubsub.unsubscribe
+            await method(topic)
+        else:
+            raise redis_errors.ConnectionError("the subscriber connection was lost")
 
     async def _connect(self) -> None:
+        topics = sorted(self.topics)
+        if self._lean is not None:
+            self._push = await open_push_connection(self._lean, self._on_push)
+            if topics:
+                self._push.write("SUBSCRIBE", *topics)
+            else:
+                self._push.write("PING")  # a reply (or none) that nobody waits for: harmless
+            self._connected.set()
+            return
         # No retries on this connection: every loss must reach the hooks (see module doc).
         self._client = make_client({**self.shard.host, "retry": Retry(NoBackoff(), 0)})
         self._pubsub = self._client.pubsub()
-        topics = sorted(self.topics)
         if topics:
             await self._pubsub.subscribe(*topics)
         else:
@@ -96,8 +116,10 @@ class Subscriber:
 
     async def _disconnect(self) -> None:
         self._connected.clear()
-        pubsub, client = self._pubsub, self._client
-        self._pubsub = self._client = None
+        pubsub, client, push = self._pubsub, self._client, self._push
+        self._pubsub = self._client = self._push = None
+        if push is not None and push.transport is not None:
+            push.transport.abort()
         with contextlib.suppress(Exception):  # the connection is already broken
             if pubsub is not None:
                 await pubsub.aclose()
@@ -109,13 +131,17 @@ class Subscriber:
         backoff = _BACKOFF_FIRST
         while True:
             try:
-                if self._pubsub is None:
+                if self._pubsub is None and self._push is None:
                     await self._connect()
                     if self._ever_connected:
                         logger.warning("reconnected to Redis %s", self.shard.name)
                         await self.fire_hook("reconnect")
                     self._ever_connected = True
                     backoff = _BACKOFF_FIRST
+                if self._push is not None:
+                    # Messages are handled as they are parsed (_on_push): just wait for a loss.
+                    await self._push.lost
+                    raise redis_errors.ConnectionError("the subscriber connection was closed")
                 message = await self._pubsub.get_message(timeout=1.0)
             except REDIS_DOWN_ERRORS as exc:
                 was_connected = self._connected.is_set()
@@ -133,19 +159,35 @@ class Subscriber:
             if message is not None:
                 self._handle(message)
 
+    def _on_push(self, reply: Any) -> None:
+        """A reply on the lean subscriber connection: a message, a confirmation or an error."""
+        if isinstance(reply, list) and len(reply) == 3:
+            kind = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            self._handle({"type": kind, "channel": reply[1], "data": reply[2]})
+        elif isinstance(reply, Exception):
+            logger.error("Redis %s refused a subscriber command: %s", self.shard.name, reply)
+
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         topic = message["channel"]
         topic = topic.decode() if isinstance(topic, bytes) else str(topic)
         if kind == "message":
             self.on_message(topic, message["data"])
+        elif kind == "unsubscribe" and message["data"] == 0 and self._drained is not None:
+            if not self._drained.done():
+                self._drained.set_result(None)
         elif kind == "subscribe":
             ack = self._acks.get(topic)
             if ack is not None and not ack.done():
                 ack.set_result(None)
 
     async def close(self) -> None:
-        """Stop the reader and close the connection."""
+        """Unsubscribe (so that Redis forgets us at once), stop the reader, close."""
+        if self._push is not None and self._connected.is_set() and self.topics:
+            self._drained = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(Exception):
+                self._push.write("UNSUBSCRIBE")
+                await asyncio.wait_for(self._drained, 1.0)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
