@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from asgi_server.config import Config
 from asgi_server.supervisor import with_request_jitter
 
@@ -173,3 +175,48 @@ def test_jitter_spreads_the_request_limit() -> None:
     limits = {with_request_jitter(config).limit_max_requests for _ in range(200)}
     assert limits <= set(range(100, 111)) and len(limits) > 5
     assert with_request_jitter(Config(limit_max_requests=100)).limit_max_requests == 100
+
+
+def test_workers_share_a_unix_socket(tmp_path: Any) -> None:
+    path = str(tmp_path / "app.sock")
+    command = [sys.executable, "-m", "asgi_server", "_supervisor_apps:pid", "--workers", "2"]
+    command += ["--uds", path, *APP_DIR, *FAST]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
+    try:
+        pids: set[int] = set()
+
+        def two_workers_answered() -> bool:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(5)
+                try:
+                    sock.connect(path)
+                except OSError:  # not bound yet
+                    return False
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            pids.add(int(data.partition(b"\r\n\r\n")[2]))
+            return len(pids) == 2
+
+        wait_for(two_workers_answered, "two workers on the Unix socket")
+        assert pids <= children(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    assert not os.path.exists(path)  # removed when the supervisor exits
+
+
+def test_workers_serve_tls(run_server_process: Any, certificates: Any) -> None:
+    tls = ("--ssl-certfile", str(certificates.server_cert))
+    tls += ("--ssl-keyfile", str(certificates.server_key))
+    with run_server_process("_supervisor_apps:pid", "--workers", "2", *tls, *APP_DIR, *FAST) as s:
+        context = certificates.client_context()
+        pids: set[int] = set()
+
+        def two_workers_answered() -> bool:
+            url = f"https://127.0.0.1:{s.port}/"
+            pids.add(int(httpx.get(url, verify=context, headers={"connection": "close"}).text))
+            return len(pids) == 2
+
+        wait_for(two_workers_answered, "two workers over TLS")
