@@ -129,12 +129,15 @@ def main(argv: list[str] | None = None) -> None:
     ]
     spec = write_spec(port, args.cases.split(","))
     started = time.monotonic()
-    with _common.start_server("conformance", command, port):
+    log = WORK / "wstest.log"
+    print(f"running wstest (progress in {log})", flush=True)
+    with _common.start_server("conformance", command, port), log.open("wb") as out:
         subprocess.run(
             [str(WSTEST), "-m", "fuzzingclient", "-s", str(spec)],
             cwd=WORK,
             check=True,
-            stdout=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     minutes = (time.monotonic() - started) / 60
     counts, problems = summarise(WORK / "reports" / "index.json")

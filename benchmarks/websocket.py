@@ -282,7 +282,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]
         lines.append(
             f"{name:20} {row['msgs_per_s']:9.0f} {row['p50_ms']:7.3f} {row['p99_ms']:7.3f} {ratio}"
         )
-    lines += ["", f"idle memory ({args.idle} open connections, RSS growth):"]
+    lines += ["", "idle memory (RSS growth of the server per open connection):"]
     for r in results:
         if r["scenario"] in ("idle", "hold"):
             lines.append(
