@@ -89,7 +89,7 @@ def serve_in_this_process(
         return server.exit_code
 
     if uses_twisted(config):
-        return run_on_reactor(main())
+        return run_on_reactor(main(), config.loop)
     return asyncio_run(main(), config.loop)
 
 

@@ -347,11 +347,24 @@ class TwistedServer(Server):
             raise OSError(f"cannot listen on {description!r}: {exc}") from exc
 
 
-def run_on_reactor(main: Coroutine[Any, Any, int]) -> int:
+def _new_loop(loop_name: str) -> asyncio.AbstractEventLoop:
+    """A fresh loop as --loop asks: uvloop for 'uvloop', and for 'auto' when installed."""
+    if loop_name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if loop_name == "uvloop":
+                raise SystemExit("--loop uvloop needs uvloop: pip install uvloop") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run_on_reactor(main: Coroutine[Any, Any, int], loop_name: str = "auto") -> int:
     """Install the global Twisted reactor on a fresh asyncio loop, run ``main`` on it, return
     its result. The reactor runs (so Twisted startup/shutdown triggers fire) until ``main`` ends.
     """
-    loop = asyncio.new_event_loop()
+    loop = _new_loop(loop_name)
     asyncio.set_event_loop(loop)
     try:
         asyncioreactor.install(loop)  # type: ignore[no-untyped-call]
