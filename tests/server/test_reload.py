@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,3 +123,29 @@ def test_watchfiles_watcher_when_installed(tmp_path: Path) -> None:
 
     wait_for(noticed, "watchfiles to report views.py")
     assert seen == {str(tmp_path / "views.py")}
+
+
+def test_reload_with_a_twisted_endpoint(tmp_path: Path) -> None:
+    """An endpoint cannot be shared with the next worker: the old one stops, then the new one
+    binds it again."""
+    module = tmp_path / "reloadable.py"
+    write_module(module, APP_TEMPLATE.format(version="v1"))
+    port = _free_port()
+    command = [sys.executable, "-m", "asgi_server", "reloadable:app", "--reload"]
+    command += ["--reload-dir", str(tmp_path), "--app-dir", str(tmp_path)]
+    command += ["--reload-delay", "0.1", "-e", f"tcp:{port}:interface=127.0.0.1"]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: get_body(port) == b"v1", "v1 to serve")
+        write_module(module, APP_TEMPLATE.format(version="v2"))
+        wait_for(lambda: get_body(port) == b"v2", "v2 to serve after the edit")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
