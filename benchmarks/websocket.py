@@ -89,7 +89,7 @@ class Client(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        transport.write(HANDSHAKE)
+        self.transport.write(HANDSHAKE)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -144,8 +144,11 @@ def close_all(clients: list[Client]) -> None:
             client.transport.abort()
 
 
-async def echo_load(port: int, connections: int, duration: float, warmup: float) -> dict[str, Any]:
-    """Every connection echoes back to back; measure messages/s and round trips after warm-up."""
+async def echo_load(
+    port: int, connections: int, duration: float, warmup: float, cpu: Callable[[], float]
+) -> dict[str, Any]:
+    """Every connection echoes back to back; measure messages/s, round trips and the server's
+    CPU time per message (``cpu()``: its CPU seconds so far) after warm-up."""
     clients = await connect(port, connections)
     latencies: list[int] = []
     measuring = False
@@ -160,15 +163,17 @@ async def echo_load(port: int, connections: int, duration: float, warmup: float)
 
     tasks = [loop.create_task(run(c)) for c in clients]
     await asyncio.sleep(warmup)
-    measuring, began = True, time.perf_counter()
+    measuring, began, cpu_began = True, time.perf_counter(), cpu()
     await asyncio.gather(*tasks)
-    seconds = time.perf_counter() - began
+    seconds, cpu_seconds = time.perf_counter() - began, cpu() - cpu_began
     close_all(clients)
     latencies.sort()
     return {
         "msgs_per_s": len(latencies) / seconds,
         "p50_ms": latencies[len(latencies) // 2] / 1e6,
         "p99_ms": latencies[int(len(latencies) * 0.99)] / 1e6,
+        # CPU per message barely depends on how busy the shared machine is, unlike msgs/s.
+        "cpu_us_per_msg": cpu_seconds / len(latencies) * 1e6,
     }
 
 
@@ -249,7 +254,10 @@ def measure(name: str, args: argparse.Namespace, scenario: str) -> dict[str, Any
     cpu = SERVER_CPU if _common.can_pin() else None
     with _common.start_server(name, _commands()[name](port), port, cpu=cpu) as server:
         if scenario == "echo":
-            coroutine = echo_load(port, args.connections, args.duration, warmup=1.0)
+            pgid = server.process.pid
+            coroutine = echo_load(
+                port, args.connections, args.duration, 1.0, lambda: _common.group_cpu_seconds(pgid)
+            )
         elif scenario == "idle":
             coroutine = idle_memory(port, server.process.pid, args.idle)
         else:
@@ -265,13 +273,16 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]
         f"echo ({args.connections} connections, 64-byte text, {args.duration:g} s), "
         f"median of {args.rounds} rounds:"
     ]
-    lines.append(f"{'server':20} {'msgs/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'ours/this':>9}")
+    lines.append(
+        f"{'server':20} {'msgs/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/msg':>10} "
+        f"{'ours/this':>9}"
+    )
     echo = {
         name: {
             k: statistics.median(
                 r[k] for r in results if r["server"] == name and r["scenario"] == "echo"
             )
-            for k in ("msgs_per_s", "p50_ms", "p99_ms")
+            for k in ("msgs_per_s", "p50_ms", "p99_ms", "cpu_us_per_msg")
         }
         for name in args.servers
         if any(r["server"] == name and r["scenario"] == "echo" for r in results)
@@ -280,7 +291,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]
     for name, row in echo.items():
         ratio = f"{ours['msgs_per_s'] / row['msgs_per_s']:8.2f}x" if ours else ""
         lines.append(
-            f"{name:20} {row['msgs_per_s']:9.0f} {row['p50_ms']:7.3f} {row['p99_ms']:7.3f} {ratio}"
+            f"{name:20} {row['msgs_per_s']:9.0f} {row['p50_ms']:7.3f} {row['p99_ms']:7.3f} "
+            f"{row['cpu_us_per_msg']:10.1f} {ratio}"
         )
     lines += ["", "idle memory (RSS growth of the server per open connection):"]
     for r in results:
@@ -350,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
                 r = results[-1]
                 print(
                     f"  round {round_ + 1} {name:20} {r['msgs_per_s']:9.0f} msgs/s "
-                    f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms",
+                    f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms "
+                    f"CPU {r['cpu_us_per_msg']:.1f} us/msg",
                     flush=True,
                 )
         for name in args.servers if args.idle else []:
