@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -88,8 +88,9 @@ class Client(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        self.transport.write(HANDSHAKE)
+        # uvloop's transports are not asyncio.Transport subclasses, hence no isinstance check.
+        self.transport = stream = cast(asyncio.Transport, transport)
+        stream.write(HANDSHAKE)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
