@@ -48,6 +48,18 @@ def uses_twisted(config: Config) -> bool:
     return config.transport == "twisted" or (config.transport == "auto" and bool(config.endpoints))
 
 
+def configuration_error(config: Config) -> str | None:
+    """Why options that cannot work together were given, or None."""
+    if config.endpoints and config.transport == "asyncio":
+        return "--endpoint needs the Twisted transport: drop --transport asyncio."
+    if config.endpoints and config.workers > 1:
+        return (
+            "--workers cannot share --endpoint listeners (each worker would bind them "
+            "again); use --host/--port, --uds or --fd with --transport twisted instead."
+        )
+    return None
+
+
 def with_request_jitter(config: Config) -> Config:
     """``config`` with --limit-max-requests raised by a random 0..jitter for this worker."""
     limit, jitter = config.limit_max_requests, config.limit_max_requests_jitter
@@ -63,6 +75,11 @@ def serve_in_this_process(
 ) -> int:
     """Run one server in this process on the chosen transport; return its exit code."""
     import asyncio
+
+    error = configuration_error(config)
+    if error is not None:
+        logger.error("%s", error)
+        return EXIT_STARTUP_FAILED
 
     from asgi_server.server import Server, asyncio_run
 
@@ -159,11 +176,9 @@ class Supervisor:
     # --- the main loop -------------------------------------------------------------------------
     def run(self) -> int:
         """Start the workers and supervise them; returns the exit code (0 after a signal)."""
-        if self.config.endpoints and self.config.workers > 1:
-            logger.error(
-                "--workers cannot share --endpoint listeners (each worker would bind them "
-                "again); use --host/--port, --uds or --fd with --transport twisted instead."
-            )
+        error = configuration_error(self.config)
+        if error is not None:
+            logger.error("%s", error)
             return EXIT_STARTUP_FAILED
         self.sockets = bind_sockets(self.config)
         # multiprocessing's resource tracker, a child of ours, inherits an ignored SIGHUP:

@@ -161,12 +161,21 @@ def test_bad_endpoint_fails_startup_with_the_reason() -> None:
     assert "cannot listen on 'nonsense:1'" in done.stderr
 
 
-def test_workers_refuse_endpoints_they_cannot_share() -> None:
-    command = [sys.executable, "-m", "asgi_server", "examples.hello:app", "--workers", "2"]
+@pytest.mark.parametrize(
+    ("options", "advice"),
+    [
+        (("--workers", "2"), "use --host/--port, --uds or --fd with --transport twisted"),
+        (("--transport", "asyncio"), "--endpoint needs the Twisted transport"),
+    ],
+)
+def test_endpoints_refuse_options_they_cannot_work_with(
+    options: tuple[str, ...], advice: str
+) -> None:
+    command = [sys.executable, "-m", "asgi_server", "examples.hello:app", *options]
     command += ["-e", f"tcp:{free_port()}"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 3
-    assert "use --host/--port, --uds or --fd with --transport twisted" in done.stderr
+    assert advice in done.stderr
 
 
 @pytest.mark.transports("twisted")
