@@ -17,7 +17,7 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
 import redis.exceptions as redis_errors
@@ -121,8 +121,9 @@ class _Connection(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, yet offer the same methods:
+        # the server runs on uvloop by default, so an isinstance check here broke the layer there.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
