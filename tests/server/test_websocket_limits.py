@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import struct
@@ -267,3 +268,25 @@ def test_slow_reader_blocks_send(run_server: RunServer) -> None:
         assert client.read_close(reply=True) == 1000
         client.close()
     assert len(sent) == 64
+
+
+def test_frames_sent_with_the_handshake_are_kept_until_accept(run_server: RunServer) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await asyncio.sleep(0.1)  # the frame below arrives while we decide
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": "got " + message["text"]})
+
+    with run_server(app) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(UPGRADE + KEY + b"\r\n" + client_frame(0x1, b"early"))
+        data = b""
+        while b"got early" not in data:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed before the echo: {data!r}"
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 101 ")
+        sock.close()
