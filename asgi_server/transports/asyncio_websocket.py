@@ -217,6 +217,7 @@ class WebsocketHandler:
         if self.core is None:
             if len(self._pending) + len(data) > self.config.ws_max_size:
                 self.transport.close()  # a client that will not wait for our answer
+                return
             self._pending += data
             return
         events = self.core.receive_data(data)
