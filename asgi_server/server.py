@@ -95,7 +95,8 @@ class ServerState:
         if self.config.date_header:
             date = formatdate(usegmt=True).encode("ascii")  # RFC 9110 §6.6.1, IMF-fixdate
             headers.append((b"date", b"date: " + date + b"\r\n"))
-        self.default_headers = headers
+        # In place: connections keep a reference to this list rather than look it up per response.
+        self.default_headers[:] = headers
 
     def request_done(self) -> None:
         """Count a served request (for --limit-max-requests)."""

@@ -69,10 +69,11 @@ def build_scope(
 ) -> dict[str, Any]:
     """The ASGI HTTP connection scope (ASGI 3.0, HTTP spec 2.4) for ``request``."""
     target = request.target
-    if not target.startswith(b"/") and b"://" in target:  # absolute-form (RFC 9112 §3.2.2)
+    if target[:1] != b"/" and b"://" in target:  # absolute-form (RFC 9112 §3.2.2)
         target = b"/" + target.split(b"://", 1)[1].partition(b"/")[2]
     raw_path, _, query_string = target.partition(b"?")
-    path_bytes = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    # `37 in` (the int of "%") is a memchr; `b"%" in` costs ten times as much per request.
+    path_bytes = unquote_to_bytes(raw_path) if 37 in raw_path else raw_path
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": ASGI_VERSION,
@@ -126,7 +127,7 @@ class RequestCycle:
         self.sink = sink
         self.logger = logger
         self._expect_continue = expect_continue
-        self._body: deque[bytes] = deque()
+        self._body: deque[bytes] | None = None  # made on the first piece: most requests have none
         self._body_size = 0
         self._request_complete = False
         self._last_body_sent = False
@@ -150,14 +151,18 @@ class RequestCycle:
 
     def body_received(self, data: bytes) -> None:
         """A piece of the request body arrived."""
+        if self._body is None:
+            self._body = deque()
         self._body.append(data)
         self._body_size += len(data)
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def request_complete(self) -> None:
         """The request body is complete."""
         self._request_complete = True
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def disconnected(self) -> None:
         """The client went away: receive() now returns http.disconnect."""
@@ -188,7 +193,7 @@ class RequestCycle:
 
     def _take_body(self) -> dict[str, Any]:
         chunks = self._body
-        if not chunks:
+        if chunks is None or not chunks:
             self._last_body_sent = True
             return _EMPTY_BODY
         # One piece per receive(), as it arrived: joining pieces would copy megabytes of an
@@ -204,7 +209,8 @@ class RequestCycle:
     async def send(self, message: dict[str, Any]) -> None:
         """ASGI send(): http.response.start, then http.response.body until more_body is false."""
         kind = message["type"]
-        if self._start is None and not self._head_written:
+        start = self._start
+        if start is None and not self._head_written:
             if kind != "http.response.start":
                 raise RuntimeError(f"Expected 'http.response.start' first, got {kind!r}.")
             self._start = message
@@ -217,27 +223,24 @@ class RequestCycle:
             raise ClientDisconnected("The client closed the connection; stop sending.")
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
-        start = self._start
+        sink = self.sink
         if start is not None:
             data = self.core.start_response(
-                start["status"],
-                start.get("headers", ()),
-                body,
-                more_body,
-                self.sink.default_headers,
+                start["status"], start.get("headers", ()), body, more_body, sink.default_headers
             )
-            self._start = None
+            self._start = None  # only now: a ResponseError above leaves room for a 500
             self._head_written = True
         else:
             data = self.core.send_body(body, more_body)
         if data:
-            self.sink.write(data)
+            sink.write(data)
         if not more_body:
             self._response_complete = True
-            self._wake()
-            self.sink.response_complete(self)
-        elif self.sink.writing_paused:
-            await self.sink.drain()
+            if self._waiter is not None:
+                self._wake()
+            sink.response_complete(self)
+        elif sink.writing_paused:
+            await sink.drain()
 
     # --- running the app ---------------------------------------------------------------------
     async def run(self, app: Any, tasks: set[asyncio.Task[None]] | None = None) -> None:

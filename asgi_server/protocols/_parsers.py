@@ -212,15 +212,6 @@ class HttptoolsParser:
         return self._upgrade_tail
 
     # --- llhttp callbacks ---------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        """llhttp: a new request begins."""
-        # _reset_head(), inlined: this runs once per request.
-        self._in_head = True
-        self._url = b""
-        self._headers = []
-        self._head_bytes = 0
-        self._body_seen = 0
-
     def on_url(self, url: bytes) -> None:
         """llhttp: a piece of the request target."""
         self._url += url
@@ -243,11 +234,16 @@ class HttptoolsParser:
         self.events.append((BODY, body))
 
     def on_message_complete(self) -> None:
-        """llhttp: the request is complete."""
+        """llhttp: the request is complete; get ready for the next one."""
         self.events.append(RAW_END)
-        self._in_head = True
-        self._head_bytes = 0
         self._completed_in_feed = True
+        # _reset_head(), inlined. Done here rather than in an on_message_begin callback,
+        # which would cost one more call from llhttp into Python per request.
+        self._in_head = True
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._body_seen = 0
 
 
 def make_parser(name: str, limit_request_head: int) -> RequestParser:

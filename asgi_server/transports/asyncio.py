@@ -139,7 +139,10 @@ class HttpHandler:
         self.state = connection.server_state
         self.config = connection.config
         self.logger = connection.logger
-        self.loop = asyncio.get_running_loop()
+        self.loop = connection.loop  # not get_running_loop() again: a getpid() system call
+        # A plain attribute, not a property: read once per response. ServerState updates this
+        # list in place every second, so it stays current.
+        self.default_headers = self.state.default_headers
         self.core = HTTP11Core(self.state.limits)
         self.cycle: RequestCycle | None = None
         self.writing_paused = False
@@ -152,6 +155,9 @@ class HttpHandler:
         # the deadline costs a clock read, not a call_later() and a cancel() per request; the
         # timer re-arms itself when it fires before a deadline that moved later.
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0  # when the armed timer fires (TimerHandle.when() is a call)
+        self._keep_alive_timeout = self.config.timeout_keep_alive
+        self._max_requests = self.config.limit_max_requests
         self._deadline: float | None = None
         self._idle = False  # the deadline is the keep-alive one
         self._set_deadline(self.config.timeout_request_head)  # counted from accept
@@ -159,11 +165,6 @@ class HttpHandler:
         # proxy headers (parsing addresses per request would cost more than the request).
         trust, peer = self.state.proxy_trust, connection.client
         self._proxy = trust if trust is not None and peer and trust.is_trusted(peer[0]) else None
-
-    @property
-    def default_headers(self) -> Any:
-        """The server's current default headers (date refreshed once a second)."""
-        return self.state.default_headers
 
     # --- bytes in ----------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -297,24 +298,33 @@ class HttpHandler:
     def response_complete(self, cycle: RequestCycle) -> None:
         """Log the response, then keep the connection for the next request or close it."""
         state = self.state
+        core = self.core
         if state.access_log:
-            state.log_access(cycle.scope, self.core.status_code, self._started_at)
-        state.request_done()
+            state.log_access(cycle.scope, core.status_code, self._started_at)
+        state.total_requests += 1  # ServerState.request_done(), inlined: once per request
+        if self._max_requests is not None and state.total_requests >= self._max_requests:
+            state.max_requests_reached = True
         if self.cycle is cycle:
             self.cycle = None
-        core = self.core
         if not core.keep_alive or not cycle.request_is_complete or self._shutting_down:
             self._close()
             return
-        core.start_next_cycle()
-        if self._reading_paused:
+        if core.start_next_cycle():  # a pipelined request is waiting
+            if self._reading_paused:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            self._process_events()
+            if self.cycle is not None or self._closed:
+                return
+        elif self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
-        if core.events_pending:  # a pipelined request is waiting
-            self._process_events()
-        if self.cycle is None and not self._closed:
-            self._idle = True
-            self._set_deadline(self.config.timeout_keep_alive)
+        # Idle until the next request: the keep-alive deadline. _set_deadline(), inlined:
+        # the timer armed earlier almost always fires before this deadline, and re-arms then.
+        self._idle = True
+        deadline = self._deadline = self.loop.time() + self._keep_alive_timeout
+        if self._timer is None or self._timer_when > deadline:
+            self._arm_timer(deadline)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def eof_received(self) -> bool | None:
@@ -362,12 +372,15 @@ class HttpHandler:
 
     def _set_deadline(self, seconds: float) -> None:
         deadline = self._deadline = self.loop.time() + seconds
-        timer = self._timer
-        if timer is None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-        elif timer.when() > deadline:  # armed for later than the new deadline: re-arm
-            timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        if self._timer is None or self._timer_when > deadline:
+            self._arm_timer(deadline)
+
+    def _arm_timer(self, when: float) -> None:
+        """Arm the connection's one timer for ``when`` (re-arm if it was armed for later)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._on_timer)
+        self._timer_when = when
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -375,7 +388,7 @@ class HttpHandler:
         if deadline is None or self._closed:
             return
         if self.loop.time() < deadline:  # the deadline moved since the timer was armed
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._arm_timer(deadline)
         elif self.cycle is None:  # head or keep-alive timeout: close (RFC 9112 §9.5)
             self._close()
 
