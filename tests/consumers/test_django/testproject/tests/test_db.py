@@ -4,12 +4,12 @@ cycle does (before and after), so a long-lived consumer never keeps a dead one."
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import TransactionTestCase
 
 from consumers.db import database_sync_to_async
-from consumers.testing import ApplicationCommunicator
 from testproject.asgi import application
 from testproject.tests import TIMEOUT
 
@@ -35,6 +35,8 @@ class DatabaseSyncToAsyncTests(TransactionTestCase):
         self.assertFalse(await database_sync_to_async(is_open)())
 
     async def test_sync_consumer_handlers_get_the_same_treatment(self) -> None:
+        # asgiref's own communicator: those of consumers.testing keep connections open while
+        # they drive an application (for Django's TestCase), as Channels' do.
         await sync_to_async(open_and_make_obsolete)()
         communicator: Any = ApplicationCommunicator(
             application, {"type": "channel", "channel": "probe"}
