@@ -63,3 +63,4 @@ def test_example_under_pytest_django(database: str, tmp_path: Path) -> None:
     expected = rf"\b{EXPECTED_TESTS - 1} passed, 1 deselected\b"
     assert re.search(expected, result.stdout), result.stdout[-2000:]
     assert "skipped" not in result.stdout
+    assert "Error when trying to teardown" not in result.stdout, result.stdout[-3000:]

@@ -92,3 +92,5 @@ def test_suite_under_pytest_django(database: str, tmp_path: Path) -> None:
     passed = EXPECTED_TESTS + EXPECTED_PYTEST_ONLY
     assert re.search(rf"\b{passed} passed\b", result.stdout), result.stdout[-2000:]
     assert "skipped" not in result.stdout
+    # pytest-django only warns when it cannot drop the test database (a connection left open).
+    assert "Error when trying to teardown" not in result.stdout, result.stdout[-3000:]
