@@ -252,6 +252,9 @@ def test_default_headers_yield_to_the_apps() -> None:
     [
         [(b"x-evil", b"a\r\nset-cookie: b")],
         [(b"x-evil", b"a\nb")],
+        [(b"x-evil", b"a\rb")],
+        [(b"x-evil", b"a\x00b")],
+        [(b"content-type", b"text/plain"), (b"x-evil", b"text/plain\r\nx: y")],
         [(b"x evil", b"a")],
         [(b"content-length", b"-1")],
     ],
@@ -259,6 +262,15 @@ def test_default_headers_yield_to_the_apps() -> None:
 def test_response_splitting_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
     with pytest.raises(ResponseError):
         responder().start_response(200, headers, b"", False)
+
+
+def test_clean_values_are_remembered_and_bad_ones_never() -> None:
+    """Header values are checked once and then remembered; a bad value is refused every time."""
+    for _ in range(2):
+        data = responder().start_response(200, [(b"x-ok", b"fine")], b"", False)
+        assert b"\r\nx-ok: fine\r\n" in data
+        with pytest.raises(ResponseError, match="x-bad"):
+            responder().start_response(200, [(b"x-bad", b"a\r\nb: c")], b"", False)
 
 
 def test_wrong_content_length_from_the_app_raises() -> None:
