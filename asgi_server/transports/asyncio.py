@@ -35,7 +35,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from asgi_server.asgi.http import RequestCycle, build_scope
+from asgi_server.asgi.http import RequestCycle, build_scope, scope_template
 from asgi_server.protocols.http11 import (
     PAUSED,
     Body,
@@ -165,6 +165,13 @@ class HttpHandler:
         # proxy headers (parsing addresses per request would cost more than the request).
         trust, peer = self.state.proxy_trust, connection.client
         self._proxy = trust if trust is not None and peer and trust.is_trusted(peer[0]) else None
+        self._scope_template = scope_template(
+            peer,
+            connection.server,
+            connection.scheme,
+            connection.root_path,
+            connection.lifespan_state,
+        )
 
     # --- bytes in ----------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -219,17 +226,11 @@ class HttpHandler:
             self._refuse(503, "Service Unavailable: too many connections or tasks")
             return
         connection = self.connection
-        client, scheme = connection.client, connection.scheme
-        if self._proxy is not None and client is not None:
-            client, scheme = self._proxy.resolve(client, scheme, request.headers)
-        scope = build_scope(
-            request,
-            client,
-            connection.server,
-            scheme,
-            connection.root_path,
-            connection.lifespan_state,
-        )
+        scope = build_scope(request, self._scope_template)
+        if self._proxy is not None and connection.client is not None:
+            scope["client"], scope["scheme"] = self._proxy.resolve(
+                connection.client, connection.scheme, request.headers
+            )
         if connection.tls is not None:
             scope["extensions"] = {"tls": connection.tls}
         self.cycle = cycle = RequestCycle(
