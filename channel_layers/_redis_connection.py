@@ -153,6 +153,10 @@ class Shard:
             client = self._clients[loop] = make_client(self.host)
         return client
 
+    def available(self) -> bool:
+        """False while the shard cools down after a failure."""
+        return self._down_until <= time.monotonic()
+
     async def run(self, operation: Callable[[Client], Awaitable[T]]) -> T:
         """Run ``operation`` with this shard's client; Redis failures become LayerUnavailable."""
         wait = self._down_until - time.monotonic()
@@ -161,14 +165,21 @@ class Shard:
         try:
             result = await operation(self.client())
         except REDIS_DOWN_ERRORS as exc:
-            self._down_until = time.monotonic() + COOLDOWN
+            unavailable = self.failed(exc)
             await self._drop_connections()
-            raise LayerUnavailable(
-                f"Redis at {self.name} is unavailable ({type(exc).__name__}: {exc}); check that "
-                "it is running and reachable from this host (the layer reconnects by itself)"
-            ) from exc
+            raise unavailable from exc
         self._down_until = 0.0
         return result
+
+    def failed(self, exc: BaseException) -> LayerUnavailable:
+        """Start the cooldown after ``exc`` and return the error to give callers."""
+        self._down_until = time.monotonic() + COOLDOWN
+        unavailable = LayerUnavailable(
+            f"Redis at {self.name} is unavailable ({type(exc).__name__}: {exc}); check that "
+            "it is running and reachable from this host (the layer reconnects by itself)"
+        )
+        unavailable.__cause__ = exc
+        return unavailable
 
     async def _drop_connections(self) -> None:
         # After a failure, pooled connections may point at a dead or demoted server.
@@ -186,11 +197,17 @@ class Shard:
                 await client.aclose()
 
 
-async def evalsha(client: Client, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    """EVALSHA ``script`` (loading it once on NOSCRIPT): one round trip in the steady state."""
+def script_sha(script: str) -> str:
+    """The SHA1 that EVALSHA names ``script`` by."""
     sha = _SHAS.get(script)
     if sha is None:
         sha = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
+    return sha
+
+
+async def evalsha(client: Client, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """EVALSHA ``script`` (loading it once on NOSCRIPT): one round trip in the steady state."""
+    sha = script_sha(script)
     try:
         return await client.evalsha(sha, len(keys), *keys, *args)
     except redis_errors.NoScriptError:

@@ -19,10 +19,18 @@ import collections
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from channel_layers import _redis_scripts as scripts
-from channel_layers._redis_connection import Client, Shard, evalsha
+from channel_layers._redis_connection import (
+    REDIS_DOWN_ERRORS,
+    Client,
+    Shard,
+    evalsha,
+    script_sha,
+    socket_timeout,
+)
 
 if TYPE_CHECKING:
     from channel_layers.redis import RedisChannelLayer
@@ -33,11 +41,12 @@ logger = logging.getLogger("channel_layers.redis")
 class LocalQueue:
     """Entries popped from Redis for one channel, waiting for this process's receive()."""
 
-    __slots__ = ("entries", "waiters")
+    __slots__ = ("entries", "poller", "waiters")
 
     def __init__(self) -> None:
         self.entries: collections.deque[tuple[int, bytes]] = collections.deque()
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.poller: Poller | None = None  # what pops for this channel (RedisChannelLayer)
 
     def wake_one(self) -> None:
         """Wake the first receiver still waiting (it takes the head entry itself)."""
@@ -56,7 +65,13 @@ class LocalQueue:
 
 
 class Poller:
-    """The one pop loop for one Redis list in this event loop; runs while receivers wait."""
+    """What pops one Redis list for this event loop while receivers wait on it.
+
+    Two ways, one at a time: a *fast drain* (a process list, the lean client's connection up)
+    is a DRAIN whose reply is dispatched by a callback right where it is parsed, with no task
+    and no loop turn in between; everything else (waiting in BLPOP, reconnecting, reporting a
+    failure to the receivers) is the pop loop task :meth:`run`.
+    """
 
     def __init__(
         self,
@@ -69,13 +84,72 @@ class Poller:
         self.state = state
         self.shard = shard
         self.keys = keys  # [list] or [list, counts] for a process list
+        self.is_local = len(keys) > 1
         self.batch = batch
         self.block_timeout = block_timeout
         self.waiting = 0
         self.channels: set[str] = set()
         self.task: asyncio.Task[None] | None = None
+        self.draining = False  # a fast drain is on the wire (or its receivers not yet run)
+        self.stopped = False
+        # Channel fields of entries BLPOP took, whose counts the next DRAIN decrements.
+        self.pending: list[str] = state.pending.setdefault(keys[0], []) if self.is_local else []
 
-    async def run(self) -> None:
+    def want(self) -> None:
+        """A receiver waits on this list: make sure something pops for it."""
+        if self.draining or self.stopped or (self.task is not None and not self.task.done()):
+            return
+        if not (self.is_local and self._fast_drain()):
+            self._start_loop(drain_first=self.is_local)
+
+    def _start_loop(self, drain_first: bool) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.run(drain_first))
+
+    def _fast_drain(self) -> bool:
+        """Send a DRAIN whose reply :meth:`_drained` handles; False when the loop must do it."""
+        client = self.shard.client() if self.shard.available() else None
+        ready = getattr(client, "ready_connection", None)  # only the lean client has one
+        conn = ready() if ready is not None else None
+        if conn is None:
+            return False
+        decrements = self.pending[:]
+        self.pending.clear()
+        args = ("EVALSHA", script_sha(scripts.DRAIN), 2, *self.keys, self.batch, *decrements)
+        conn.request_callback(
+            args, socket_timeout(self.shard.host), partial(self._drained, decrements)
+        )
+        self.draining = True
+        return True
+
+    def _drained(self, decrements: list[str], reply: Any) -> None:
+        if self.stopped:
+            return
+        if isinstance(reply, Exception):
+            # The decrements are retried: if the DRAIN did run before the connection broke, a
+            # count one too low only loosens capacity until the list drains.
+            self.pending[:0] = decrements
+            self.draining = False
+            if isinstance(reply, REDIS_DOWN_ERRORS):  # as the loop would: receivers must know
+                self._fail(self.shard.failed(reply))
+            elif self.waiting > 0:  # NOSCRIPT (Redis restarted): the loop loads the script
+                self._start_loop(drain_first=True)
+            return
+        if reply:
+            self.state.dispatch(reply)
+            # Decide on the next drain after the woken receivers ran (their wake-ups were
+            # scheduled first): a receiver served now no longer counts as waiting.
+            asyncio.get_running_loop().call_soon(self._after_dispatch)
+            return
+        self.draining = False
+        if self.waiting > 0:  # nothing queued: wait in BLPOP
+            self._start_loop(drain_first=False)
+
+    def _after_dispatch(self) -> None:
+        self.draining = False
+        if self.waiting > 0:
+            self.want()
+
+    async def run(self, drain_first: bool) -> None:
         """Pop while anyone waits; hand failures to the waiting receivers.
 
         Round trips: a receive whose message is already queued costs one DRAIN (which also
@@ -83,13 +157,12 @@ class Poller:
         count of an entry taken by BLPOP is decremented by the next DRAIN (``pending``), which
         keeps it off the latency path; until then the count is one too high.
         """
-        # One loop on purpose (47 lines with this docstring): its states (drain, block, exit)
-        # share ``pending`` and ``need_drain``, which helper methods would have to thread through.
-        is_local = len(self.keys) > 1
-        pending = self.state.pending.setdefault(self.keys[0], []) if is_local else []
+        # One loop on purpose (45 lines with this docstring): its states (drain, block, exit)
+        # share ``need_drain``, which helper methods would have to thread through.
+        pending = self.pending
         # A plain channel never drains: BLPOP returns at once when an entry waits, and it takes
         # just one (other processes may read the same channel).
-        need_drain = is_local
+        need_drain = drain_first
         try:
             while True:
                 if need_drain:
@@ -107,23 +180,20 @@ class Poller:
                     return
                 popped = await self.shard.run(self._blpop)
                 if popped:
-                    # The sender's reply often arrives in the same read as this pop: one loop
-                    # turn lets the sender resume first, so it sees a receive() it cancels
-                    # right after send() still waiting rather than already served.
-                    await asyncio.sleep(0)
                     self.state.dispatch([popped[1]])
-                    if is_local:
-                        pending.append(popped[1].split(b"|", 2)[1].decode())
+                    if self.is_local:
+                        pending.append(popped[1].split(b"|", 2)[1].decode())  # may name several
                     # Let the woken receivers run before counting who still waits: another
                     # BLPOP for a receiver that is already served would take a message from
                     # the other processes reading the same plain channel.
                     await asyncio.sleep(0)
-                    need_drain = is_local and (self.waiting > 0 or len(pending) >= 16)
+                    need_drain = self.is_local and (self.waiting > 0 or len(pending) >= 16)
         except Exception as exc:  # LayerUnavailable, or a bug: either way the waiters must know
-            for channel in self.channels:
-                self.state.queue(channel).fail_all(exc)
-        finally:
-            self.state.pollers.pop(self.keys[0], None)
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        for channel in self.channels:
+            self.state.queue(channel).fail_all(exc)
 
     async def _blpop(self, client: Client) -> Any:
         return await client.blpop([self.keys[0]], timeout=self.block_timeout)
@@ -155,31 +225,42 @@ class LoopState:
         return queue
 
     def dispatch(self, items: list[bytes]) -> None:
-        """Put popped entries into their channels' local queues and wake one receiver each."""
+        """Put popped entries into their channels' local queues and wake one receiver each.
+
+        A group_send's entry names every member in this process (``a!x,a!y``): each of their
+        queues gets the same payload object, which receive() decodes once (see the layer).
+        """
         for item in items:
-            deadline, channel_bytes, payload = item.split(b"|", 2)
-            channel = channel_bytes.decode()
-            queue = self.queue(channel)
-            if len(queue.entries) >= self.layer.get_capacity(channel):
-                # Only reachable for a channel nobody receives from while a sibling channel of the
-                # same process is being read; bounded so an abandoned channel cannot eat memory.
-                self.layer.stats.dropped_full += 1
-                logger.warning(
-                    "dropped a message for %r: its local queue is full (%d) and nothing is "
-                    "receiving from it; call receive() on it or discard it from its groups",
-                    channel,
-                    len(queue.entries),
-                )
-                continue
-            queue.entries.append((int(deadline), payload))
+            deadline_bytes, channels, payload = item.split(b"|", 2)
+            deadline = int(deadline_bytes)
+            for channel_bytes in channels.split(b","):
+                self._enqueue(channel_bytes.decode(), deadline, payload)
+
+    def _enqueue(self, channel: str, deadline: int, payload: bytes) -> None:
+        queue = self.queues.get(channel)
+        if queue is None:
+            queue = self.queues[channel] = LocalQueue()
+        if len(queue.entries) >= self.layer.get_capacity(channel):
+            # Only reachable for a channel nobody receives from while a sibling channel of the
+            # same process is being read; bounded so an abandoned channel cannot eat memory.
+            self.layer.stats.dropped_full += 1
+            logger.warning(
+                "dropped a message for %r: its local queue is full (%d) and nothing is "
+                "receiving from it; call receive() on it or discard it from its groups",
+                channel,
+                len(queue.entries),
+            )
+            return
+        queue.entries.append((deadline, payload))
+        if queue.waiters:
             queue.wake_one()
 
     def poller_for(self, channel: str) -> Poller:
-        """The running pop loop that feeds ``channel``; started when none runs."""
+        """The Poller of the Redis list that feeds ``channel`` (made on first use)."""
         layer = self.layer
         list_key = layer.channel_key(channel)
         poller = self.pollers.get(list_key)
-        if poller is None:
+        if poller is None or poller.stopped:
             is_local = "!" in channel
             keys = [list_key, list_key + ":n"] if is_local else [list_key]
             # A plain channel is shared with other processes: take one entry at a time so that a
@@ -188,14 +269,12 @@ class LoopState:
             shard = layer.shard_for(channel)
             poller = Poller(self, shard, keys, batch, layer.block_timeout(shard))
             self.pollers[list_key] = poller
-            poller.task = asyncio.get_running_loop().create_task(poller.run())
         poller.channels.add(channel)
         return poller
 
     async def take(self, channel: str, on_expired: Callable[[], None]) -> bytes:
         """Wait for and return the next live payload of ``channel`` (expired ones are skipped)."""
-        queue = self.queue(channel)
-        loop = asyncio.get_running_loop()
+        queue = self.queues.get(channel) or self.queue(channel)
         while True:
             while queue.entries:
                 deadline, payload = queue.entries.popleft()
@@ -204,10 +283,13 @@ class LoopState:
                         queue.wake_one()
                     return payload
                 on_expired()
-            poller = self.poller_for(channel)
-            waiter: asyncio.Future[None] = loop.create_future()
+            poller = queue.poller
+            if poller is None or poller.stopped:
+                poller = queue.poller = self.poller_for(channel)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             queue.waiters.append(waiter)
             poller.waiting += 1
+            poller.want()
             try:
                 await waiter
             except asyncio.CancelledError:
@@ -222,6 +304,8 @@ class LoopState:
 
     async def stop(self) -> None:
         """Cancel the pop loops and the heartbeat (an in-flight pop may lose one entry)."""
+        for poller in self.pollers.values():
+            poller.stopped = True
         tasks: list[asyncio.Task[Any]] = [p.task for p in self.pollers.values() if p.task]
         if self.heartbeat is not None:
             tasks.append(self.heartbeat)

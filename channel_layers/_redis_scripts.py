@@ -11,17 +11,23 @@ key a script touches sits in one slot):
 - ``P:{base!}:alive``: the process's heartbeat (a TTL key); without it its memberships are dead;
 - ``P:g:{group}``: a sorted set of the group's member channels, scored by join time (seconds).
 
-An entry is ``<deadline ms>|<channel>|<payload>``: the deadline enforces ``expiry`` per message,
-and the channel name tells the process's pop loop which local queue it belongs to.
+An entry is ``<deadline ms>|<channels>|<payload>``: the deadline enforces ``expiry`` per message,
+and the channel names tell the process's pop loop which local queues it belongs to. A send names
+one channel; a group_send puts ONE entry on each process list naming every member of that process,
+comma-separated (channel names cannot hold a comma): Redis stores, and the process pops and
+decodes, the payload once per process rather than once per member.
 """
 
 from __future__ import annotations
 
-# Decrement one channel's queued count in the counts hash, dropping the field at zero.
+# Decrement the queued count of each channel an entry names (comma-separated) in the counts
+# hash, dropping a field at zero.
 _DECREMENT = """
-local function decrement(counts, channel)
-  if redis.call('HINCRBY', counts, channel, -1) <= 0 then
-    redis.call('HDEL', counts, channel)
+local function decrement(counts, channels)
+  for channel in string.gmatch(channels, '[^,]+') do
+    if redis.call('HINCRBY', counts, channel, -1) <= 0 then
+      redis.call('HDEL', counts, channel)
+    end
   end
 end
 """
@@ -59,7 +65,8 @@ return 1
 """
 )
 
-#: KEYS: list[, counts]. ARGV: limit, then channels already popped by BLPOP (to decrement).
+#: KEYS: list[, counts]. ARGV: limit, then the channel fields of entries already popped by
+#: BLPOP (to decrement).
 #: Pops up to ``limit`` entries and returns them.
 DRAIN = (
     _DECREMENT
@@ -131,15 +138,21 @@ while i <= #ARGV do
       if used >= capacity then
         dropped = dropped + 1
       else
-        entries[#entries + 1] = deadline .. '|' .. channel .. '|' .. payload
+        entries[#entries + 1] = channel
         if is_local then redis.call('HINCRBY', counts, channel, 1) end
       end
     end
   end
   i = i + count * step
-  -- One RPUSH per 1000 entries: far cheaper than one redis.call per member.
-  for first = 1, #entries, 1000 do
-    redis.call('RPUSH', list, unpack(entries, first, math.min(first + 999, #entries)))
+  if #entries > 0 and is_local then
+    -- One entry for all members of one process: stored, popped and decoded once.
+    redis.call('RPUSH', list, deadline .. '|' .. table.concat(entries, ',') .. '|' .. payload)
+  else
+    -- A plain channel's list (normally one member): one entry per member, 1000 per RPUSH.
+    for j = 1, #entries do entries[j] = deadline .. '|' .. entries[j] .. '|' .. payload end
+    for first = 1, #entries, 1000 do
+      redis.call('RPUSH', list, unpack(entries, first, math.min(first + 999, #entries)))
+    end
   end
   if #entries > 0 then
     delivered = delivered + #entries

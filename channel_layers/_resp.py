@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 from urllib.parse import unquote, urlparse
@@ -110,12 +111,24 @@ def _encode(args: tuple[Any, ...]) -> bytes:
     return b"".join(parts)
 
 
+#: What waits for one reply: a future (a caller awaits it) or a callback (called with the reply,
+#: or with the error, right where the reply is parsed: no task or loop turn in between).
+Waiter = asyncio.Future[Any] | Callable[[Any], None]
+
+
 class _Connection(asyncio.Protocol):
-    """One socket: writes commands, resolves one waiting future per reply, in order."""
+    """One socket: writes commands, hands each reply to its waiter, in order.
+
+    Every command is bounded by one watchdog timer per connection (re-armed lazily for the oldest
+    command) rather than a timer per command: a timeout per command cost more CPU than parsing
+    its reply.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.waiters: collections.deque[Waiter] = collections.deque()
+        self.deadlines: collections.deque[float] = collections.deque()  # loop time, per waiter
+        self.watchdog: asyncio.TimerHandle | None = None
         self.buffer = b""
         self.need = 0  # do not parse again before the buffer holds this many bytes
         self.closed = False
@@ -143,39 +156,78 @@ class _Connection(asyncio.Protocol):
                 self.abort(redis_errors.InvalidResponse("unexpected reply from Redis"))
                 return
             waiter = self.waiters.popleft()
-            if not waiter.done():
-                if isinstance(reply, Exception):
-                    waiter.set_exception(reply)
-                else:
-                    waiter.set_result(reply)
+            self.deadlines.popleft()
+            _resolve(waiter, reply)
         self.buffer = buffer[pos:]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        error = redis_errors.ConnectionError(f"connection to Redis lost: {exc or 'closed'}")
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(error)
+        self._fail(redis_errors.ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
 
     def abort(self, exc: Exception) -> None:
         """Fail every pending command and drop the socket (its replies can no longer match)."""
-        self.closed = True
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(exc)
+        self._fail(exc)
         if self.transport is not None:
             self.transport.abort()
 
-    def request(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Write one command; the future resolves with its reply."""
+    def _fail(self, exc: Exception) -> None:
+        self.closed = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        self.deadlines.clear()
+        while self.waiters:
+            _resolve(self.waiters.popleft(), exc)
+
+    def request(self, args: tuple[Any, ...], limit: float | None) -> asyncio.Future[Any]:
+        """Write one command; the future resolves with its reply. No reply within ``limit``
+        seconds fails it and every later command (the socket is dropped)."""
+        future = asyncio.get_running_loop().create_future()
+        self._send(args, limit, future)
+        return future
+
+    def request_callback(
+        self, args: tuple[Any, ...], limit: float | None, callback: Callable[[Any], None]
+    ) -> None:
+        """Write one command; ``callback`` gets its reply, or the error (an exception object),
+        as soon as it is parsed."""
+        self._send(args, limit, callback)
+
+    def _send(self, args: tuple[Any, ...], limit: float | None, waiter: Waiter) -> None:
         if self.closed or self.transport is None:
             raise redis_errors.ConnectionError("connection to Redis is closed")
-        waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
+        if limit is None:
+            self.deadlines.append(math.inf)
+        else:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + limit
+            self.deadlines.append(deadline)
+            if self.watchdog is None:
+                self.watchdog = loop.call_at(deadline, self._check_deadline)
         self.transport.write(_encode(args))
-        return waiter
+
+    def _check_deadline(self) -> None:
+        self.watchdog = None
+        if not self.deadlines:
+            return
+        oldest = self.deadlines[0]
+        loop = asyncio.get_running_loop()
+        if oldest <= loop.time():
+            self.abort(redis_errors.TimeoutError("Redis did not answer in time (socket_timeout)"))
+        elif oldest != math.inf:
+            self.watchdog = loop.call_at(oldest, self._check_deadline)
+        elif len(self.deadlines) > 1:  # an unbounded command first: look again later
+            self.watchdog = loop.call_at(loop.time() + 1.0, self._check_deadline)
+
+
+def _resolve(waiter: Waiter, reply: Any) -> None:
+    if callable(waiter):
+        waiter(reply)
+    elif not waiter.done():  # a caller that was cancelled left its future behind
+        if isinstance(reply, Exception):
+            waiter.set_exception(reply)
+        else:
+            waiter.set_result(reply)
 
 
 def lean_params(host: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -244,24 +296,15 @@ class LeanClient:
             setup.append(("AUTH", *auth) if auth else ("AUTH", params["password"]))
         if params["db"]:
             setup.append(("SELECT", params["db"]))
-        for command in [conn.request(args) for args in setup]:
-            await self._wait(conn, command, params["socket_timeout"])
+        limit = params["socket_timeout"]
+        for command in [conn.request(args, limit) for args in setup]:
+            await command
         return conn
 
-    async def _wait(
-        self, conn: _Connection, reply: asyncio.Future[Any], limit: float | None
-    ) -> Any:
-        try:
-            async with asyncio.timeout(limit):
-                return await reply
-        except TimeoutError as exc:
-            conn.abort(redis_errors.TimeoutError("Redis did not answer in time"))
-            raise redis_errors.TimeoutError(
-                f"Redis did not answer within {limit} s (socket_timeout)"
-            ) from exc
-        except asyncio.CancelledError:
-            # The reply will still arrive and resolve this (cancelled) future: nothing shifts.
-            raise
+    def ready_connection(self) -> _Connection | None:
+        """The shared connection when it is open (callers may then skip awaiting a connect)."""
+        conn = self._shared
+        return None if conn is None or conn.closed else conn
 
     async def execute_command(self, *args: Any) -> Any:
         """Send one command on the shared connection (pipelined with concurrent callers)."""
@@ -273,7 +316,9 @@ class LeanClient:
                 conn = self._shared
                 if conn is None or conn.closed:
                     conn = self._shared = await self._open()
-        return await self._wait(conn, conn.request(args), self.params["socket_timeout"])
+        # A caller cancelled here leaves its future behind; the reply still arrives and is
+        # dropped, so later replies stay matched to their commands.
+        return await conn.request(args, self.params["socket_timeout"])
 
     async def blpop(self, keys: list[str], timeout: float = 0) -> Any:
         """BLPOP on a connection of its own (a blocked connection cannot carry other work)."""
@@ -284,9 +329,9 @@ class LeanClient:
         # (or socket_timeout, when smaller) before calling the server hung.
         limit = self.params["socket_timeout"]
         margin = 1.0 if limit is None else min(limit, 1.0)
-        reply = conn.request(("BLPOP", *keys, timeout))
+        reply = conn.request(("BLPOP", *keys, timeout), timeout + margin)
         try:
-            result = await self._wait(conn, reply, timeout + margin)
+            result = await reply
         except asyncio.CancelledError:
             conn.abort(redis_errors.ConnectionError("blocking pop cancelled"))
             raise

@@ -93,6 +93,24 @@ async def test_a_server_that_never_answers_fails_within_five_seconds() -> None:
         await layer.close()
 
 
+async def test_a_receive_on_a_connection_that_stops_answering_fails_within_five_seconds() -> None:
+    # The receive finds the shared connection up and drains on it without a pop loop task (the
+    # fast path); the per-connection deadline must still bound it.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}"])
+        channel = layer.make_channel_name("specific", layer.client_tag)
+        sending = asyncio.ensure_future(layer.send(channel, {"type": "m"}))
+        await asyncio.sleep(0.2)  # connected; the send waits for its reply
+        assert layer.shards[0].client().ready_connection() is not None
+        assert await unavailable_within(layer.receive(channel)) < 5
+        with pytest.raises(LayerUnavailable):
+            await sending
+        await layer.close()
+
+
 async def test_pubsub_hooks_fire_and_subscriptions_come_back(redis_servers: Any) -> None:
     server = redis_servers.start()
     events: list[str] = []

@@ -111,6 +111,33 @@ async def test_group_send_costs_two_commands_per_shard(private_url: str) -> None
     await layer.close()
 
 
+async def test_a_group_message_is_stored_once_per_process_and_decoded_into_copies(
+    redis_url: str,
+) -> None:
+    layer = RedisChannelLayer(hosts=[redis_url], prefix="once", capacity=2)
+    channels = [await layer.new_channel() for _ in range(3)]
+    for channel in channels:
+        await layer.group_add("room", channel)
+    client = redis.Redis.from_url(redis_url)
+    key = layer.channel_key(channels[0])  # the process list all three share
+    await layer.group_send("room", {"type": "news", "items": [1, 2]})
+    entries = client.lrange(key, 0, -1)
+    assert len(entries) == 1
+    assert sorted(entries[0].split(b"|")[1].split(b",")) == sorted(c.encode() for c in channels)
+    assert client.hgetall(key + ":n") == {c.encode(): b"1" for c in channels}  # capacity counts
+    first = await layer.receive(channels[0])
+    first["items"].append(3)  # one receiver's copy is its own
+    assert [await layer.receive(c) for c in channels[1:]] == [{"type": "news", "items": [1, 2]}] * 2
+    assert client.llen(key) == 0
+    await layer.group_send("room", {"type": "news", "items": []})  # drained counts went down:
+    await layer.group_send("room", {"type": "news", "items": []})  # two more fit (capacity 2)
+    await layer.group_send("room", {"type": "news", "items": []})  # the third is dropped
+    assert client.hgetall(key + ":n") == {c.encode(): b"2" for c in channels}
+    assert layer.stats.group_deliveries == 9
+    await layer.flush()
+    await layer.close()
+
+
 async def test_an_idle_receive_outlives_the_socket_timeout(redis_url: str) -> None:
     """channels_redis#422: with a 5 s socket timeout its receives died after 5 s idle."""
     host = {"address": redis_url, "socket_timeout": 0.4}
