@@ -103,22 +103,10 @@ SERVERS: dict[str, Command] = {
     "hypercorn": _hypercorn,
     "granian": _granian,
 }
-MULTI_WORKER = {
-    "ours-h11",
-    "ours-httptools",
-    "uvicorn-h11",
-    "uvicorn-httptools",
-    "hypercorn",
-    "granian",
-}
+MULTI_WORKER = set(SERVERS) - {"daphne"}  # daphne has no worker-process option
 # Where each server's own code lives, for the inclusive-time list of a profile.
-PACKAGES = {
-    "ours": "asgi_server/",
-    "uvicorn": "uvicorn/",
-    "daphne": "daphne/",
-    "hypercorn": "hypercorn/",
-    "granian": "granian/",
-}
+PACKAGES = {name: f"{name}/" for name in ("uvicorn", "daphne", "hypercorn", "granian")}
+PACKAGES["ours"] = "asgi_server/"
 SCENARIOS = ("keepalive", "close", "upload")
 SCENARIO_TITLES = {
     "keepalive": "keep-alive GET (wrk -c64)",
@@ -158,16 +146,8 @@ def wrk_command(scenario: str, port: int, duration: float, pin: bool, threads: i
     partial.write_text((UPLOAD_LUA if scenario == "upload" else "") + REPORT_LUA)
     partial.replace(script)
     connections = 8 if scenario == "upload" else 64
-    args = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{duration:g}s",
-        "--timeout",
-        "30s",
-        "-s",
-        str(script),
-    ]
+    flags = f"-t{threads} -c{connections} -d{duration:g}s --timeout 30s"
+    args = ["wrk", *flags.split(), "-s", str(script)]
     if scenario == "close":
         args += ["-H", "Connection: close"]
     args.append(f"http://127.0.0.1:{port}/")
