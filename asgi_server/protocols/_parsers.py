@@ -22,7 +22,8 @@ import h11
 HEAD, BODY, END, ERROR = range(4)
 RawEvent = tuple[Any, ...]
 RAW_END: RawEvent = (END,)
-_CONTENT_LENGTH_LINE = re.compile(rb"\ncontent-length:", re.IGNORECASE)
+# A Content-Length line as sent: its value with trailing whitespace, which llhttp refuses.
+_CONTENT_LENGTH_VALUE = re.compile(rb"\ncontent-length:[ \t]*([^\r\n]*)(?=\r\n)", re.IGNORECASE)
 
 
 class RequestParser(Protocol):
@@ -49,8 +50,8 @@ class H11Parser:
         self._limit = limit_request_head
         self._conn = self._new_connection()
         self._failed = False
-        # The bytes of a head being received, kept only to spot duplicate Content-Length
-        # headers, which h11 silently merges when they are equal (see _h11_head).
+        # The bytes of a head being received, to check what h11 tolerates and llhttp refuses:
+        # obs-fold, bare LF, and Content-Length lists and duplicates, which h11 merges (_head).
         self._awaiting_head = True
         self._head_chunks: list[bytes] = []
 
@@ -75,9 +76,17 @@ class H11Parser:
                 if kind is h11.Data:
                     events.append((BODY, bytes(event.data)))  # type: ignore[union-attr]
                 elif kind is h11.Request:
-                    events.append(self._head(event))  # type: ignore[arg-type]
+                    head = self._head(event)  # type: ignore[arg-type]
+                    events.append(head)
+                    if head[0] == ERROR:
+                        self._failed = True
+                        return
                 elif kind is h11.EndOfMessage:
+                    # Stop here: asking h11 for more would make it refuse a pipelined request
+                    # after an HTTP/1.0 keep-alive one (its MUST_CLOSE state); next_cycle
+                    # hands the bytes to a fresh connection.
                     events.append(RAW_END)
+                    return
                 else:  # NEED_DATA, PAUSED (request done) or ConnectionClosed
                     return
         except h11.RemoteProtocolError as exc:
@@ -86,18 +95,30 @@ class H11Parser:
             events.append((ERROR, status, str(exc)))
 
     def _head(self, event: h11.Request) -> RawEvent:
-        version = "1.1" if event.http_version == b"1.1" else "1.0"
+        # The version as sent (h11 takes any HTTP/d.d): the core refuses all but 1.0 and 1.1.
+        version = "1.1" if event.http_version == b"1.1" else event.http_version.decode()
         # Iterating h11's headers yields lowercased names, as ASGI wants them.
         headers = list(event.headers)
-        if any(name == b"content-length" for name, _ in headers):
-            head = b"".join(self._head_chunks)
-            end = head.find(b"\r\n\r\n")
-            head = head[: end if end >= 0 else head.find(b"\n\n")]
-            if len(_CONTENT_LENGTH_LINE.findall(head)) > 1:
-                # Put the duplicate back, so that the core refuses it for both parsers.
-                headers += [(name, value) for name, value in headers if name == b"content-length"]
+        head = b"".join(self._head_chunks)
         self._awaiting_head = False
         self._head_chunks = []
+        end = head.find(b"\r\n\r\n") + 2
+        head = head[:end]
+        # h11 takes a bare LF as a line end and unfolds obs-fold; llhttp refuses both, and so
+        # do we with h11: a proxy in front that reads these differently could smuggle a
+        # header past us (RFC 9112 §2.2, §5.2).
+        if end < 2 or head.count(b"\n") != head.count(b"\r\n"):
+            return (ERROR, 400, "Invalid HTTP request: bare LF; end every line with CRLF")
+        if b"\n " in head or b"\n\t" in head:
+            return (ERROR, 400, "Invalid HTTP request: obs-fold; send each header on one line")
+        lengths = [value for name, value in headers if name == b"content-length"]
+        if lengths:
+            sent = _CONTENT_LENGTH_VALUE.findall(head)
+            if sent != lengths:
+                # h11 merged "1, 1" or two equal lines into one: give the core what was sent,
+                # so that it refuses these for both parsers (RFC 9112 §6.3).
+                headers = [item for item in headers if item[0] != b"content-length"]
+                headers += [(b"content-length", value) for value in sent]
         return (HEAD, event.method, event.target, version, headers)
 
     def next_cycle(self) -> None:
@@ -217,8 +238,10 @@ class HttptoolsParser:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """llhttp: one complete header field."""
-        self._headers.append((name.lower(), value))
+        """llhttp: one complete header field (trailer fields are dropped, as with h11: the
+        request's header list was handed out already)."""
+        if self._in_head:
+            self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         """llhttp: the head is complete."""

@@ -121,6 +121,8 @@ class Limits:
 # so could split a logged or re-emitted header. A UTF-8 value containing 0x85 is refused too.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f\x85]").search
 _DIGITS = re.compile(rb"[0-9]+").fullmatch
+# Targets other than a path that llhttp takes (h11 takes any): "*" and scheme://... forms.
+_OTHER_TARGET_FORM = re.compile(rb"\*|[A-Za-z][A-Za-z0-9+.-]*://").match
 # The request headers the core itself reads.
 _FRAMING_HEADERS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
@@ -214,6 +216,9 @@ class HTTP11Core(ResponseWriter):
         limits = self.limits
         if len(target) > limits.limit_request_line:
             return self._fail(414, "Request target too long")
+        if target[:1] != b"/" and not _OTHER_TARGET_FORM(target) and method != b"CONNECT":
+            # RFC 9112 §3.2: origin-form, absolute-form or "*"; authority-form only for CONNECT.
+            return self._fail(400, "Invalid request target; send a path such as /index.html")
         if len(headers) > limits.limit_request_headers:
             return self._fail(431, "Too many request headers")
         size = len(method) + len(target) + 13  # "M T HTTP/1.1\r\n" and the final CRLF
@@ -231,10 +236,16 @@ class HTTP11Core(ResponseWriter):
             if name not in _FRAMING_HEADERS:  # most headers: one set lookup, not six compares
                 continue
             if name == b"host":
+                if has_host:  # RFC 9112 §3.2: more than one Host line gets a 400
+                    return self._fail(400, "Duplicate Host header")
                 has_host = True
             elif name == b"content-length":
                 content_lengths.append(value)
             elif name == b"transfer-encoding":
+                # RFC 9112 §6.1: chunked is the only coding we decode; any other (or a list)
+                # would leave the body's framing to guesswork, so it is refused, as h11 does.
+                if value.strip(b" \t").lower() != b"chunked":
+                    return self._fail(400, "Unsupported Transfer-Encoding; send chunked only")
                 chunked = True
             elif name == b"connection":
                 connection += b"," + value.lower()
@@ -244,13 +255,27 @@ class HTTP11Core(ResponseWriter):
                 upgrade = value.lower()
         if size > limits.limit_request_head:
             return self._fail(431, "Request head too large")
-        if not has_host and version == "1.1":
+        if version != "1.1":
+            if version != "1.0":  # HTTP/0.9, an HTTP/2 preface, HTTP/3.0: not ours to serve
+                return self._fail(400, "Unsupported HTTP version; use HTTP/1.1")
+        elif not has_host:
             # RFC 9112 §3.2: an HTTP/1.1 request without Host gets a 400.
             return self._fail(400, "Missing Host header")
         if content_lengths:
             error = self._check_framing(content_lengths, chunked)
             if error is not None:
                 return error
+        has_body = chunked or (content_lengths and content_lengths[0].strip(b"0"))
+        if has_body and (
+            method == b"CONNECT" or (upgrade is not None and b"upgrade" in connection)
+        ):
+            # llhttp hands all after the head of an upgrade (or CONNECT) to the new protocol,
+            # h11 reads the body first: where the body ends would depend on the parser (and
+            # a body could be parsed as a second request), so such a request is refused.
+            # RFC 9110 §9.3.6: a CONNECT request has no content anyway.
+            return self._fail(400, "Upgrade or CONNECT with a body; send the body without")
+        if chunked and version == "1.0":  # RFC 9112 §6.1: then close after this request
+            connection = b"close"
         return self._accept(method, target, version, headers, connection, expect, upgrade)
 
     def _check_framing(self, content_lengths: list[bytes], chunked: bool) -> RequestError | None:
@@ -263,6 +288,8 @@ class HTTP11Core(ResponseWriter):
         value = content_lengths[0]
         if _DIGITS(value) is None:  # no sign, no hex, no spaces (RFC 9110 §8.6)
             return self._fail(400, "Invalid Content-Length")
+        if len(value) > 19 and int(value) >= 1 << 64:  # llhttp's bound, for both parsers
+            return self._fail(400, "Content-Length too large")
         limit = self.limits.limit_request_body
         if limit is not None and int(value) > limit:
             return self._fail(413, "Request body too large")
