@@ -36,7 +36,6 @@ from channel_layers import _redis_scripts as scripts
 from channel_layers._redis_connection import HashRing, Shard, decode_hosts, evalsha, socket_timeout
 from channel_layers._redis_local import LoopState, logger
 from channel_layers.base import BaseChannelLayer, CapacityPattern, ChannelFull, LayerUnavailable
-from channel_layers.memory import copy_message, is_flat
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
 __all__ = ["RedisChannelLayer"]
@@ -76,9 +75,6 @@ class RedisChannelLayer(BaseChannelLayer):
             weakref.WeakKeyDictionary()
         )
         self._placements: dict[str, tuple[int, int, str]] = {}
-        # The last payload decoded, its message (never handed out: receivers get copies), and
-        # whether that message is flat (a shallow copy suffices).
-        self._last_decoded: tuple[bytes | None, dict[str, Any], bool] = (None, {}, True)
 
     # --- names and placement ---------------------------------------------------------------
 
@@ -140,22 +136,12 @@ class RedisChannelLayer(BaseChannelLayer):
         while True:
             payload = await state.take(channel, self._count_expired)
             try:
-                message = self._decode(payload)
+                message = self.serializer.deserialize_shared(payload)
             except MessageDecodeError as exc:
                 logger.error("skipped a message on %r: %s", channel, exc)
                 continue
             self.stats.received += 1
             return message
-
-    def _decode(self, payload: bytes) -> dict[str, Any]:
-        """Decode ``payload``, once for all members of a group message in this process: they
-        get the same payload object one after another, and each gets a copy of one decoding."""
-        cached_payload, cached, flat = self._last_decoded
-        if payload is not cached_payload:
-            cached = self.serializer.deserialize(payload)
-            flat = is_flat(cached)
-            self._last_decoded = (payload, cached, flat)
-        return copy_message(cached, flat)
 
     def _count_expired(self) -> None:
         self.stats.expired += 1

@@ -48,12 +48,19 @@ Hook = Callable[[], Any]
 class _LocalChannel(LocalQueue):
     """A subscribed channel's queue plus what the idle sweep needs to know."""
 
-    __slots__ = ("groups", "last_receive")
+    __slots__ = ("groups", "last_receive", "subscriber", "topic")
 
     def __init__(self) -> None:
         super().__init__()
         self.last_receive = time.monotonic()
         self.groups: dict[str, float] = {}  # group -> joined at (wall clock)
+        # Where it is subscribed: receive() skips the subscribe call while this still holds.
+        self.subscriber: Subscriber | None = None
+        self.topic = ""
+
+    def subscribed(self) -> bool:
+        """True while its subscriber still has (or is getting) its topic."""
+        return self.subscriber is not None and self.topic in self.subscriber.topics
 
 
 class _LoopState:
@@ -153,15 +160,20 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         local = state.channels.get(channel)
         if local is None:
             local = state.channels[channel] = _LocalChannel()
-        index = self._shard_index(channel)
-        await self._subscriber(state, index).subscribe(self._topic(channel))
+        subscriber = self._subscriber(state, self._shard_index(channel))
+        topic = self._topic(channel)
+        await subscriber.subscribe(topic)
+        local.subscriber, local.topic = subscriber, topic
         return local
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Subscribe to ``channel`` (once) and wait for its next message."""
         self.require_valid_channel_name(channel)
-        local = await self._subscribe_channel(channel)
         loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        local = state.channels.get(channel) if state is not None else None
+        if local is None or not local.subscribed():
+            local = await self._subscribe_channel(channel)
         while True:
             local.last_receive = time.monotonic()
             while local.entries:
@@ -172,7 +184,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                     self.stats.expired += 1
                     continue
                 try:
-                    message = self.serializer.deserialize(payload)
+                    message = self.serializer.deserialize_shared(payload)
                 except MessageDecodeError as exc:
                     logger.error("skipped a message on %r: %s", channel, exc)
                     continue

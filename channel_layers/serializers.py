@@ -26,6 +26,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 from channel_layers.base import ChannelLayerError, InvalidMessage
+from channel_layers.memory import copy_message, is_flat
 
 __all__ = ["FORMATS", "MessageDecodeError", "MessageSerializer", "fernet_from_key"]
 
@@ -199,6 +200,9 @@ class MessageSerializer:
         self.format = serializer_format
         self._dumps, self._loads = FORMATS[serializer_format]
         self._crypter = self._make_crypter(symmetric_encryption_keys)
+        # The last payload decoded by deserialize_shared(), its message (never handed out:
+        # callers get copies) and whether that message is flat (a shallow copy suffices).
+        self._last: tuple[bytes | None, dict[str, Any], bool] = (None, {}, True)
 
     @staticmethod
     def _make_crypter(keys: Iterable[str | bytes] | None) -> Any:
@@ -232,6 +236,17 @@ class MessageSerializer:
         if self._crypter is not None:
             data = self._crypter.encrypt(data)
         return data
+
+    def deserialize_shared(self, data: bytes) -> dict[str, Any]:
+        """Like deserialize, but decrypts and decodes once when the same bytes object comes
+        again in a row, as a group message does for each of its members in one process; every
+        call returns a private copy."""
+        last_data, message, flat = self._last
+        if data is not last_data:
+            message = self.deserialize(data)
+            flat = is_flat(message)
+            self._last = (data, message, flat)
+        return copy_message(message, flat)
 
     def deserialize(self, data: bytes) -> dict[str, Any]:
         """Decrypt and decode one stored message; raise MessageDecodeError when that fails."""

@@ -110,3 +110,15 @@ async def test_layer_carries_rich_values_end_to_end(redis_url: str) -> None:
     finally:
         await layer.flush()
         await layer.close()
+
+
+def test_a_shared_payload_is_decoded_once_and_each_caller_gets_a_copy() -> None:
+    serializer = MessageSerializer()
+    payload = serializer.serialize({"type": "m", "text": "a longer text " * 3, "items": [{"n": 1}]})
+    first = serializer.deserialize_shared(payload)
+    first["items"][0]["n"] = 2  # a receiver changing its message changes nobody else's
+    second = serializer.deserialize_shared(payload)
+    assert second == {"type": "m", "text": "a longer text " * 3, "items": [{"n": 1}]}
+    assert second["text"] is first["text"]  # one decoding, shared immutable values
+    again = serializer.deserialize_shared(bytes(bytearray(payload)))  # equal, another object
+    assert again == second and again["text"] is not first["text"]
