@@ -101,64 +101,116 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 """
 
+# Deliver one group message to the members of one target list (a process list, or one plain
+# channel's list). ``m`` holds the message (payload, deadline, ttl, now, grace) and the running
+# totals (delivered, dropped, dead). A process list whose heartbeat is gone, and whose newest member
+# joined longer ago than the grace, belongs to a dead process: its members are not delivered to
+# but collected in ``m.dead``, for removal from the group.
+_DELIVER = """
+local function deliver(m, list, is_local, newest, members, capacities)
+  local counts = list .. ':n'
+  if is_local and redis.call('EXISTS', list .. ':alive') == 0 and m.now - newest > m.grace then
+    for _, channel in ipairs(members) do m.dead[#m.dead + 1] = channel end
+    return
+  end
+  local entries = {}
+  for j, channel in ipairs(members) do
+    local used
+    if is_local then
+      used = tonumber(redis.call('HGET', counts, channel) or '0')
+    else
+      used = redis.call('LLEN', list)
+    end
+    if used >= capacities[j] then
+      m.dropped = m.dropped + 1
+    else
+      entries[#entries + 1] = channel
+      if is_local then redis.call('HINCRBY', counts, channel, 1) end
+    end
+  end
+  if #entries == 0 then return end
+  if is_local then
+    -- One entry for all members of one process: stored, popped and decoded once.
+    redis.call('RPUSH', list, m.deadline .. '|' .. table.concat(entries, ',') .. '|' .. m.payload)
+    redis.call('PEXPIRE', counts, m.ttl)
+  else
+    -- A plain channel's list (normally one member): one entry per member, 1000 per RPUSH.
+    for j = 1, #entries do entries[j] = m.deadline .. '|' .. entries[j] .. '|' .. m.payload end
+    for first = 1, #entries, 1000 do
+      redis.call('RPUSH', list, unpack(entries, first, math.min(first + 999, #entries)))
+    end
+  end
+  redis.call('PEXPIRE', list, m.ttl)
+  m.delivered = m.delivered + #entries
+end
+"""
+
 #: KEYS: (list, counts, alive) per target list. ARGV: payload, deadline ms, ttl ms, now ms,
 #: heartbeat grace ms, default capacity, 1 if capacities follow each channel else 0, then one
 #: segment per target list: its index in KEYS, 1 if a process list else 0, the newest join time
 #: of its members (ms), the member count, then the members (each followed by its capacity when
 #: capacities are given).
-#: Returns {delivered, dropped, {dead members}}. A process list whose heartbeat is gone (and whose
-#: newest member joined longer ago than the grace) belongs to a dead process: its members are
-#: not delivered to but reported, for removal from the group.
-GROUP_DELIVER = """
-local payload, deadline, ttl = ARGV[1], ARGV[2], ARGV[3]
-local now, grace, default_capacity = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+#: Returns {delivered, dropped, {dead members}} (see ``deliver``).
+GROUP_DELIVER = (
+    _DELIVER
+    + """
+local m = {payload = ARGV[1], deadline = ARGV[2], ttl = ARGV[3], now = tonumber(ARGV[4]),
+           grace = tonumber(ARGV[5]), delivered = 0, dropped = 0, dead = {}}
+local default_capacity = tonumber(ARGV[6])
 local step = ARGV[7] == '1' and 2 or 1
-local delivered, dropped, dead = 0, 0, {}
 local i = 8
 while i <= #ARGV do
   local k, is_local = tonumber(ARGV[i]), ARGV[i + 1] == '1'
   local newest, count = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   i = i + 4
-  local list, counts = KEYS[k], KEYS[k + 1]
-  local live = (not is_local) or redis.call('EXISTS', KEYS[k + 2]) == 1 or now - newest <= grace
-  local entries = {}
+  local members, capacities = {}, {}
   for j = 0, count - 1 do
-    local channel = ARGV[i + j * step]
-    local capacity = default_capacity
-    if step == 2 then capacity = tonumber(ARGV[i + j * step + 1]) end
-    if not live then
-      dead[#dead + 1] = channel
-    else
-      local used
-      if is_local then
-        used = tonumber(redis.call('HGET', counts, channel) or '0')
-      else
-        used = redis.call('LLEN', list)
-      end
-      if used >= capacity then
-        dropped = dropped + 1
-      else
-        entries[#entries + 1] = channel
-        if is_local then redis.call('HINCRBY', counts, channel, 1) end
-      end
-    end
+    members[j + 1] = ARGV[i + j * step]
+    capacities[j + 1] = step == 2 and tonumber(ARGV[i + j * step + 1]) or default_capacity
   end
   i = i + count * step
-  if #entries > 0 and is_local then
-    -- One entry for all members of one process: stored, popped and decoded once.
-    redis.call('RPUSH', list, deadline .. '|' .. table.concat(entries, ',') .. '|' .. payload)
-  else
-    -- A plain channel's list (normally one member): one entry per member, 1000 per RPUSH.
-    for j = 1, #entries do entries[j] = deadline .. '|' .. entries[j] .. '|' .. payload end
-    for first = 1, #entries, 1000 do
-      redis.call('RPUSH', list, unpack(entries, first, math.min(first + 999, #entries)))
-    end
-  end
-  if #entries > 0 then
-    delivered = delivered + #entries
-    redis.call('PEXPIRE', list, ttl)
-    if is_local then redis.call('PEXPIRE', counts, ttl) end
-  end
+  deliver(m, KEYS[k], is_local, newest, members, capacities)
 end
-return {delivered, dropped, dead}
+return {m.delivered, m.dropped, m.dead}
 """
+)
+
+#: The whole group_send in one round trip, for a layer on ONE plain (non-Cluster) server without
+#: per-channel capacities: it reads the members and computes their lists' keys itself (Redis
+#: allows undeclared keys outside a Cluster). KEYS: group. ARGV: key prefix, payload, deadline
+#: ms, ttl ms, now ms, heartbeat grace ms, capacity, membership cutoff (seconds).
+#: Returns {delivered, dropped, {dead members} (already removed), member count}.
+GROUP_SEND = (
+    _DELIVER
+    + """
+local m = {payload = ARGV[2], deadline = ARGV[3], ttl = ARGV[4], now = tonumber(ARGV[5]),
+           grace = tonumber(ARGV[6]), delivered = 0, dropped = 0, dead = {}}
+local prefix, capacity = ARGV[1], tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[8])
+local flat = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local lists, order = {}, {}
+for i = 1, #flat, 2 do
+  local channel, joined_ms = flat[i], tonumber(flat[i + 1]) * 1000
+  local bang = string.find(channel, '!', 1, true)
+  local base = bang and string.sub(channel, 1, bang) or channel
+  local target = lists[base]
+  if not target then
+    target = {newest = joined_ms, members = {}, capacities = {}, is_local = bang ~= nil}
+    lists[base] = target
+    order[#order + 1] = base
+  end
+  target.members[#target.members + 1] = channel
+  target.capacities[#target.capacities + 1] = capacity
+  if joined_ms > target.newest then target.newest = joined_ms end
+end
+for _, base in ipairs(order) do
+  local target = lists[base]
+  local list = prefix .. ':{' .. base .. '}'
+  deliver(m, list, target.is_local, target.newest, target.members, target.capacities)
+end
+for first = 1, #m.dead, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(m.dead, first, math.min(first + 999, #m.dead)))
+end
+return {m.delivered, m.dropped, m.dead, #flat / 2}
+"""
+)

@@ -6,7 +6,8 @@ A drop-in for ``channels_redis.core.RedisChannelLayer``: same CONFIG keys (``hos
 
 - a send is one EVALSHA (capacity check, expiry trim and push in one Lua script); a receive costs
   one BLPOP, plus one EVALSHA per batch for process-local channels; a group_send is one EVALSHA
-  for the members plus one per shard the members live on (channels_redis: ~8 commands a message),
+  on a single server (else one for the members plus one per shard the members live on;
+  channels_redis: ~8 commands a message),
   and stores one entry per receiving process, which that process pops and decodes once;
 - all process-local channels of a process share one Redis list and ONE pop loop (see
   ``_redis_local``), and a cancelled receive() loses nothing;
@@ -75,6 +76,11 @@ class RedisChannelLayer(BaseChannelLayer):
             weakref.WeakKeyDictionary()
         )
         self._placements: dict[str, tuple[int, int, str]] = {}
+        # One shard that is no Cluster, one capacity: group_send reads the members and delivers
+        # in one script call (else: one call for the members, then one per shard).
+        self._one_trip_group_send = (
+            len(self.shards) == 1 and not self.shards[0].is_cluster and not self.channel_capacity
+        )
 
     # --- names and placement ---------------------------------------------------------------
 
@@ -200,6 +206,9 @@ class RedisChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         payload = self.serializer.serialize(self.require_valid_message(message))
         self.stats.group_sends += 1
+        if self._one_trip_group_send:
+            await self._group_send_one_trip(group, payload)
+            return
         members = await self._group_members(group)
         if not members:
             return
@@ -219,6 +228,21 @@ class RedisChannelLayer(BaseChannelLayer):
         self.record_group_drops(group, dropped, len(members))
         if dead:
             await self._remove_dead(group, dead)
+
+    async def _group_send_one_trip(self, group: str, payload: bytes) -> None:
+        """group_send as one script call (one plain server, no per-channel capacities)."""
+        key = self.group_key(group)
+        now, deadline, ttl = self._expiry_ms()
+        grace = math.ceil(self.heartbeat_ttl * 1000)
+        cutoff = time.time() - self.group_expiry
+        args = [self.prefix, payload, deadline, ttl, now, grace, self.capacity, cutoff]
+        delivered, dropped, dead, members = await self.shards[0].run(
+            lambda client: evalsha(client, scripts.GROUP_SEND, [key], args)
+        )
+        self.stats.group_deliveries += int(delivered)
+        self.record_group_drops(group, int(dropped), int(members))
+        if dead:
+            self._log_dead(group, [name.decode() for name in dead])
 
     async def _group_members(self, group: str) -> list[tuple[str, float]]:
         key = self.group_key(group)
@@ -272,13 +296,16 @@ class RedisChannelLayer(BaseChannelLayer):
     async def _deliver(self, shard: Shard, keys: list[str], args: list[Any]) -> Any:
         return await shard.run(lambda client: evalsha(client, scripts.GROUP_DELIVER, keys, args))
 
-    async def _remove_dead(self, group: str, dead: list[str]) -> None:
+    def _log_dead(self, group: str, dead: list[str]) -> None:
         logger.info(
             "removed %d member(s) of group %r whose process stopped its heartbeat: %s",
             len(dead),
             group,
             ", ".join(dead[:5]),
         )
+
+    async def _remove_dead(self, group: str, dead: list[str]) -> None:
+        self._log_dead(group, dead)
         key = self.group_key(group)
         await self._group_shard(group).run(lambda client: client.zrem(key, *dead))
 

@@ -89,8 +89,13 @@ async def test_send_and_receive_cost_few_redis_commands(private_url: str) -> Non
     await layer.close()
 
 
-async def test_group_send_costs_two_commands_per_shard(private_url: str) -> None:
-    layer = RedisChannelLayer(hosts=[private_url])
+@pytest.mark.parametrize("capacities", [None, {"other.*": 5}], ids=["one-trip", "per-shard"])
+async def test_group_send_costs_one_command_on_one_server(
+    private_url: str, capacities: dict[str, int] | None
+) -> None:
+    """One plain server: one script call per group_send. With per-channel capacities (matched
+    in Python) or several shards: one call for the members, then one per shard."""
+    layer = RedisChannelLayer(hosts=[private_url], channel_capacity=capacities)
     channels = [await layer.new_channel() for _ in range(10)]
     for channel in channels:
         await layer.group_add("room", channel)
@@ -101,7 +106,8 @@ async def test_group_send_costs_two_commands_per_shard(private_url: str) -> None
     for _ in range(10):
         await layer.group_send("room", {"type": "hello"})
     calls = command_calls(private_url)
-    assert calls["evalsha"] == 20 and round_trips(calls) == 20, calls
+    expected = 10 if capacities is None else 20
+    assert calls["evalsha"] == expected and round_trips(calls) == expected, calls
     for channel in channels:
         assert [(await layer.receive(channel))["type"] for _ in range(11)] == ["warm"] + [
             "hello"
