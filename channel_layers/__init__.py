@@ -142,6 +142,7 @@ def _django_channel_layers() -> LayersConfig | None:
     # Settings named by DJANGO_SETTINGS_MODULE are loaded on first access, so count them too.
     if not (settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE")):
         return None
+    _watch_django_settings()
     layers = getattr(settings, "CHANNEL_LAYERS", None)
     if layers is None:
         return None
@@ -151,6 +152,19 @@ def _django_channel_layers() -> LayersConfig | None:
             f"got {type(layers).__name__}"
         )
     return layers
+
+
+def _watch_django_settings() -> None:
+    """Forget built layers whenever Django's CHANNEL_LAYERS changes, as Channels does, so that
+    ``override_settings(CHANNEL_LAYERS=...)`` in a test takes effect (and is undone after)."""
+    signals = importlib.import_module("django.core.signals")
+    # A dispatch_uid makes repeated calls connect the receiver once.
+    signals.setting_changed.connect(_on_setting_changed, dispatch_uid="channel_layers.reset")
+
+
+def _on_setting_changed(setting: str = "", **_: Any) -> None:
+    if setting == "CHANNEL_LAYERS" and _configured is None:
+        _layers.clear()
 
 
 def build_channel_layer(spec: Mapping[str, Any], alias: str = "?") -> BaseChannelLayer:

@@ -177,6 +177,10 @@ class BaseChannelLayer(abc.ABC):
         """Release connections (idempotent). As in Channels, a closed layer stays usable: the
         next call reconnects, so one cached layer can serve several event loops in turn."""
 
+    async def close_pools(self) -> None:
+        """channels_redis' name for :meth:`close`, kept so code written for it runs unchanged."""
+        await self.close()
+
     async def __aenter__(self) -> Self:
         """``async with layer:`` closes the layer on the way out."""
         return self

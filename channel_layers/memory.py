@@ -269,6 +269,25 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.stats.group_deliveries += delivered
         self.record_group_drops(group, dropped, delivered + dropped)
 
+    # --- inspection (Channels' attributes, read-only here) ------------------------------------
+
+    @property
+    def channels(self) -> dict[str, list[dict[str, Any]]]:
+        """A snapshot ``{channel: [queued messages]}`` of the channels that hold messages or
+        have a receiver waiting. Channels' layer exposes its live dict under this name, and
+        tests use it to find a consumer's channel; changing the snapshot changes nothing."""
+        return {
+            name: [message for _, message in state.queue]
+            for name, state in self._channels.items()
+            if state.queue or state.waiters
+        }
+
+    @property
+    def groups(self) -> dict[str, dict[str, float]]:
+        """A snapshot ``{group: {channel: membership deadline (time.monotonic())}}``, as
+        Channels' ``groups``; a group whose last member left is not in it."""
+        return {group: dict(members) for group, members in self._groups.items()}
+
     # --- housekeeping ------------------------------------------------------------------------
 
     def _sweep(self, now: float) -> None:

@@ -46,7 +46,8 @@ class ProtocolTypeRouter:
                 f"ProtocolTypeRouter has {sorted(self.application_mapping)}"
             )
         application = _single_callable(self.application_mapping[scope_type])
-        await application(scope, receive, send)
+        # Channels returns what the application returns; some tests and wrappers rely on it.
+        return await application(scope, receive, send)
 
 
 # --- our own path() / re_path(), for when Django is not installed ---------------------------
@@ -199,6 +200,12 @@ class URLRouter:
     _path_routing = True
 
     def __init__(self, routes: Sequence[Any]) -> None:
+        for route in routes:
+            if getattr(route, "callback", None) is None:
+                raise ValueError(
+                    f"URLRouter route {route!r} has no application: include() is not supported "
+                    "(as in Channels 4.3); nest a URLRouter: path('prefix/', URLRouter([...]))"
+                )
         self.routes = [
             _as_prefix(route) if getattr(route.callback, "_path_routing", False) else route
             for route in routes
@@ -228,9 +235,19 @@ class URLRouter:
                 full_path: str = scope.get("path", "")
                 inner_scope["root_path"] = full_path[: len(full_path) - len(rest)].rstrip("/")
             application = _single_callable(route.callback)
-            await application(inner_scope, receive, send)
-            return
+            try:
+                return await application(inner_scope, receive, send)
+            except _NoRouteBelow:
+                continue  # the mount point matched but nothing under it: try the next route
+        if "path_remaining" in scope:
+            # We are nested: let the parent try its later routes, as Channels does (its
+            # Resolver404), so `[path("a/", router), path("a/b/", consumer)]` reaches consumer.
+            raise _NoRouteBelow(f"No route found for path {remaining!r}")
         await _no_route(scope, receive, send, remaining)
+
+
+class _NoRouteBelow(ValueError):
+    """A nested URLRouter matched nothing; raised before it touches receive or send."""
 
 
 def _path_below_root(scope: Scope) -> str:
@@ -285,4 +302,4 @@ class ChannelNameRouter:
                 f"ChannelNameRouter has {sorted(self.application_mapping)}"
             )
         application = _single_callable(self.application_mapping[name])
-        await application(scope, receive, send)
+        return await application(scope, receive, send)

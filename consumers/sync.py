@@ -8,8 +8,9 @@ shared thread, so they never run at the same time as each other.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
@@ -19,11 +20,34 @@ __all__ = ["async_to_sync", "database_sync_to_async", "sync_to_async"]
 R = TypeVar("R")
 
 
+# How many test communicator calls are driving an application right now (see
+# connection_closing_suspended). A plain counter, as Channels patches its function process-wide.
+_suspended = 0
+
+
+@contextlib.contextmanager
+def connection_closing_suspended() -> Iterator[None]:
+    """Within this block, database_sync_to_async leaves Django's connections open.
+
+    The test communicators use it around every call, as Channels' do: a Django ``TestCase``
+    holds its transaction on a connection that the consumer's database calls share, and closing
+    "old" connections there would break the test ("Cannot operate on a closed database").
+    """
+    global _suspended
+    _suspended += 1
+    try:
+        yield
+    finally:
+        _suspended -= 1
+
+
 def _close_old_connections() -> None:
     """Django's close_old_connections() when Django is installed and set up, else nothing.
 
     Imported lazily so that ``import consumers`` works without Django.
     """
+    if _suspended:
+        return
     try:
         conf = importlib.import_module("django.conf")
     except ImportError:

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from asgiref.testing import ApplicationCommunicator
 
 from .base import Message
+from .sync import connection_closing_suspended
 
 __all__ = ["ApplicationCommunicator", "HttpCommunicator", "WebsocketCommunicator"]
 
@@ -31,23 +32,30 @@ class TypedCommunicator(ApplicationCommunicator):
     def __init__(self, application: Any, scope: dict[str, Any]) -> None:
         super().__init__(application, scope)  # type: ignore[no-untyped-call]
 
+    # Each call drives the application with connection_closing_suspended(), so a consumer's
+    # database calls keep a Django TestCase's connection open (as Channels' communicators do).
+
     async def send_input(self, message: Message) -> None:
         """Queue a message for the application's receive()."""
-        await super().send_input(message)  # type: ignore[no-untyped-call]
+        with connection_closing_suspended():
+            await super().send_input(message)  # type: ignore[no-untyped-call]
 
     async def receive_output(self, timeout: float = 1) -> Message:
         """The next message the application sent (TimeoutError after ``timeout``)."""
-        message: Message = await super().receive_output(timeout)  # type: ignore[no-untyped-call]
+        with connection_closing_suspended():
+            message: Message = await super().receive_output(timeout)  # type: ignore[no-untyped-call]
         return message
 
     async def receive_nothing(self, timeout: float = 0.1, interval: float = 0.01) -> bool:
         """True when the application sends nothing within ``timeout`` seconds."""
-        nothing: bool = await super().receive_nothing(timeout, interval)  # type: ignore[no-untyped-call]
+        with connection_closing_suspended():
+            nothing: bool = await super().receive_nothing(timeout, interval)  # type: ignore[no-untyped-call]
         return nothing
 
     async def wait(self, timeout: float = 1) -> None:
         """Wait for the application to finish, re-raising its exception."""
-        await super().wait(timeout)  # type: ignore[no-untyped-call]
+        with connection_closing_suspended():
+            await super().wait(timeout)  # type: ignore[no-untyped-call]
 
 
 class HttpCommunicator(TypedCommunicator):
