@@ -50,31 +50,37 @@ SHIM: dict[str, list[str]] = {
         f'__version__ = "{CHANNELS_VERSION}"',
         "from channel_layers import DEFAULT_CHANNEL_LAYER",
     ],
-    "channels/consumer.py": ["from consumers.base import AsyncConsumer, SyncConsumer"],
+    "channels/consumer.py": [
+        "from consumers.consumer import AsyncConsumer, SyncConsumer, get_handler_name",
+    ],
     "channels/generic/__init__.py": [],
     "channels/generic/websocket.py": [
-        "from consumers.websocket import (AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer,",
+        "from consumers.generic.websocket import (AsyncJsonWebsocketConsumer,",
+        "    AsyncWebsocketConsumer,",
         "    JsonWebsocketConsumer, WebsocketConsumer)",
     ],
-    "channels/generic/http.py": ["from consumers.http import AsyncHttpConsumer"],
+    "channels/generic/http.py": ["from consumers.generic.http import AsyncHttpConsumer"],
     "channels/routing.py": [
-        "from consumers.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter",
+        "from consumers.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter,",
+        "    get_default_application",
     ],
     "channels/layers.py": [
-        "from channel_layers import *  # noqa",
-        "from channel_layers import get_channel_layer, BaseChannelLayer",
-        "from channel_layers.memory import InMemoryChannelLayer",
+        "from consumers.layers import (DEFAULT_CHANNEL_LAYER, BaseChannelLayer,",
+        "    InMemoryChannelLayer, get_channel_layer)",
     ],
     "channels/exceptions.py": [
-        "from consumers.exceptions import *  # noqa",
-        "from channel_layers.base import ChannelFull",
+        "from consumers.exceptions import (AcceptConnection, ChannelFull, DenyConnection,",
+        "    InvalidChannelLayerError, RequestAborted, StopConsumer)",
     ],
     "channels/testing/__init__.py": [
         "from consumers.testing import ApplicationCommunicator, HttpCommunicator,"
         " WebsocketCommunicator",
         "from consumers.testing_live import ChannelsLiveServerTestCase",
     ],
-    "channels/db.py": ["from consumers.db import database_sync_to_async"],
+    "channels/db.py": [
+        "from consumers.db import database_sync_to_async",
+        "from consumers.sync import aclose_old_connections",
+    ],
     "channels/auth.py": [
         "from consumers.auth import AuthMiddleware, AuthMiddlewareStack, get_user, login, logout",
     ],
@@ -85,7 +91,7 @@ SHIM: dict[str, list[str]] = {
     "channels/middleware.py": ["from consumers.middleware import BaseMiddleware"],
     "channels/security/__init__.py": [],
     "channels/security/websocket.py": [
-        "from consumers.security import AllowedHostsOriginValidator, OriginValidator",
+        "from consumers.security.websocket import AllowedHostsOriginValidator, OriginValidator",
     ],
     "channels_redis/__init__.py": [],
     "channels_redis/core.py": [

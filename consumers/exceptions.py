@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+# Channels users import ChannelFull from channels.exceptions; it is the layer's own error.
+from channel_layers.base import ChannelFull
+
+__all__ = [
+    "AcceptConnection",
+    "ChannelFull",
+    "ClientDisconnected",
+    "DenyConnection",
+    "InvalidChannelLayerError",
+    "NoHandlerError",
+    "RequestAborted",
+    "StopConsumer",
+]
+
 
 class StopConsumer(Exception):
     """Raise from a handler to end the consumer cleanly: no more messages are dispatched."""

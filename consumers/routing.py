@@ -19,7 +19,14 @@ from asgiref.compatibility import guarantee_single_callable
 
 from .base import ASGIApp, Receive, Scope, Send
 
-__all__ = ["ChannelNameRouter", "ProtocolTypeRouter", "URLRouter", "path", "re_path"]
+__all__ = [
+    "ChannelNameRouter",
+    "ProtocolTypeRouter",
+    "URLRouter",
+    "get_default_application",
+    "path",
+    "re_path",
+]
 
 logger = logging.getLogger("consumers")
 
@@ -48,6 +55,26 @@ class ProtocolTypeRouter:
         application = _single_callable(self.application_mapping[scope_type])
         # Channels returns what the application returns; some tests and wrappers rely on it.
         return await application(scope, receive, send)
+
+
+def get_default_application() -> Any:
+    """The application Django's ``ASGI_APPLICATION`` setting names (Channels' helper, for
+    asgi.py files that call it after ``django.setup()``)."""
+    settings = importlib.import_module("django.conf").settings
+    dotted = getattr(settings, "ASGI_APPLICATION", None)
+    if not dotted:
+        raise ValueError(
+            "get_default_application() needs the ASGI_APPLICATION setting, "
+            "e.g. ASGI_APPLICATION = 'mysite.asgi.application'"
+        )
+    module_name, _, attribute = str(dotted).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(
+            f"ASGI_APPLICATION = {dotted!r} does not name an application: {exc}; "
+            "point it at the module attribute, e.g. 'mysite.asgi.application'"
+        ) from exc
 
 
 # --- our own path() / re_path(), for when Django is not installed ---------------------------

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import SyncToAsync, async_to_sync, sync_to_async
 
-__all__ = ["async_to_sync", "database_sync_to_async", "sync_to_async"]
+__all__ = ["aclose_old_connections", "async_to_sync", "database_sync_to_async", "sync_to_async"]
 
 R = TypeVar("R")
 
@@ -72,3 +72,9 @@ class DatabaseSyncToAsync(SyncToAsync[Any, Any]):
 def database_sync_to_async(func: Callable[..., R]) -> Callable[..., Any]:
     """Wrap a sync function that uses Django's ORM so it can be awaited from a consumer."""
     return DatabaseSyncToAsync(func)
+
+
+async def aclose_old_connections() -> None:
+    """Close stale Django database connections from async code, off the event loop (Channels'
+    helper of that name): call it in a long-lived async consumer that uses Django's async ORM."""
+    await sync_to_async(_close_old_connections)()

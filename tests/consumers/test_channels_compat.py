@@ -7,6 +7,7 @@ include() in a URLRouter, and the communicators with Django's TestCase.
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ import pytest
 from django.urls import include
 from django.urls import path as django_path
 
+import channel_layers
 from consumers import AsyncHttpConsumer, AsyncWebsocketConsumer
 from consumers.base import Receive, Scope, Send
 from consumers.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
@@ -104,6 +106,65 @@ def test_include_in_a_url_router_is_refused_with_advice() -> None:
         URLRouter([django_path("api/", include("crossway_compat_empty_urls"))])
 
 
+# Channels' import paths with "channels" replaced by "consumers" (and the names they give),
+# so that a search and replace is the whole migration of these imports.
+CHANNELS_IMPORTS = {
+    "consumers.consumer": ["AsyncConsumer", "SyncConsumer", "get_handler_name"],
+    "consumers.generic.websocket": [
+        "AsyncJsonWebsocketConsumer",
+        "AsyncWebsocketConsumer",
+        "JsonWebsocketConsumer",
+        "WebsocketConsumer",
+    ],
+    "consumers.generic.http": ["AsyncHttpConsumer"],
+    "consumers.routing": [
+        "ChannelNameRouter",
+        "ProtocolTypeRouter",
+        "URLRouter",
+        "get_default_application",
+    ],
+    "consumers.layers": [
+        "DEFAULT_CHANNEL_LAYER",
+        "BaseChannelLayer",
+        "InMemoryChannelLayer",
+        "get_channel_layer",
+    ],
+    "consumers.exceptions": [
+        "AcceptConnection",
+        "ChannelFull",
+        "DenyConnection",
+        "InvalidChannelLayerError",
+        "RequestAborted",
+        "StopConsumer",
+    ],
+    "consumers.security.websocket": ["AllowedHostsOriginValidator", "OriginValidator"],
+    "consumers.middleware": ["BaseMiddleware"],
+    "consumers.testing": ["ApplicationCommunicator", "HttpCommunicator", "WebsocketCommunicator"],
+    "consumers.sync": ["aclose_old_connections", "database_sync_to_async"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(CHANNELS_IMPORTS))
+def test_channels_import_paths_work_under_consumers(module: str) -> None:
+    imported = importlib.import_module(module)
+    missing = [name for name in CHANNELS_IMPORTS[module] if not hasattr(imported, name)]
+    assert missing == [], f"{module} lacks {missing}"
+
+
+def test_the_aliases_are_the_same_objects() -> None:
+    """An alias path gives the very class, so isinstance() and subclassing agree across paths."""
+    from channel_layers.base import ChannelFull
+    from consumers import AsyncJsonWebsocketConsumer, exceptions, security
+    from consumers.generic import websocket
+    from consumers.layers import get_channel_layer
+    from consumers.security import websocket as security_websocket
+
+    assert websocket.AsyncJsonWebsocketConsumer is AsyncJsonWebsocketConsumer
+    assert exceptions.ChannelFull is ChannelFull
+    assert security_websocket.OriginValidator is security.OriginValidator
+    assert get_channel_layer() is channel_layers.get_channel_layer()
+
+
 # Runs in a subprocess: it configures Django settings, which must not leak into this session.
 DJANGO_TESTCASE_SCRIPT = textwrap.dedent(
     """
@@ -120,6 +181,7 @@ DJANGO_TESTCASE_SCRIPT = textwrap.dedent(
                                "TEST": {"NAME": database}}},
         CHANNEL_LAYERS={"default": {"BACKEND": "channel_layers.memory.InMemoryChannelLayer",
                                     "CONFIG": {"capacity": 3}}},
+        ASGI_APPLICATION="__main__.application",
     )
     django.setup()
     from django.contrib.auth.models import User
@@ -128,6 +190,7 @@ DJANGO_TESTCASE_SCRIPT = textwrap.dedent(
     from channel_layers import get_channel_layer
     from consumers import AsyncWebsocketConsumer
     from consumers.db import database_sync_to_async
+    from consumers.routing import get_default_application
     from consumers.testing import WebsocketCommunicator
 
     @database_sync_to_async
@@ -138,6 +201,8 @@ DJANGO_TESTCASE_SCRIPT = textwrap.dedent(
         async def connect(self):
             await self.accept()
             await self.send(text_data=await user_names())
+
+    application = Names.as_asgi()
 
     class InTestCase(TestCase):
         def setUp(self):
@@ -159,19 +224,23 @@ DJANGO_TESTCASE_SCRIPT = textwrap.dedent(
                 self.assertEqual(get_channel_layer().capacity, 7)
             self.assertEqual(get_channel_layer().capacity, 3)
 
+        def test_get_default_application(self):
+            self.assertIs(get_default_application(), application)
+
     runner = DiscoverRunner(verbosity=0)
     old = runner.setup_databases()
     suite = unittest.TestLoader().loadTestsFromTestCase(InTestCase)
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     runner.teardown_databases(old)
-    sys.exit(0 if result.wasSuccessful() and result.testsRun == 2 else 1)
+    sys.exit(0 if result.wasSuccessful() and result.testsRun == 3 else 1)
     """
 )
 
 
 def test_communicators_and_override_settings_in_a_django_testcase(tmp_path: Path) -> None:
     """In a Django TestCase a consumer's database calls share the test's transaction (the
-    communicators leave connections open), and override_settings(CHANNEL_LAYERS) applies."""
+    communicators leave connections open), override_settings(CHANNEL_LAYERS) applies, and
+    get_default_application() finds ASGI_APPLICATION."""
     script = tmp_path / "django_testcase.py"
     script.write_text(DJANGO_TESTCASE_SCRIPT)
     done = subprocess.run(
@@ -183,4 +252,4 @@ def test_communicators_and_override_settings_in_a_django_testcase(tmp_path: Path
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Ran 2 tests" in done.stderr
+    assert "Ran 3 tests" in done.stderr

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from .base import Receive, Scope, Send
+from ..base import Receive, Scope, Send
 
 __all__ = ["AllowedHostsOriginValidator", "OriginValidator"]
 
