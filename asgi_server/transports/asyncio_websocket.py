@@ -43,6 +43,7 @@ class WebsocketHandler:
         self.logger: logging.Logger = connection.logger
         self.loop = asyncio.get_running_loop()
         self.writing_paused = False
+        self._app_paused_reading = False  # the app's queue is full (see pause_reading)
         self.core: core.WebSocketCore | None = None
         self._pending = bytearray(buffered_bytes)  # frames sent before our 101 response
         self._writable: asyncio.Future[None] | None = None
@@ -197,11 +198,13 @@ class WebsocketHandler:
 
     def pause_reading(self) -> None:
         """The app has too many unread messages: stop reading from the socket."""
+        self._app_paused_reading = True
         self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        """The app caught up: read again."""
-        if not self.transport.is_closing():
+        """The app caught up: read again (unless the peer is not reading our frames)."""
+        self._app_paused_reading = False
+        if not self.writing_paused and not self.transport.is_closing():
             self.transport.resume_reading()
 
     async def wait_writable(self) -> None:
@@ -257,12 +260,16 @@ class WebsocketHandler:
         self.resume_writing()
 
     def pause_writing(self) -> None:
-        """The transport's write buffer is full: senders wait."""
+        """The transport's write buffer is full: senders wait, and we stop reading, since
+        a peer that sends pings (each owed a pong) without reading would grow it unbounded."""
         self.writing_paused = True
+        self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        """The peer read enough: wake the waiting sender."""
+        """The peer read enough: wake the waiting sender, read again."""
         self.writing_paused = False
+        if not self._app_paused_reading and not self.transport.is_closing():
+            self.transport.resume_reading()
         waiter, self._writable = self._writable, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
