@@ -20,12 +20,19 @@ decodes, the payload once per process rather than once per member.
 
 from __future__ import annotations
 
-# Decrement the queued count of each channel an entry names (comma-separated) in the counts
-# hash, dropping a field at zero.
+# Count down the queued entries of the channels that popped entries name (comma-separated): the
+# counts are summed per channel first, so a batch costs one HINCRBY per channel rather than one
+# per entry and member; a field is dropped when it reaches zero (no field per channel ever seen).
 _DECREMENT = """
-local function decrement(counts, channels)
+local function tally(totals, channels)
   for channel in string.gmatch(channels, '[^,]+') do
-    if redis.call('HINCRBY', counts, channel, -1) <= 0 then
+    totals[channel] = (totals[channel] or 0) + 1
+  end
+end
+
+local function decrement(counts, totals)
+  for channel, n in pairs(totals) do
+    if redis.call('HINCRBY', counts, channel, -n) <= 0 then
       redis.call('HDEL', counts, channel)
     end
   end
@@ -46,7 +53,11 @@ for _ = 1, 20 do
   local deadline, owner = string.match(head, '^(%d+)|([^|]*)|')
   if tonumber(deadline) > now then break end
   redis.call('LPOP', list)
-  if counts then decrement(counts, owner) end
+  if counts then
+    local totals = {}
+    tally(totals, owner)
+    decrement(counts, totals)
+  end
 end
 local used
 if counts then
@@ -72,17 +83,14 @@ DRAIN = (
     _DECREMENT
     + """
 local list, counts = KEYS[1], KEYS[2]
-if counts then
-  for i = 2, #ARGV do decrement(counts, ARGV[i]) end
-end
+local totals = {}
+for i = 2, #ARGV do tally(totals, ARGV[i]) end
 local limit = tonumber(ARGV[1])
-if limit == 0 then return {} end
-local items = redis.call('LPOP', list, limit)
-if not items then return {} end
+local items = {}
+if limit > 0 then items = redis.call('LPOP', list, limit) or {} end
 if counts then
-  for _, item in ipairs(items) do
-    decrement(counts, string.match(item, '^%d+|([^|]*)|'))
-  end
+  for _, item in ipairs(items) do tally(totals, string.match(item, '^%d+|([^|]*)|')) end
+  decrement(counts, totals)
 end
 return items
 """
@@ -115,17 +123,18 @@ local function deliver(m, list, is_local, newest, members, capacities)
   end
   local entries = {}
   for j, channel in ipairs(members) do
-    local used
     if is_local then
-      used = tonumber(redis.call('HGET', counts, channel) or '0')
-    else
-      used = redis.call('LLEN', list)
-    end
-    if used >= capacities[j] then
+      -- Count first, take back when over: one call per member in the common case.
+      if redis.call('HINCRBY', counts, channel, 1) > capacities[j] then
+        redis.call('HINCRBY', counts, channel, -1)
+        m.dropped = m.dropped + 1
+      else
+        entries[#entries + 1] = channel
+      end
+    elseif redis.call('LLEN', list) >= capacities[j] then
       m.dropped = m.dropped + 1
     else
       entries[#entries + 1] = channel
-      if is_local then redis.call('HINCRBY', counts, channel, 1) end
     end
   end
   if #entries == 0 then return end
