@@ -137,8 +137,9 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Wait (as long as it takes) for the next message on ``channel``; cancel-safe."""
-        self.require_valid_channel_name(channel)
         state = self._state()
+        if type(channel) is not str or channel not in state.queues:  # known names were checked
+            self.require_valid_channel_name(channel)
         while True:
             payload = await state.take(channel, self._count_expired)
             try:

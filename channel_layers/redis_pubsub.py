@@ -168,11 +168,11 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Subscribe to ``channel`` (once) and wait for its next message."""
-        self.require_valid_channel_name(channel)
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
-        local = state.channels.get(channel) if state is not None else None
-        if local is None or not local.subscribed():
+        local = state.channels.get(channel) if state is not None and type(channel) is str else None
+        if local is None or not local.subscribed():  # else: checked and subscribed before
+            self.require_valid_channel_name(channel)
             local = await self._subscribe_channel(channel)
         while True:
             local.last_receive = time.monotonic()
