@@ -62,7 +62,7 @@ class H11Parser:
 
     def feed(self, data: bytes) -> None:
         """Hand ``data`` to h11 and collect every event of the current request it yields."""
-        if self._failed:
+        if self._failed or not data:  # h11 takes b"" for EOF, then raises on any later byte
             return
         conn = self._conn
         conn.receive_data(data)

@@ -236,6 +236,13 @@ def test_trailers_never_join_the_request_headers() -> None:
         assert request.headers == [(b"host", b"a"), (b"transfer-encoding", b"chunked")], parser
 
 
+def test_empty_reads_are_not_an_end_of_file() -> None:
+    # h11 takes b"" as the peer's EOF and raised RuntimeError on the next bytes (found by atheris).
+    for parser in PARSERS:
+        data = [b"", b"GET / HTTP/1.1\r\n", b"", b"Host: a\r\n\r\n", b""]
+        assert run(parser, data) == [["request", b"GET", b"/", b"", True]], parser
+
+
 # The differences that remain (README, "Limits"): none of them frames a body differently.
 KNOWN_DIFFERENCES = {
     "unknown-method": b"FOO / HTTP/1.1\r\n" + H + b"\r\n",  # llhttp knows a fixed list
