@@ -262,3 +262,34 @@ def test_connection_storm_beyond_limit_concurrency(serve: Any, attacked: Attacke
         for sock in held:  # the requests that had a slot complete normally
             with sock:
                 assert read_until_closed(sock).endswith(b"\r\n\r\n/hold")
+
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+ON_THE_WIRE = [
+    # The body of an upgrade request was parsed as a second request by httptools.
+    b"POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(SMUGGLED), SMUGGLED),
+    b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"
+    b"\r\n0\r\n\r\n" + SMUGGLED,  # obs-fold hiding Transfer-Encoding
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc" + SMUGGLED,
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",  # an HTTP/2 client without negotiation
+    b"GET /\r\n\r\n",  # HTTP/0.9
+    b"GET / HTTP/1.1\nHost: a\n\n",  # bare LF
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n",  # authority-form without CONNECT
+]
+
+
+def test_hostile_heads_on_the_wire_get_one_400_and_a_close(
+    serve: Any, attacked: Attacked, http_parser: str
+) -> None:
+    with serve(http=http_parser) as port:
+        for data in ON_THE_WIRE:
+            with connect(port) as sock:
+                sock.sendall(data)
+                response = read_until_closed(sock)
+            # Exactly one response, a 400 that says it closes, and nothing smuggled behind it.
+            assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), (data, response)
+            assert response.count(b"HTTP/1.1 ") == 1 and b"/smuggled" not in response, response
+            assert b"\r\nconnection: close\r\n" in response
