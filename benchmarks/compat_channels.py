@@ -61,8 +61,8 @@ SHIM: dict[str, list[str]] = {
     ],
     "channels/generic/http.py": ["from consumers.generic.http import AsyncHttpConsumer"],
     "channels/routing.py": [
-        "from consumers.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter,",
-        "    get_default_application",
+        "from consumers.routing import (ChannelNameRouter, ProtocolTypeRouter, URLRouter,",
+        "    get_default_application)",
     ],
     "channels/layers.py": [
         "from consumers.layers import (DEFAULT_CHANNEL_LAYER, BaseChannelLayer,",
@@ -114,6 +114,7 @@ KNOWN_HANGS = {
     "channels_redis": ["tests/test_core.py::test_double_receive"],
 }
 PYTEST_INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+DEFAULT_HOSTS = re.compile(r"ChannelLayer\((?!\s*hosts=)")
 SUMMARY = re.compile(r"^=*\s*(\d+ (?:passed|failed|errors?|skipped|deselected).*?) in [\d.]+s")
 
 
@@ -187,8 +188,12 @@ def prepare_suite(source: Path, destination: Path, redis_port: int | None) -> Pa
     (destination / "pytest.ini").write_text(PYTEST_INI)
     if redis_port is not None:
         for test_file in (destination / "tests").glob("*.py"):
-            text = test_file.read_text()
-            test_file.write_text(text.replace("localhost:6379", f"127.0.0.1:{redis_port}"))
+            text = test_file.read_text().replace("localhost:6379", f"127.0.0.1:{redis_port}")
+            if "TEST_HOSTS =" in text:
+                # Layers built without hosts would use the default localhost:6379, which may
+                # be a Redis someone else uses: give them the private server too.
+                text = DEFAULT_HOSTS.sub("ChannelLayer(hosts=TEST_HOSTS, ", text)
+            test_file.write_text(text)
     return destination
 
 
