@@ -105,30 +105,57 @@ class Poller:
     def _start_loop(self, drain_first: bool) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(drain_first))
 
-    def _fast_drain(self) -> bool:
-        """Send a DRAIN whose reply :meth:`_drained` handles; False when the loop must do it."""
+    def _connection(self) -> Any:
+        """The lean client's open shared connection when a fast drain may use it, else None."""
+        if self.draining or self.stopped or (self.task is not None and not self.task.done()):
+            return None
         client = self.shard.client() if self.shard.available() else None
         ready = getattr(client, "ready_connection", None)  # only the lean client has one
-        conn = ready() if ready is not None else None
-        if conn is None:
-            return False
+        return ready() if ready is not None else None
+
+    def _drain_args(self, limit: int) -> tuple[tuple[Any, ...], list[str]]:
         decrements = self.pending[:]
         self.pending.clear()
-        args = ("EVALSHA", script_sha(scripts.DRAIN), 2, *self.keys, self.batch, *decrements)
+        sha = script_sha(scripts.DRAIN)
+        return ("EVALSHA", sha, 2, *self.keys, limit, *decrements), decrements
+
+    def _fast_drain(self) -> bool:
+        """Send a DRAIN whose reply :meth:`_drained` handles; False when the loop must do it."""
+        conn = self._connection()
+        if conn is None:
+            return False
+        args, decrements = self._drain_args(self.batch)
         conn.request_callback(
             args, socket_timeout(self.shard.host), partial(self._drained, decrements)
         )
         self.draining = True
         return True
 
+    def send_and_drain(self, send: tuple[Any, ...]) -> asyncio.Future[Any] | None:
+        """Write the command ``send`` (a SEND to a channel of this very process) and a DRAIN of
+        one entry in one write, so that the entry comes back with the send's reply and the
+        receive() that follows costs no round trip. None when a drain is under way already."""
+        conn = self._connection()
+        if conn is None:
+            return None
+        # One entry, not a batch: the channel's queue is empty, so this moves at most one of its
+        # entries out of Redis's capacity count (its local queue holds at most one more).
+        drain, decrements = self._drain_args(1)
+        limit = socket_timeout(self.shard.host)
+        future: asyncio.Future[Any] = conn.request_then(
+            send, drain, limit, partial(self._drained, decrements)
+        )
+        self.draining = True
+        return future
+
     def _drained(self, decrements: list[str], reply: Any) -> None:
+        self.draining = False
         if self.stopped:
             return
         if isinstance(reply, Exception):
             # The decrements are retried: if the DRAIN did run before the connection broke, a
             # count one too low only loosens capacity until the list drains.
             self.pending[:0] = decrements
-            self.draining = False
             if isinstance(reply, REDIS_DOWN_ERRORS):  # as the loop would: receivers must know
                 self._fail(self.shard.failed(reply))
             elif self.waiting > 0:  # NOSCRIPT (Redis restarted): the loop loads the script
@@ -139,15 +166,12 @@ class Poller:
             # Decide on the next drain after the woken receivers ran (their wake-ups were
             # scheduled first): a receiver served now no longer counts as waiting.
             asyncio.get_running_loop().call_soon(self._after_dispatch)
-            return
-        self.draining = False
-        if self.waiting > 0:  # nothing queued: wait in BLPOP
+        elif self.waiting > 0:  # nothing queued: wait in BLPOP
             self._start_loop(drain_first=False)
 
     def _after_dispatch(self) -> None:
-        self.draining = False
         if self.waiting > 0:
-            self.want()
+            self.want()  # does nothing while another drain or the loop runs
 
     async def run(self, drain_first: bool) -> None:
         """Pop while anyone waits; hand failures to the waiting receivers.

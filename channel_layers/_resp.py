@@ -192,19 +192,44 @@ class _Connection(asyncio.Protocol):
         as soon as it is parsed."""
         self._send(args, limit, callback)
 
-    def _send(self, args: tuple[Any, ...], limit: float | None, waiter: Waiter) -> None:
+    def request_then(
+        self,
+        args: tuple[Any, ...],
+        then: tuple[Any, ...],
+        limit: float | None,
+        callback: Callable[[Any], None],
+    ) -> asyncio.Future[Any]:
+        """Write two commands in one write: the future gets the first's reply, ``callback``
+        the second's (both arrive in one read as a rule: one round trip for the two)."""
+        future = asyncio.get_running_loop().create_future()
+        self._send(args, limit, future, then, callback)
+        return future
+
+    def _send(
+        self,
+        args: tuple[Any, ...],
+        limit: float | None,
+        waiter: Waiter,
+        then: tuple[Any, ...] = (),
+        then_waiter: Waiter | None = None,
+    ) -> None:
         if self.closed or self.transport is None:
             raise redis_errors.ConnectionError("connection to Redis is closed")
-        self.waiters.append(waiter)
         if limit is None:
-            self.deadlines.append(math.inf)
+            deadline = math.inf
         else:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + limit
-            self.deadlines.append(deadline)
             if self.watchdog is None:
                 self.watchdog = loop.call_at(deadline, self._check_deadline)
-        self.transport.write(_encode(args))
+        self.waiters.append(waiter)
+        self.deadlines.append(deadline)
+        if then_waiter is None:
+            self.transport.write(_encode(args))
+            return
+        self.waiters.append(then_waiter)
+        self.deadlines.append(deadline)
+        self.transport.write(_encode(args) + _encode(then))
 
     def _check_deadline(self) -> None:
         self.watchdog = None

@@ -32,10 +32,18 @@ from functools import partial
 from typing import Any
 
 from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 
 from channel_layers import _redis_scripts as scripts
-from channel_layers._redis_connection import HashRing, Shard, decode_hosts, evalsha, socket_timeout
-from channel_layers._redis_local import LoopState, logger
+from channel_layers._redis_connection import (
+    HashRing,
+    Shard,
+    decode_hosts,
+    evalsha,
+    script_sha,
+    socket_timeout,
+)
+from channel_layers._redis_local import LoopState, Poller, logger
 from channel_layers.base import BaseChannelLayer, CapacityPattern, ChannelFull, LayerUnavailable
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
@@ -125,15 +133,32 @@ class RedisChannelLayer(BaseChannelLayer):
         keys = [key, key + ":n"] if "!" in channel else [key]
         entry = b"%d|%s|%s" % (deadline, channel.encode(), payload)
         args = [channel, entry, self.get_capacity(channel), ttl, now]
-        queued = await self.shard_for(channel).run(
-            lambda client: evalsha(client, scripts.SEND, keys, args)
-        )
+        poller = self._own_poller(channel)
+        if poller is None:
+            queued = await self.shard_for(channel).run(
+                lambda client: evalsha(client, scripts.SEND, keys, args)
+            )
+        else:
+            queued = await self.shard_for(channel).run(
+                partial(_send_and_drain, poller=poller, keys=keys, args=args)
+            )
         if not queued:
             raise ChannelFull(
                 f"channel {channel!r} holds {self.get_capacity(channel)} messages (its capacity); "
                 "its consumer is not keeping up: retry later, or raise 'capacity'"
             )
         self.stats.sent += 1
+
+    def _own_poller(self, channel: str) -> Poller | None:
+        """The Poller of ``channel`` when it belongs to this process, has been received from
+        in this event loop and has nothing queued here: then a send can bring it back."""
+        if "!" not in channel:
+            return None
+        state = self._states.get(asyncio.get_running_loop())
+        queue = state.queues.get(channel) if state is not None else None
+        if queue is None or queue.entries:
+            return None
+        return queue.poller
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Wait (as long as it takes) for the next message on ``channel``; cancel-safe."""
@@ -341,6 +366,18 @@ class RedisChannelLayer(BaseChannelLayer):
                     await self.shard_for(base).run(partial(_delete, key=key))
         for shard in self.shards:
             await shard.close()
+
+
+async def _send_and_drain(client: Any, poller: Poller, keys: list[str], args: list[Any]) -> Any:
+    """SEND, pipelined with a DRAIN of the process list when the poller can take one."""
+    sha = script_sha(scripts.SEND)
+    sent = poller.send_and_drain(("EVALSHA", sha, len(keys), *keys, *args))
+    if sent is None:
+        return await evalsha(client, scripts.SEND, keys, args)
+    try:
+        return await sent
+    except NoScriptError:  # Redis restarted: the DRAIN failed alike and leaves it to the loop
+        return await evalsha(client, scripts.SEND, keys, args)
 
 
 async def _delete(client: Any, key: str) -> Any:

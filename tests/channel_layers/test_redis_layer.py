@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from channel_layers.base import ChannelFull
 from channel_layers.redis import RedisChannelLayer
 
 # Commands Redis counts when our Lua scripts run them: they cost no round trip of their own.
@@ -65,7 +66,8 @@ async def test_send_and_receive_cost_few_redis_commands(private_url: str) -> Non
     for number in range(50):
         await layer.send(channel, {"type": "m", "n": number})
     sends = command_calls(private_url)
-    assert sends["evalsha"] == 50 and round_trips(sends) == 50  # one EVALSHA per send
+    # One EVALSHA per send, plus one DRAIN written together with the first (see below).
+    assert sends["evalsha"] == 51 and round_trips(sends) == 51, sends
 
     reset_stats(private_url)
     for number in range(50):
@@ -85,6 +87,35 @@ async def test_send_and_receive_cost_few_redis_commands(private_url: str) -> Non
     ping_pong = command_calls(private_url)
     # send (EVALSHA) + BLPOP + DRAIN (count bookkeeping), at most 4 with a late wake-up.
     assert round_trips(ping_pong) <= 20 * 4, ping_pong
+    await layer.flush()
+    await layer.close()
+
+
+async def test_a_send_to_a_channel_of_this_process_brings_the_message_back(
+    private_url: str,
+) -> None:
+    """Sending to a channel this process receives from writes SEND and a DRAIN together: the
+    message is stored in Redis and back in the local queue when send() returns, so the receive()
+    that follows costs no round trip of its own (one round trip per send+receive, not two)."""
+    layer = RedisChannelLayer(hosts=[private_url], capacity=3)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "warm"})
+    await layer.receive(channel)
+    await asyncio.sleep(0.05)
+    reset_stats(private_url)
+    queue = layer._state().queues[channel]
+    for number in range(20):
+        await layer.send(channel, {"type": "m", "n": number})
+        assert len(queue.entries) == 1  # back already: nothing left to wait for
+        assert (await layer.receive(channel))["n"] == number
+    calls = command_calls(private_url)
+    assert calls["evalsha"] == 40 and round_trips(calls) == 40, calls  # 20 x (SEND + DRAIN)
+    # Capacity still holds: once the local queue has a message, sends count in Redis again.
+    for number in range(4):
+        await layer.send(channel, {"type": "m", "n": number})
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "full"})
+    assert [(await layer.receive(channel))["n"] for _ in range(4)] == [0, 1, 2, 3]
     await layer.flush()
     await layer.close()
 
@@ -201,6 +232,7 @@ async def test_shards_split_the_channels_and_group_send_reaches_all(redis_server
 
 DEAD_PROCESS = """
 import asyncio, sys
+from channel_layers.base import ChannelFull
 from channel_layers.redis import RedisChannelLayer
 
 async def main():
