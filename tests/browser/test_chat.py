@@ -3,40 +3,10 @@ pages (Debian's chromium, driven by Playwright; a fresh profile per browser cont
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TIMEOUT_MS = 10_000
-
-
-def chromium_path() -> str:
-    """Debian's Chromium; fails (never skips) with how to install it when it is missing."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "Chromium is not installed, and the browser tests need it: run "
-            "'sudo apt-get install chromium' (or 'bash scripts/install-browser.sh')",
-            pytrace=False,
-        )
-    return found
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """A headless Chromium for the test, closed afterwards."""
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def open_chat(browser: Any, base_url: str, name: str, room: str) -> Any:

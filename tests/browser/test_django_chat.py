@@ -22,30 +22,8 @@ import pytest
 from tests.consumers.test_django_suite import sqlite_directory
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_chat"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TIMEOUT_MS = 10_000
 USERS = ("alice", "bob")  # few: each password hash costs a noticeable fraction of a second
-
-
-def chromium_path() -> str:
-    """Debian's Chromium; fails (never skips) with how to install it when it is missing."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail("the browser tests need Chromium: apt-get install chromium", pytrace=False)
-    return found
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """A headless Chromium for the test, closed afterwards."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
