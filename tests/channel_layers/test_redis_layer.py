@@ -7,12 +7,12 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
 
-from channel_layers.base import ChannelFull
+from channel_layers.base import CapacityPattern, ChannelFull
 from channel_layers.redis import RedisChannelLayer
 
 # Commands Redis counts when our Lua scripts run them: they cost no round trip of their own.
@@ -122,7 +122,7 @@ async def test_a_send_to_a_channel_of_this_process_brings_the_message_back(
 
 @pytest.mark.parametrize("capacities", [None, {"other.*": 5}], ids=["one-trip", "per-shard"])
 async def test_group_send_costs_one_command_on_one_server(
-    private_url: str, capacities: dict[str, int] | None
+    private_url: str, capacities: dict[CapacityPattern, int] | None
 ) -> None:
     """One plain server: one script call per group_send. With per-channel capacities (matched
     in Python) or several shards: one call for the members, then one per shard."""
@@ -160,7 +160,9 @@ async def test_a_group_message_is_stored_once_per_process_and_decoded_into_copie
     await layer.group_send("room", {"type": "news", "items": [1, 2]})
     entries = client.lrange(key, 0, -1)
     assert len(entries) == 1
-    assert sorted(entries[0].split(b"|")[1].split(b",")) == sorted(c.encode() for c in channels)
+    assert sorted(cast(bytes, entries[0]).split(b"|")[1].split(b",")) == sorted(
+        c.encode() for c in channels
+    )
     assert client.hgetall(key + ":n") == {c.encode(): b"1" for c in channels}  # capacity counts
     first = await layer.receive(channels[0])
     first["items"].append(3)  # one receiver's copy is its own
@@ -232,7 +234,7 @@ async def test_shards_split_the_channels_and_group_send_reaches_all(redis_server
 
 DEAD_PROCESS = """
 import asyncio, sys
-from channel_layers.base import ChannelFull
+from channel_layers.base import CapacityPattern, ChannelFull
 from channel_layers.redis import RedisChannelLayer
 
 async def main():
@@ -306,4 +308,4 @@ async def test_channels_redis_host_forms_are_accepted(redis_servers: Any) -> Non
         assert layer.get_capacity("big.one") == 500
         await layer.close()
     with pytest.raises(ValueError, match="list of Redis servers"):
-        RedisChannelLayer(hosts="redis://localhost")  # type: ignore[arg-type]
+        RedisChannelLayer(hosts="redis://localhost")  # a str is a Sequence: refused at runtime
