@@ -52,6 +52,21 @@ def parse_cookie(header: str) -> dict[str, str]:
 SameSite = Literal["Strict", "Lax", "None"]
 
 
+_SAMESITE_VALUES: dict[str, SameSite] = {"strict": "Strict", "lax": "Lax", "none": "None"}
+
+
+def _samesite(value: str) -> SameSite:
+    """The SameSite attribute spelled as browsers expect, whatever the case it was given in;
+    any other value is refused rather than sent as a cookie browsers would misread."""
+    try:
+        return _SAMESITE_VALUES[str(value).lower()]
+    except KeyError:
+        raise ValueError(
+            f"SameSite must be 'Strict', 'Lax' or 'None', not {value!r} "
+            "(check SESSION_COOKIE_SAMESITE)"
+        ) from None
+
+
 class CookieMiddleware(BaseMiddleware):
     """Puts the request's cookies in ``scope["cookies"]`` (a dict of name -> value).
 
@@ -86,6 +101,8 @@ class CookieMiddleware(BaseMiddleware):
         ``expires`` is a Unix timestamp; ``max_age`` (seconds) also sets a matching Expires for
         old clients. Values outside the cookie-octet set are quoted by the stdlib's Morsel.
         """
+        if samesite:
+            samesite = _samesite(samesite)
         cookie: SimpleCookie = SimpleCookie()
         cookie[key] = value
         morsel = cookie[key]

@@ -106,6 +106,19 @@ def test_include_in_a_url_router_is_refused_with_advice() -> None:
         URLRouter([django_path("api/", include("crossway_compat_empty_urls"))])
 
 
+def test_set_cookie_spells_samesite_as_browsers_expect_and_refuses_nonsense() -> None:
+    """SESSION_COOKIE_SAMESITE = "lax" is fine (Channels accepts any case); "Hello" is an error
+    at once, not a cookie attribute browsers would ignore."""
+    from consumers.middleware import CookieMiddleware
+
+    message: dict[str, Any] = {"type": "http.response.start", "status": 200}
+    CookieMiddleware.set_cookie(message, "k", "v", samesite="lax")  # type: ignore[arg-type]
+    assert message["headers"] == [(b"set-cookie", b"k=v; Path=/; SameSite=Lax")]
+    with pytest.raises(ValueError, match="SameSite must be 'Strict', 'Lax' or 'None'"):
+        CookieMiddleware.set_cookie(message, "k", "v", samesite="Hello")  # type: ignore[arg-type]
+    assert len(message["headers"]) == 1
+
+
 # Channels' import paths with "channels" replaced by "consumers" (and the names they give),
 # so that a search and replace is the whole migration of these imports.
 CHANNELS_IMPORTS = {
