@@ -182,14 +182,16 @@ class HTTP11Core(ResponseWriter):
         Returns ``events_pending`` (whether a pipelined request waits), saving the caller a call.
         """
         self._paused = False
-        self.paused_bytes = 0
         self._body_received = 0
         self.request = None
         # reset_response(), inlined: this runs once per request.
         self.response_started = self.response_complete = False
         self.status_code = self.bytes_sent = 0
         self._parser.next_cycle()
-        return bool(self._raw)
+        if self._raw:  # pipelined requests wait: their bytes still count, until all are answered
+            return True
+        self.paused_bytes = 0
+        return False
 
     def trailing_data(self) -> bytes:
         """Bytes received after an upgrade request, for the protocol that takes over."""

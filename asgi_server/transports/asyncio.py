@@ -312,7 +312,9 @@ class HttpHandler:
             self._close()
             return
         if core.start_next_cycle():  # a pipelined request is waiting
-            if self._reading_paused:
+            # Read again only once the backlog is answered: a client that pipelines faster
+            # than we answer would otherwise grow it without bound, one read per response.
+            if self._reading_paused and core.paused_bytes <= HIGH_WATER:
                 self._reading_paused = False
                 self.transport.resume_reading()
             self._process_events()

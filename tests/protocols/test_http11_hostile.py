@@ -243,6 +243,23 @@ def test_empty_reads_are_not_an_end_of_file() -> None:
         assert run(parser, data) == [["request", b"GET", b"/", b"", True]], parser
 
 
+def test_pipelined_backlog_counts_until_it_is_answered() -> None:
+    # paused_bytes is what the transport's read pause looks at: it was reset at every
+    # response, so a client pipelining faster than we answer was read without bound.
+    get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    for parser in PARSERS:
+        core = HTTP11Core(Limits(parser))
+        core.receive_data(get)
+        assert isinstance(core.next_event(), Request) and core.next_event() == EndOfRequest()
+        core.receive_data(get * 3)  # arrives while the first request is answered
+        assert core.paused_bytes == 3 * len(get)
+        for _ in range(3):
+            assert core.start_next_cycle(), parser
+            assert core.paused_bytes == 3 * len(get), parser  # still waiting: still counted
+            assert isinstance(core.next_event(), Request) and core.next_event() == EndOfRequest()
+        assert not core.start_next_cycle() and core.paused_bytes == 0, parser
+
+
 # The differences that remain (README, "Limits"): none of them frames a body differently.
 KNOWN_DIFFERENCES = {
     "unknown-method": b"FOO / HTTP/1.1\r\n" + H + b"\r\n",  # llhttp knows a fixed list

@@ -152,6 +152,22 @@ def test_slowloris_one_byte_every_half_second_is_cut_off(serve: Any) -> None:
         assert time.monotonic() - started < 2.5
 
 
+def test_slowloris_on_a_kept_alive_connection_is_cut_off(serve: Any) -> None:
+    # The head timeout counts again from the first byte of each later request.
+    with serve(timeout_keep_alive=5.0) as port, connect(port) as sock:
+        sock.sendall(GET)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for byte in GET[:-2]:
+                sock.sendall(bytes([byte]))
+                time.sleep(0.25)
+                if time.monotonic() - started > 3:
+                    break
+        assert read_until_closed(sock) == b""
+        assert time.monotonic() - started < 3, "the keep-alive slowloris was not cut off"
+
+
 def test_many_idle_connections_are_closed_and_others_served(serve: Any) -> None:
     with serve(timeout_request_head=0.5) as port:
         idle = [connect(port) for _ in range(200)]
@@ -240,6 +256,24 @@ def test_pipelined_flood_is_answered_in_order(serve: Any) -> None:
         writer.join()
     bodies = [part.rsplit(b"\r\n\r\n", 1)[-1] for part in received.split(b"HTTP/1.1 ")[1:]]
     assert bodies == [b"/%d" % i for i in range(count)]
+
+
+def test_pipelined_flood_from_a_client_that_never_reads(serve: Any) -> None:
+    request = b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n" % (b"p" * 200)
+    with serve() as port, connect(port) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.setblocking(False)
+        pushed, batch = 0, request * 256
+        stalled_since = time.monotonic()
+        while time.monotonic() - stalled_since < 0.5 and pushed < 64 * MIB:
+            try:
+                pushed += sock.send(batch)
+                stalled_since = time.monotonic()
+            except BlockingIOError:
+                time.sleep(0.01)
+        # Responses back up, then pipelined requests past 256 KiB wait unread: the server stops
+        # reading instead of parsing (and answering into memory) everything it is sent.
+        assert pushed < 32 * MIB, f"the server kept reading: {pushed} bytes taken"
 
 
 def test_connection_storm_beyond_limit_concurrency(serve: Any, attacked: Attacked) -> None:
