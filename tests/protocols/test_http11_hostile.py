@@ -260,6 +260,7 @@ def test_pipelined_backlog_counts_until_it_is_answered() -> None:
         assert not core.start_next_cycle() and core.paused_bytes == 0, parser
 
 
+CHUNKED = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 # The differences that remain (README, "Limits"): none of them frames a body differently.
 KNOWN_DIFFERENCES = {
     "unknown-method": b"FOO / HTTP/1.1\r\n" + H + b"\r\n",  # llhttp knows a fixed list
@@ -269,6 +270,15 @@ KNOWN_DIFFERENCES = {
     "empty-line-before-request": b"\r\nGET / HTTP/1.1\r\n" + H + b"\r\n",  # RFC 9112 §2.2 MAY
     "space-after-chunk-size": b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
     b"3 \r\nabc\r\n0\r\n\r\n",  # h11 takes it as BWS before a (missing) extension
+    "bare-cr-in-chunk-extension": CHUNKED + b"3;a\rb\r\nabc\r\n0\r\n\r\n",  # h11 is lenient
+    "empty-chunk-extension": CHUNKED + b"3;\r\nabc\r\n0\r\n\r\n",  # h11 is lenient
+    "bare-lf-in-trailers": CHUNKED + b"0\r\nX: a\n\r\n",  # h11 is lenient (trailers dropped)
+    "chunk-size-past-20-digits": CHUNKED + b"0" * 24 + b"3\r\nabc\r\n0\r\n\r\n",  # h11: 20
+    "content-length-past-20-digits": b"POST / HTTP/1.1\r\n"
+    + H
+    + b"Content-Length: "
+    + b"0" * 24
+    + b"3\r\n\r\nabc",  # leading zeros: llhttp takes them, h11 stops at 20 digits
     "content-length-trailer": b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
     b"0\r\nContent-Length: 5\r\n\r\n",  # llhttp refuses framing fields in trailers
 }
