@@ -213,3 +213,23 @@ def read_rest(sock: socket.socket) -> bytes:
         return sock.recv(65536)
     except ConnectionResetError:
         return b""
+
+
+def test_utf8_split_across_fragments(serve: Any, echo: Echo) -> None:
+    check = "✓".encode()  # three bytes: cut inside the character, the message is still valid
+    with serve() as port:
+        client = RawClient(port)
+        client.sock.sendall(
+            client_frame(TEXT, b"ok " + check[:1], fin=False)
+            + client_frame(CONTINUATION, check[1:])
+        )
+        assert client.read_frame() == (TEXT, "ok ✓".encode())
+        # A sequence that can never become UTF-8 fails at once, before the message ends (§8.1).
+        client.sock.sendall(
+            client_frame(TEXT, b"bad \xc3", fin=False)
+            + client_frame(CONTINUATION, b"\x28 rest", fin=False)
+        )
+        assert client.read_close() == 1007
+        client.close()
+        wait_for(lambda: echo.disconnects == [1007])
+        assert echo.received == ["ok ✓"]
