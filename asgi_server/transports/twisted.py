@@ -246,9 +246,11 @@ def reactor_for(loop: asyncio.AbstractEventLoop) -> Any:
 
 def _default_endpoint(config: Config) -> str:
     """The endpoint description for --host/--port or --uds when no --endpoint is given."""
+    # --backlog as well: Twisted's own default of 50 drops SYNs in a burst of connections,
+    # and each dropped one costs its client a retransmit (1 s, then 3 s).
     if config.uds is not None:
-        return "unix:" + _escape(config.uds)
-    return f"tcp:{config.port}:interface={_escape(config.host)}"
+        return f"unix:{_escape(config.uds)}:backlog={config.backlog}"
+    return f"tcp:{config.port}:interface={_escape(config.host)}:backlog={config.backlog}"
 
 
 def _escape(value: str) -> str:
