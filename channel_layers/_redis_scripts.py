@@ -117,7 +117,9 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 _DELIVER = """
 local function deliver(m, list, is_local, newest, members, capacities)
   local counts = list .. ':n'
-  if is_local and redis.call('EXISTS', list .. ':alive') == 0 and m.now - newest > m.grace then
+  local dead = is_local and redis.call('EXISTS', list .. ':alive') == 0
+  if dead and type(newest) == 'function' then newest = newest(members) end
+  if dead and m.now - newest > m.grace then
     for _, channel in ipairs(members) do m.dead[#m.dead + 1] = channel end
     return
   end
@@ -196,30 +198,36 @@ local m = {payload = ARGV[2], deadline = ARGV[3], ttl = ARGV[4], now = tonumber(
            grace = tonumber(ARGV[6]), delivered = 0, dropped = 0, dead = {}}
 local prefix, capacity = ARGV[1], tonumber(ARGV[7])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[8])
-local flat = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+-- Without scores (half the cost): join times matter only for a process whose heartbeat is gone.
+local names = redis.call('ZRANGE', KEYS[1], 0, -1)
+local function newest(members)
+  local latest = 0
+  for _, channel in ipairs(members) do
+    latest = math.max(latest, tonumber(redis.call('ZSCORE', KEYS[1], channel)) * 1000)
+  end
+  return latest
+end
 local lists, order = {}, {}
-for i = 1, #flat, 2 do
-  local channel, joined_ms = flat[i], tonumber(flat[i + 1]) * 1000
+for _, channel in ipairs(names) do
   local bang = string.find(channel, '!', 1, true)
   local base = bang and string.sub(channel, 1, bang) or channel
   local target = lists[base]
   if not target then
-    target = {newest = joined_ms, members = {}, capacities = {}, is_local = bang ~= nil}
+    target = {members = {}, capacities = {}, is_local = bang ~= nil}
     lists[base] = target
     order[#order + 1] = base
   end
   target.members[#target.members + 1] = channel
   target.capacities[#target.capacities + 1] = capacity
-  if joined_ms > target.newest then target.newest = joined_ms end
 end
 for _, base in ipairs(order) do
   local target = lists[base]
   local list = prefix .. ':{' .. base .. '}'
-  deliver(m, list, target.is_local, target.newest, target.members, target.capacities)
+  deliver(m, list, target.is_local, newest, target.members, target.capacities)
 end
 for first = 1, #m.dead, 1000 do
   redis.call('ZREM', KEYS[1], unpack(m.dead, first, math.min(first + 999, #m.dead)))
 end
-return {m.delivered, m.dropped, m.dead, #flat / 2}
+return {m.delivered, m.dropped, m.dead, #names}
 """
 )
