@@ -216,15 +216,16 @@ class HttpHandler:
     def _on_request(self, request: Request) -> None:
         self._deadline = None
         state = self.state
+        # Checked before the upgrade too: a WebSocket is a connection and an app task like any.
+        limit = self.config.limit_concurrency
+        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+            self._refuse(503, "Service Unavailable: too many connections or tasks")
+            return
         if (
             request.upgrade is not None
             and b"websocket" in request.upgrade
             and self._upgrade(request)
         ):
-            return
-        limit = self.config.limit_concurrency
-        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
-            self._refuse(503, "Service Unavailable: too many connections or tasks")
             return
         connection = self.connection
         scope = build_scope(request, self._scope_template)

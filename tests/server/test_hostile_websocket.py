@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.test_websocket_limits import RawClient, client_frame, wait_for
+from tests.server.test_websocket_limits import KEY, UPGRADE, RawClient, client_frame, wait_for
 
 RunServer = Callable[..., contextlib.AbstractContextManager[Any]]
 DEFLATE = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
@@ -233,3 +233,31 @@ def test_utf8_split_across_fragments(serve: Any, echo: Echo) -> None:
         client.close()
         wait_for(lambda: echo.disconnects == [1007])
         assert echo.received == ["ok ✓"]
+
+
+def test_websocket_storm_beyond_limit_concurrency(run_server: RunServer, echo: Echo) -> None:
+    with run_server(echo, limit_concurrency=2, ws_ping_interval=None) as server:
+        held = [RawClient(server.port) for _ in range(2)]
+        for _ in range(8):  # upgrades past the limit: a 503 that closes, the app never called
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(UPGRADE + KEY + b"\r\n")
+                response = read_all(sock)
+            assert response.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), response
+            assert b"\r\nconnection: close\r\n" in response
+        for client in held:  # the connections that had a slot still work
+            client.sock.sendall(client_frame(TEXT, b"held"))
+            assert client.read_frame() == (TEXT, b"held")
+            client.sock.sendall(client_frame(CLOSE, struct.pack("!H", 1000)))
+            assert client.read_close() == 1000
+            client.close()
+        wait_for(lambda: len(echo.disconnects) == 2)
+        wait_for(lambda: len(server.server.state.connections) == 0)
+        assert_still_echoes(server.port)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
