@@ -108,6 +108,10 @@ def _backend_path(user: Any, backend: str | None) -> str:
 
 def _login(scope: Scope, user: Any, backend: str | None) -> None:
     session = _require_session(scope, "login()")
+    if user is None:
+        user = scope.get("user")  # Channels' login(scope, None) logs in the scope's user
+    if user is None:
+        raise ValueError("User must be passed as an argument or must be present in the scope.")
     auth_hash = user.get_session_auth_hash() if hasattr(user, "get_session_auth_hash") else ""
     if auth.SESSION_KEY in session:
         same_user = session[auth.SESSION_KEY] == user._meta.pk.value_to_string(user)
@@ -128,7 +132,8 @@ def _login(scope: Scope, user: Any, backend: str | None) -> None:
 
 
 async def login(scope: Scope, user: Any, backend: str | None = None) -> None:
-    """Log ``user`` in for this connection: record them in the session and in scope["user"].
+    """Log ``user`` (None: ``scope["user"]``) in for this connection: record them in the
+    session and in scope["user"].
 
     Outside HTTP (WebSocket, channel) the session is saved at once; for HTTP, SessionMiddleware
     saves it when the response starts and sends the new cookie.

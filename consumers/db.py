@@ -6,6 +6,6 @@ as Django's request cycle does; the implementation lives in ``consumers.sync``.
 
 from __future__ import annotations
 
-from .sync import DatabaseSyncToAsync, database_sync_to_async
+from .sync import DatabaseSyncToAsync, aclose_old_connections, database_sync_to_async
 
-__all__ = ["DatabaseSyncToAsync", "database_sync_to_async"]
+__all__ = ["DatabaseSyncToAsync", "aclose_old_connections", "database_sync_to_async"]

@@ -23,6 +23,8 @@ import time
 from typing import Any
 
 from django.conf import settings  # type: ignore[import-untyped]
+from django.contrib.sessions.backends.base import UpdateError  # type: ignore[import-untyped]
+from django.contrib.sessions.exceptions import SessionInterrupted  # type: ignore[import-untyped]
 from django.utils.functional import LazyObject, empty  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
@@ -73,7 +75,15 @@ def save_session_sync(session: Any) -> None:
         if session.session_key:
             session.delete()  # an emptied session (e.g. after logout): nothing to keep
     else:
-        session.save()
+        try:
+            session.save()
+        except UpdateError as exc:
+            # Django's SessionMiddleware says the same when a concurrent request (a logout,
+            # say) deleted the session while this one was still using it.
+            raise SessionInterrupted(
+                "The session was deleted before the consumer finished with it; the user may "
+                "have logged out in a concurrent request."
+            ) from exc
     session.modified = False  # saved: the next message does not save it again
 
 

@@ -11,7 +11,7 @@ from django.contrib.sessions.models import Session
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
-from consumers.auth import AuthMiddleware
+from consumers.auth import AuthMiddleware, login
 from consumers.testing import HttpCommunicator
 from testproject.asgi import application
 from testproject.tests import TIMEOUT, ask, cookie_header, open_socket, set_cookies
@@ -139,6 +139,14 @@ class AuthTests(TransactionTestCase):
             await SessionStore(reply["session_key"]).aget("_auth_user_backend"), backend
         )
         await socket.disconnect()
+
+    async def test_login_of_none_takes_the_scope_user_or_says_what_is_missing(self) -> None:
+        scope = {"type": "websocket", "session": SessionStore(), "user": self.bob}
+        await login(scope, None)
+        session_key = scope["session"].session_key
+        self.assertEqual(await SessionStore(session_key).aget("_auth_user_id"), str(self.bob.pk))
+        with self.assertRaisesMessage(ValueError, "User must be passed as an argument"):
+            await login({"type": "websocket", "session": SessionStore()}, None)
 
     async def test_auth_middleware_without_sessions_says_what_to_wrap(self) -> None:
         async def app(scope: object, receive: object, send: object) -> None:

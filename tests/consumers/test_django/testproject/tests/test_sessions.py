@@ -2,10 +2,17 @@
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.test import TransactionTestCase
 
-from consumers.sessions import LazySession, SessionMiddleware, SessionMiddlewareStack
+from consumers.sessions import (
+    LazySession,
+    SessionMiddleware,
+    SessionMiddlewareStack,
+    save_session_sync,
+)
 from consumers.testing import HttpCommunicator
 from testproject.asgi import application
 from testproject.tests import TIMEOUT, cookie_header, open_socket, set_cookies
@@ -98,3 +105,12 @@ class WebsocketSessionTests(TransactionTestCase):
         await socket.send_to(text_data="quiet:kept")
         await socket.disconnect(timeout=TIMEOUT)
         self.assertEqual(await SessionStore(store.session_key).aget("note"), "kept")
+
+    async def test_a_session_deleted_meanwhile_raises_session_interrupted(self) -> None:
+        session = SessionStore()
+        session["count"] = 1
+        await sync_to_async(session.save)()
+        await SessionStore(session.session_key).adelete()  # a concurrent logout, say
+        session["count"] = 2
+        with self.assertRaisesMessage(SessionInterrupted, "logged out in a concurrent request"):
+            await sync_to_async(save_session_sync)(session)
