@@ -20,10 +20,28 @@ decodes, the payload once per process rather than once per member.
 
 from __future__ import annotations
 
+# Run a command over a long list of values in chunks of 1000 (Lua's unpack() is limited to a
+# few thousand values; an even chunk keeps field/value pairs together) and join the replies.
+# One HMGET or HSET for a thousand fields costs about what three single-field calls cost.
+_BULK = """
+local function bulk(command, key, values)
+  local out = {}
+  for first = 1, #values, 1000 do
+    local part = redis.call(command, key, unpack(values, first, math.min(first + 999, #values)))
+    if type(part) == 'table' then
+      for i = 1, #part do out[#out + 1] = part[i] end
+    end
+  end
+  return out
+end
+"""
+
 # Count down the queued entries of the channels that popped entries name (comma-separated): the
-# counts are summed per channel first, so a batch costs one HINCRBY per channel rather than one
-# per entry and member; a field is dropped when it reaches zero (no field per channel ever seen).
-_DECREMENT = """
+# counts are summed per channel first, then read, written and dropped (at zero, so that no field
+# outlives its channel) with one HMGET, HSET and HDEL for the whole batch.
+_DECREMENT = (
+    _BULK
+    + """
 local function tally(totals, channels)
   for channel in string.gmatch(channels, '[^,]+') do
     totals[channel] = (totals[channel] or 0) + 1
@@ -31,13 +49,25 @@ local function tally(totals, channels)
 end
 
 local function decrement(counts, totals)
-  for channel, n in pairs(totals) do
-    if redis.call('HINCRBY', counts, channel, -n) <= 0 then
-      redis.call('HDEL', counts, channel)
+  local channels = {}
+  for channel in pairs(totals) do channels[#channels + 1] = channel end
+  if #channels == 0 then return end
+  local values = bulk('HMGET', counts, channels)
+  local updates, gone = {}, {}
+  for j, channel in ipairs(channels) do
+    local left = (values[j] and tonumber(values[j]) or 0) - totals[channel]
+    if left > 0 then
+      updates[#updates + 1] = channel
+      updates[#updates + 1] = left
+    else
+      gone[#gone + 1] = channel
     end
   end
+  if #updates > 0 then bulk('HSET', counts, updates) end
+  if #gone > 0 then bulk('HDEL', counts, gone) end
 end
 """
+)
 
 #: KEYS: list[, counts]. ARGV: channel, entry, capacity, ttl ms, now ms.
 #: Returns 1 when queued, 0 when the channel is at capacity.
@@ -114,7 +144,9 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 # totals (delivered, dropped, dead). A process list whose heartbeat is gone, and whose newest member
 # joined longer ago than the grace, belongs to a dead process: its members are not delivered to
 # but collected in ``m.dead``, for removal from the group.
-_DELIVER = """
+_DELIVER = (
+    _BULK
+    + """
 local function deliver(m, list, is_local, newest, members, capacities)
   local counts = list .. ':n'
   local dead = is_local and redis.call('EXISTS', list .. ':alive') == 0
@@ -124,19 +156,27 @@ local function deliver(m, list, is_local, newest, members, capacities)
     return
   end
   local entries = {}
-  for j, channel in ipairs(members) do
-    if is_local then
-      -- Count first, take back when over: one call per member in the common case.
-      if redis.call('HINCRBY', counts, channel, 1) > capacities[j] then
-        redis.call('HINCRBY', counts, channel, -1)
+  if is_local then
+    -- Every member's count in one HMGET, the new counts in one HSET (not a call per member).
+    local used, updates = bulk('HMGET', counts, members), {}
+    for j, channel in ipairs(members) do
+      local n = used[j] and tonumber(used[j]) or 0
+      if n >= capacities[j] then
+        m.dropped = m.dropped + 1
+      else
+        entries[#entries + 1] = channel
+        updates[#updates + 1] = channel
+        updates[#updates + 1] = n + 1
+      end
+    end
+    if #updates > 0 then bulk('HSET', counts, updates) end
+  else
+    for j, channel in ipairs(members) do
+      if redis.call('LLEN', list) >= capacities[j] then
         m.dropped = m.dropped + 1
       else
         entries[#entries + 1] = channel
       end
-    elseif redis.call('LLEN', list) >= capacities[j] then
-      m.dropped = m.dropped + 1
-    else
-      entries[#entries + 1] = channel
     end
   end
   if #entries == 0 then return end
@@ -155,6 +195,7 @@ local function deliver(m, list, is_local, newest, members, capacities)
   m.delivered = m.delivered + #entries
 end
 """
+)
 
 #: KEYS: (list, counts, alive) per target list. ARGV: payload, deadline ms, ttl ms, now ms,
 #: heartbeat grace ms, default capacity, 1 if capacities follow each channel else 0, then one

@@ -22,12 +22,15 @@ SCRIPT_INNER = {
     "llen",
     "hget",
     "hincrby",
+    "hmget",
+    "hset",
     "hdel",
     "rpush",
     "pexpire",
     "zremrangebyscore",
     "zrange",
     "exists",
+    "zscore",
 }
 # Commands of the connection handshake and of the test's own bookkeeping.
 # (Redis 7 names subcommands, "client|setinfo"; Redis 6.2 counts them under "client".)
