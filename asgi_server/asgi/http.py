@@ -38,6 +38,9 @@ class ResponseSink(Protocol):
     """What a request cycle needs from its transport."""
 
     writing_paused: bool
+    # The running loop, for receive()'s waits: asyncio.get_running_loop() costs a getpid()
+    # system call on every call, which an upload's many waits would pay each time.
+    loop: asyncio.AbstractEventLoop
 
     @property
     def default_headers(self) -> DefaultHeaders:
@@ -206,7 +209,7 @@ class RequestCycle:
                 return _DISCONNECT
             if self._body or (self._request_complete and not self._last_body_sent):
                 return self._take_body()
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self.sink.loop.create_future()
             await waiter
 
     def _take_body(self) -> dict[str, Any]:
