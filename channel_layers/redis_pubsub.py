@@ -275,15 +275,21 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         members = state.groups.get(group, set())
         cutoff = time.time() - self.group_expiry
         dropped = delivered = 0
+        entry = (deadline, payload)
+        capacity = None if self.channel_capacity else self.capacity  # else: per channel
+        channels = state.channels
+        # Inlined _enqueue: this loop runs once per member of every group message.
         for channel in list(members):
-            local = state.channels.get(channel)
+            local = channels.get(channel)
             if local is None or local.groups.get(group, 0.0) < cutoff:
                 members.discard(channel)  # expired (group_expiry) or forgotten
-                continue
-            if self._enqueue(state, channel, deadline, payload):
-                delivered += 1
-            else:
+            elif len(local.entries) >= (capacity or self.get_capacity(channel)):
                 dropped += 1
+            else:
+                local.entries.append(entry)
+                if local.waiters:
+                    local.wake_one()
+                delivered += 1
         self.stats.group_deliveries += delivered
         self.record_group_drops(group, dropped, delivered + dropped)
 
