@@ -61,8 +61,9 @@ def run(parser: str, chunks: list[bytes], **limits: Any) -> list[Any]:
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    """``data`` cut at the given offsets (taken modulo its length)."""
-    points = sorted({cut % len(data) for cut in cuts if data} - {0})
+    """``data`` cut at the given offsets (modulo its length + 1; a repeated or edge offset
+    makes an empty read, which once made h11 see an end of file)."""
+    points = sorted(cut % (len(data) + 1) for cut in cuts)
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
 
 
