@@ -22,7 +22,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 from asgi_server.protocols._parsers import BODY, END, HEAD, RawEvent, make_parser
 from asgi_server.protocols._response import ResponseWriter
@@ -54,11 +54,13 @@ NEED_DATA: Final = _Sentinel("NEED_DATA")  # feed more bytes
 PAUSED: Final = _Sentinel("PAUSED")  # the request is complete; answer it, then start_next_cycle()
 
 
-class Request(NamedTuple):
+@dataclass(slots=True)
+class Request:
     """A request head that passed every check. Header names are lowercased.
 
-    Immutable like the other events, but a NamedTuple rather than a frozen dataclass: one is
-    built per request, and a frozen dataclass's ``__init__`` costs three times as much.
+    Treat it as immutable like the other events; it is not frozen because one is built per
+    request: a frozen dataclass's ``__init__`` costs 4.5 times as much, a NamedTuple's 1.6
+    times (and reading its fields twice), which is 1% of a keep-alive request.
     """
 
     method: bytes
