@@ -149,7 +149,6 @@ class HttpHandler:
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._reading_paused = False
         self._closed = False
-        self._peer_closed = False  # the client half-closed: answer what it sent, then close
         self._shutting_down = False
         self._started_at = 0.0
         # One deadline (head or keep-alive) and at most one armed timer per connection. Moving
@@ -324,9 +323,6 @@ class HttpHandler:
         elif self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
-        if self._peer_closed:  # half-closed: every request it sent is answered
-            self._close()
-            return
         # Idle until the next request: the keep-alive deadline. _set_deadline(), inlined:
         # the timer armed earlier almost always fires before this deadline, and re-arms then.
         self._idle = True
@@ -336,15 +332,10 @@ class HttpHandler:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def eof_received(self) -> bool | None:
-        """The client half-closed. It may still read (RFC 9112 §9.6), so complete requests
-        already received are answered before we close; with nothing to answer we close now."""
-        cycle = self.cycle
-        if cycle is None and not self.core.events_pending:
-            return None
-        if cycle is not None and not cycle.request_is_complete:
-            return None  # its body will never come: the app gets http.disconnect
-        self._peer_closed = True
-        return True  # keep the transport open for writing
+        """The client half-closed: we take it as gone and close too, as nginx and Go do. A
+        client that closes shows us the same EOF first, and an app waiting for a long poll
+        must hear http.disconnect then, not at its next write."""
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Tell the app (http.disconnect) and release anyone waiting to write."""

@@ -29,7 +29,6 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
-    IHalfCloseableProtocol,
     IHandshakeListener,
     IOpenSSLContextFactory,
     IProtocolNegotiationFactory,
@@ -141,7 +140,7 @@ class _WriteFlow:
         """The connection is going away; connectionLost tells the handler."""
 
 
-@implementer(IHandshakeListener, IHalfCloseableProtocol)
+@implementer(IHandshakeListener)
 class TwistedConnection(Protocol):
     """A Twisted protocol that drives one ``ServerConnection`` (and its handlers)."""
 
@@ -184,16 +183,6 @@ class TwistedConnection(Protocol):
             self._early.append(data)
         else:
             self.connection.data_received(data)
-
-    def readConnectionLost(self) -> None:
-        """The peer half-closed: the handler decides, as asyncio's ``eof_received`` does,
-        whether to answer what was sent before closing."""
-        if self.adapter is None or not self.connection.eof_received():
-            transport: Any = self.transport
-            transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        """We never half-close our side; nothing to do."""
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """The connection closed (cleanly or not)."""
