@@ -37,16 +37,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("channel_layers.redis")
 
+#: Local queues a loop keeps before the first sweep of unused ones.
+SWEEP_MIN = 1000
+
 
 class LocalQueue:
     """Entries popped from Redis for one channel, waiting for this process's receive()."""
 
-    __slots__ = ("entries", "poller", "waiters")
+    __slots__ = ("entries", "poller", "used", "waiters")
 
     def __init__(self) -> None:
         self.entries: collections.deque[tuple[int, bytes]] = collections.deque()
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.poller: Poller | None = None  # what pops for this channel (RedisChannelLayer)
+        self.used = True  # received from since the last sweep (RedisChannelLayer)
 
     def wake_one(self) -> None:
         """Wake the first receiver still waiting (it takes the head entry itself)."""
@@ -240,6 +244,26 @@ class LoopState:
         self.local_bases: set[str] = set()
         # Per process list: channels of entries BLPOP took whose counts await a decrement.
         self.pending: dict[str, list[str]] = {}
+        self.sweep_at = SWEEP_MIN  # sweep() when this many queues exist
+
+    def sweep(self) -> None:
+        """Forget the empty queues of channels nobody received from since the last sweep (and
+        pop loops left without channels): else every channel a process ever used, one per
+        WebSocket connection, would keep its queue for the life of the server."""
+        for channel, queue in list(self.queues.items()):
+            if queue.used or queue.entries or queue.waiters:
+                queue.used = False
+                continue
+            del self.queues[channel]
+            poller = queue.poller
+            if poller is None:
+                continue
+            poller.channels.discard(channel)
+            idle = not poller.draining and (poller.task is None or poller.task.done())
+            if not poller.channels and idle and self.pollers.get(poller.keys[0]) is poller:
+                del self.pollers[poller.keys[0]]
+        # Twice what is left: sweeping costs O(queues), so it runs O(1) times per new queue.
+        self.sweep_at = max(SWEEP_MIN, 2 * len(self.queues))
 
     def queue(self, channel: str) -> LocalQueue:
         """The local queue of ``channel``, created on first use."""
@@ -298,7 +322,10 @@ class LoopState:
 
     async def take(self, channel: str, on_expired: Callable[[], None]) -> bytes:
         """Wait for and return the next live payload of ``channel`` (expired ones are skipped)."""
+        if len(self.queues) > self.sweep_at:
+            self.sweep()
         queue = self.queues.get(channel) or self.queue(channel)
+        queue.used = True
         while True:
             while queue.entries:
                 deadline, payload = queue.entries.popleft()

@@ -12,6 +12,7 @@ from typing import Any, cast
 import pytest
 import redis
 
+from channel_layers._redis_local import SWEEP_MIN
 from channel_layers.base import CapacityPattern, ChannelFull
 from channel_layers.redis import RedisChannelLayer
 
@@ -238,6 +239,7 @@ async def test_shards_split_the_channels_and_group_send_reaches_all(redis_server
 DEAD_PROCESS = """
 import asyncio, sys
 from channel_layers.base import CapacityPattern, ChannelFull
+from channel_layers._redis_local import SWEEP_MIN
 from channel_layers.redis import RedisChannelLayer
 
 async def main():
@@ -312,3 +314,25 @@ async def test_channels_redis_host_forms_are_accepted(redis_servers: Any) -> Non
         await layer.close()
     with pytest.raises(ValueError, match="list of Redis servers"):
         RedisChannelLayer(hosts="redis://localhost")  # a str is a Sequence: refused at runtime
+
+
+async def test_queues_of_channels_nobody_uses_any_more_are_forgotten(redis_url: str) -> None:
+    """One local queue per channel ever received from would leak in a long-running server."""
+    layer = RedisChannelLayer(hosts=[redis_url], prefix="sweep")
+    state = layer._state()
+    waiting_channel = await layer.new_channel()
+    waiting = asyncio.ensure_future(layer.receive(waiting_channel))
+    for number in range(1500):
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "m", "n": number})
+        assert (await layer.receive(channel))["n"] == number
+        plain = f"worker-{number}"  # plain channels: a pop loop each, forgotten too
+        await layer.send(plain, {"type": "m", "n": number})
+        assert (await layer.receive(plain))["n"] == number
+    # 3,001 channels were used; a sweep runs whenever the queues outgrow twice what is live.
+    assert len(state.queues) <= 2 * SWEEP_MIN + 1
+    assert len(state.pollers) <= 2 * SWEEP_MIN + 1
+    await layer.send(waiting_channel, {"type": "still-waiting"})  # its receiver was not swept
+    assert (await asyncio.wait_for(waiting, 5))["type"] == "still-waiting"
+    await layer.flush()
+    await layer.close()
