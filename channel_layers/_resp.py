@@ -99,15 +99,20 @@ def _encode(args: tuple[Any, ...]) -> bytes:
             data = arg.encode()
         elif kind is bytes:
             data = arg
-        elif kind is int or kind is float:
+        elif kind is int:
+            data = b"%d" % arg
+        elif kind is float:
             data = repr(arg).encode()
         elif isinstance(arg, bytes | bytearray | memoryview):
             data = bytes(arg)
         else:
             raise redis_errors.DataError(f"cannot send {type(arg).__name__} to Redis")
-        append(b"$%d\r\n" % len(data))
-        append(data)
-        append(b"\r\n")
+        if len(data) < 1024:  # one formatted piece per argument (the copy is cheap)
+            append(b"$%d\r\n%b\r\n" % (len(data), data))
+        else:  # no copy of a big payload before the join
+            append(b"$%d\r\n" % len(data))
+            append(data)
+            append(b"\r\n")
     return b"".join(parts)
 
 

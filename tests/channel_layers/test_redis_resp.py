@@ -8,7 +8,7 @@ import math
 import pytest
 import redis.exceptions
 
-from channel_layers._resp import _Connection, lean_params
+from channel_layers._resp import _Connection, _encode, lean_params
 
 BIG = b"*500\r\n" + b"".join(b"$10\r\n0123456789\r\n" for _ in range(500))
 REPLIES = (
@@ -54,3 +54,15 @@ def test_lean_client_serves_plain_servers_only() -> None:
     assert lean_params({"address": "rediss://example"}) is None  # TLS: redis-py
     assert lean_params({"address": "redis://example", "ssl_cert_reqs": "none"}) is None
     assert lean_params({"sentinels": [("h", 1)], "master_name": "m"}) is None
+
+
+def test_commands_are_encoded_as_resp_arrays_of_bulk_strings() -> None:
+    big = b"x" * 2000  # past the size where pieces are joined instead of formatted
+    assert _encode(("SET", "k\u00e9", b"v", 12, 1.5, big)) == (
+        b"*6\r\n$3\r\nSET\r\n$3\r\nk\xc3\xa9\r\n$1\r\nv\r\n$2\r\n12\r\n$3\r\n1.5\r\n"
+        + b"$2000\r\n"
+        + big
+        + b"\r\n"
+    )
+    with pytest.raises(redis.exceptions.DataError):
+        _encode(("SET", "k", True))
