@@ -70,6 +70,9 @@ class Request:
     keep_alive: bool
     expect_continue: bool
     upgrade: bytes | None  # the lowercased Upgrade header when Connection lists "upgrade"
+    # X-Forwarded-For or -Proto is present: noted in the core's pass over the headers, so that
+    # the transport's proxy handling need not scan the headers of every request again.
+    forwarded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +128,10 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f\x85]").search
 _DIGITS = re.compile(rb"[0-9]+").fullmatch
 # Targets other than a path that llhttp takes (h11 takes any): "*" and scheme://... forms.
 _OTHER_TARGET_FORM = re.compile(rb"\*|[A-Za-z][A-Za-z0-9+.-]*://").match
-# The request headers the core itself reads.
+# The request headers the core itself reads, and (last two) the ones it notes for proxies.
 _FRAMING_HEADERS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
-)
+) | {b"x-forwarded-for", b"x-forwarded-proto"}
 
 
 class HTTP11Core(ResponseWriter):
@@ -227,7 +230,7 @@ class HTTP11Core(ResponseWriter):
             return self._fail(431, "Too many request headers")
         size = len(method) + len(target) + 13  # "M T HTTP/1.1\r\n" and the final CRLF
         content_lengths: list[bytes] = []
-        has_host = chunked = False
+        has_host = chunked = forwarded = False
         connection = b""
         expect = upgrade = None
         strict = self._check_values
@@ -257,6 +260,8 @@ class HTTP11Core(ResponseWriter):
                 expect = value.lower()
             elif name == b"upgrade":
                 upgrade = value.lower()
+            else:  # x-forwarded-for, x-forwarded-proto
+                forwarded = True
         if size > limits.limit_request_head:
             return self._fail(431, "Request head too large")
         if version != "1.1":
@@ -280,7 +285,9 @@ class HTTP11Core(ResponseWriter):
             return self._fail(400, "Upgrade or CONNECT with a body; send the body without")
         if chunked and version == "1.0":  # RFC 9112 §6.1: then close after this request
             connection = b"close"
-        return self._accept(method, target, version, headers, connection, expect, upgrade)
+        request = self._accept(method, target, version, headers, connection, expect, upgrade)
+        request.forwarded = forwarded
+        return request
 
     def _check_framing(self, content_lengths: list[bytes], chunked: bool) -> RequestError | None:
         if chunked:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["ConnectionHandler", "StreamTransport"]
+__all__ = ["CLOSED", "ClosedHandler", "ConnectionHandler", "StreamTransport"]
 
 
 class StreamTransport(Protocol):
@@ -59,3 +59,30 @@ class ConnectionHandler(Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: finish what is in flight, then close."""
+
+
+class ClosedHandler:
+    """The handler of a closed connection: nothing more happens on it. A connection drops its
+    real handler for this one, since the two refer to each other (see ``connection_lost``)."""
+
+    def data_received(self, data: bytes) -> None:
+        """Ignored: the connection is closed."""
+
+    def eof_received(self) -> bool | None:
+        """Ignored: the connection is closed."""
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Ignored: the handler was told already."""
+
+    def pause_writing(self) -> None:
+        """Ignored: the connection is closed."""
+
+    def resume_writing(self) -> None:
+        """Ignored: the connection is closed."""
+
+    def shutdown(self) -> None:
+        """Ignored: the connection is closed."""
+
+
+CLOSED = ClosedHandler()

@@ -1,0 +1,95 @@
+"""What the hot path's shortcuts must not change: proxy handling that skips requests without
+X-Forwarded headers, the per-address memo of proxy trust, and closed connections freed by
+reference counting (not left to the cyclic garbage collector)."""
+
+from __future__ import annotations
+
+import gc
+import socket
+import time
+import weakref
+from typing import Any
+
+from asgi_server.config import Config
+from asgi_server.server import ServerState
+
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n%s\r\n"
+
+
+def client_echo(seen: list[Any]) -> Any:
+    """An app that answers with the client address and scheme it was given."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(scope)
+        body = f"{scope['client'][0]} {scope['scheme']}".encode()
+        headers = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One response with a content-length: head and body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return body
+
+
+def test_proxy_headers_are_read_per_request(run_server: Any, http_parser: str) -> None:
+    """On one keep-alive connection from a trusted peer, only the request that carries
+    X-Forwarded headers is rewritten; the ones before and after keep the peer's address."""
+    seen: list[Any] = []
+    with (
+        run_server(client_echo(seen), http=http_parser) as server,
+        socket.create_connection((server.host, server.port), timeout=5) as sock,
+    ):
+        sock.sendall(GET % b"")
+        assert read_response(sock) == b"127.0.0.1 http"
+        sock.sendall(GET % b"X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\n")
+        assert read_response(sock) == b"1.2.3.4 https"
+        sock.sendall(GET % b"")
+        assert read_response(sock) == b"127.0.0.1 http"
+    assert len(seen) == 3
+
+
+def test_proxy_trust_is_memoized_per_address() -> None:
+    state = ServerState(Config(forwarded_allow_ips="10.0.0.0/8"), None)
+    assert state.trusted_proxy(("10.1.2.3", 5)) is state.proxy_trust
+    assert state.trusted_proxy(("10.1.2.3", 6)) is state.proxy_trust  # the memo's answer
+    assert state.trusted_proxy(("192.168.1.1", 5)) is None
+    assert state.trusted_proxy(("192.168.1.1", 5)) is None
+    assert state.trusted_proxy(None) is None
+    assert ServerState(Config(proxy_headers=False), None).trusted_proxy(("10.1.2.3", 5)) is None
+
+
+def test_a_closed_connection_is_freed_without_the_cyclic_gc(run_server: Any) -> None:
+    """The connection and its handler refer to each other; closing must break that, or every
+    closed connection waits for a garbage collection."""
+    gc.disable()
+    try:
+        with run_server(client_echo([])) as server:
+            state = server.server.state
+            with socket.create_connection((server.host, server.port), timeout=5) as sock:
+                sock.sendall(GET % b"")
+                assert read_response(sock) == b"127.0.0.1 http"
+                (connection,) = tuple(state.connections)
+                handler = weakref.ref(connection.handler)
+                del connection
+            deadline = time.monotonic() + 5
+            while state.connections and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not state.connections
+            deadline = time.monotonic() + 2
+            while handler() is not None and time.monotonic() < deadline:
+                time.sleep(0.01)  # the loop may hold the last reference until its next turn
+            assert handler() is None, gc.get_referrers(handler())
+    finally:
+        gc.enable()
