@@ -31,6 +31,7 @@ from channel_layers._redis_connection import (
     script_sha,
     socket_timeout,
 )
+from channel_layers.base import LayerUnavailable
 
 if TYPE_CHECKING:
     from channel_layers.redis import RedisChannelLayer
@@ -94,7 +95,9 @@ class Poller:
         self.waiting = 0
         self.channels: set[str] = set()
         self.task: asyncio.Task[None] | None = None
-        self.draining = False  # a fast drain is on the wire (or its receivers not yet run)
+        self.draining = False  # a fast DRAIN or BLPOP is on the wire
+        self.ran_dry = False  # the last DRAIN found the list empty
+        self.blocked: Any = None  # the connection of a fast BLPOP
         self.stopped = False
         # Channel fields of entries BLPOP took, whose counts the next DRAIN decrements.
         self.pending: list[str] = state.pending.setdefault(keys[0], []) if self.is_local else []
@@ -103,7 +106,14 @@ class Poller:
         """A receiver waits on this list: make sure something pops for it."""
         if self.draining or self.stopped or (self.task is not None and not self.task.done()):
             return
-        if not (self.is_local and self._fast_drain()):
+        if self.is_local and self.waiting == 0:  # only counts to take down (see _after_dispatch)
+            self._fast_drain(0)
+            return
+        # While the list runs dry, go straight to BLPOP: a DRAIN first would add a round trip
+        # to every message's latency. A burst makes BLPOP pop one entry per round trip only
+        # until 16 counts await their decrement; then a DRAIN takes the rest in batches.
+        drain = self.is_local and not (self.ran_dry and len(self.pending) < 16)
+        if not ((drain and self._fast_drain(self.batch)) or self._fast_pop()):
             self._start_loop(drain_first=self.is_local)
 
     def _start_loop(self, drain_first: bool) -> None:
@@ -123,12 +133,12 @@ class Poller:
         sha = script_sha(scripts.DRAIN)
         return ("EVALSHA", sha, 2, *self.keys, limit, *decrements), decrements
 
-    def _fast_drain(self) -> bool:
+    def _fast_drain(self, limit: int) -> bool:
         """Send a DRAIN whose reply :meth:`_drained` handles; False when the loop must do it."""
         conn = self._connection()
         if conn is None:
             return False
-        args, decrements = self._drain_args(self.batch)
+        args, decrements = self._drain_args(limit)
         conn.request_callback(
             args, socket_timeout(self.shard.host), partial(self._drained, decrements)
         )
@@ -165,16 +175,55 @@ class Poller:
             elif self.waiting > 0:  # NOSCRIPT (Redis restarted): the loop loads the script
                 self._start_loop(drain_first=True)
             return
+        self.ran_dry = not reply
         if reply:
             self.state.dispatch(reply)
             # Decide on the next drain after the woken receivers ran (their wake-ups were
             # scheduled first): a receiver served now no longer counts as waiting.
             asyncio.get_running_loop().call_soon(self._after_dispatch)
-        elif self.waiting > 0:  # nothing queued: wait in BLPOP
+        elif self.waiting > 0 and not self._fast_pop():  # nothing queued: wait in BLPOP
             self._start_loop(drain_first=False)
 
+    def _fast_pop(self) -> bool:
+        """Send a BLPOP on an idle blocking connection, its reply handled by :meth:`_popped`
+        (no task, no loop turn); False when the loop must do it (no such connection yet)."""
+        client = self.shard.client() if self.shard.available() else None
+        idle = getattr(client, "idle_blocking_connection", None)  # only the lean client has it
+        conn = idle() if idle is not None else None
+        if conn is None:
+            return False
+        limit = socket_timeout(self.shard.host)
+        margin = 1.0 if limit is None else min(limit, 1.0)  # as LeanClient.blpop
+        args = ("BLPOP", self.keys[0], self.block_timeout)
+        conn.request_callback(args, self.block_timeout + margin, partial(self._popped, conn))
+        self.draining, self.blocked = True, conn
+        return True
+
+    def _popped(self, conn: Any, reply: Any) -> None:
+        self.draining, self.blocked = False, None
+        if self.stopped:
+            return
+        self.shard.client().release_blocking_connection(conn)  # unless the error closed it
+        if isinstance(reply, Exception):
+            if isinstance(reply, REDIS_DOWN_ERRORS):  # as the loop would: receivers must know
+                self._fail(self.shard.failed(reply))
+            elif self.waiting > 0:
+                self._start_loop(drain_first=self.is_local)
+            return
+        if reply is None:  # the server-side timeout: block again while anyone waits
+            if self.waiting > 0:
+                self.want()
+            return
+        self.state.dispatch([reply[1]])
+        if self.is_local:
+            self.pending.append(reply[1].split(b"|", 2)[1].decode())  # may name several
+        asyncio.get_running_loop().call_soon(self._after_dispatch)
+
     def _after_dispatch(self) -> None:
-        if self.waiting > 0:
+        # Runs after the receivers woken by a dispatch (scheduled first): a receiver served now
+        # no longer counts as waiting, so no pop is sent for it. Another BLPOP for nobody would
+        # take a message from the other processes reading the same plain channel.
+        if self.waiting > 0 or len(self.pending) >= 16:
             self.want()  # does nothing while another drain or the loop runs
 
     async def run(self, drain_first: bool) -> None:
@@ -185,7 +234,7 @@ class Poller:
         count of an entry taken by BLPOP is decremented by the next DRAIN (``pending``), which
         keeps it off the latency path; until then the count is one too high.
         """
-        # One loop on purpose (45 lines with this docstring): its states (drain, block, exit)
+        # One loop on purpose (41 lines with this docstring): its states (drain, block, exit)
         # share ``need_drain``, which helper methods would have to thread through.
         pending = self.pending
         # A plain channel never drains: BLPOP returns at once when an entry waits, and it takes
@@ -211,11 +260,9 @@ class Poller:
                     self.state.dispatch([popped[1]])
                     if self.is_local:
                         pending.append(popped[1].split(b"|", 2)[1].decode())  # may name several
-                    # Let the woken receivers run before counting who still waits: another
-                    # BLPOP for a receiver that is already served would take a message from
-                    # the other processes reading the same plain channel.
-                    await asyncio.sleep(0)
-                    need_drain = self.is_local and (self.waiting > 0 or len(pending) >= 16)
+                    # Hand over to the callbacks: the blocking connection is open now.
+                    asyncio.get_running_loop().call_soon(self._after_dispatch)
+                    return
         except Exception as exc:  # LayerUnavailable, or a bug: either way the waiters must know
             self._fail(exc)
 
@@ -357,6 +404,8 @@ class LoopState:
         """Cancel the pop loops and the heartbeat (an in-flight pop may lose one entry)."""
         for poller in self.pollers.values():
             poller.stopped = True
+            if poller.blocked is not None:  # its BLPOP must not pop for a receiver gone
+                poller.blocked.abort(LayerUnavailable("the layer was closed"))
         tasks: list[asyncio.Task[Any]] = [p.task for p in self.pollers.values() if p.task]
         if self.heartbeat is not None:
             tasks.append(self.heartbeat)

@@ -336,6 +336,20 @@ class LeanClient:
         conn = self._shared
         return None if conn is None or conn.closed else conn
 
+    def idle_blocking_connection(self) -> _Connection | None:
+        """An open connection for a blocking pop, taken from the idle ones; None when none is
+        (``release_blocking_connection`` gives it back)."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    def release_blocking_connection(self, conn: _Connection) -> None:
+        """Give back a connection that ``idle_blocking_connection`` lent."""
+        if not conn.closed:
+            self._idle.append(conn)
+
     async def execute_command(self, *args: Any) -> Any:
         """Send one command on the shared connection (pipelined with concurrent callers)."""
         conn = self._shared
