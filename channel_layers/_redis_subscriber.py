@@ -19,7 +19,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from channel_layers._redis_connection import REDIS_DOWN_ERRORS, Shard, make_client
-from channel_layers._resp import PushConnection, lean_params, open_push_connection
+from channel_layers._resp import lean_params
+from channel_layers._resp_push import PushConnection, open_push_connection
 from channel_layers.base import LayerUnavailable
 
 logger = logging.getLogger("channel_layers.redis_pubsub")
