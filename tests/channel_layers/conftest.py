@@ -12,9 +12,10 @@ close every layer they built.
 
 A backend that cannot support a rule by design (a pub/sub layer stores nothing, so it has no
 capacity or expiry) leaves the capability out of ``capabilities``; tests marked
-``@pytest.mark.layer_needs("<capability>")`` then skip for it. The memory backend has every
-capability, so nothing skips for it. ``time_unit`` is the shortest expiry (in seconds) the
-backend honours reliably; expiry tests sleep a few of these.
+``@pytest.mark.layer_needs("<capability>")`` are then not collected for it (deselected, like a
+transport a test opts out of); the backend's own tests assert what it does instead. The memory
+backend has every capability, so nothing is left out for it. ``time_unit`` is the shortest
+expiry (in seconds) the backend honours reliably; expiry tests sleep a few of these.
 """
 
 from __future__ import annotations
@@ -68,25 +69,12 @@ async def make_redis_layer(
 
 #: Contract tests that send before anyone listens: pub/sub stores nothing, so that message is
 #: lost by design (the module docstring of redis_pubsub says so).
-PUBSUB_LOSES_EARLY_SENDS = frozenset(
-    {
-        "test_send_then_receive_returns_the_message",
-        "test_messages_arrive_in_the_order_sent",
-        "test_channels_are_independent",
-        "test_receivers_get_copies_not_the_senders_objects",
-        "test_names_may_use_the_whole_allowed_alphabet",
-    }
-)
-
-
 async def make_redis_pubsub_layer(
     request: pytest.FixtureRequest, options: Mapping[str, Any]
 ) -> BaseChannelLayer:
     """RedisPubSubChannelLayer on the shared test Redis, under a prefix no other test uses."""
     from channel_layers.redis_pubsub import RedisPubSubChannelLayer
 
-    if request.node.originalname in PUBSUB_LOSES_EARLY_SENDS:
-        pytest.skip("pub/sub stores nothing: a message sent before anyone subscribed is lost")
     prefix = f"test-{os.urandom(4).hex()}"
     url = request.getfixturevalue("redis_url")
     layer = RedisPubSubChannelLayer(hosts=[url], prefix=prefix, **options)
@@ -105,19 +93,28 @@ LAYER_BACKENDS: dict[str, LayerBackend] = {
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "layer_needs(*capabilities): skip for layer backends without them"
+        "markers", "layer_needs(*capabilities): not collected for layer backends without them"
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out (deselect) each test on the backends that lack a capability it needs."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("layer_backend") if callspec else None
+        needed = {cap for marker in item.iter_markers("layer_needs") for cap in marker.args}
+        lacking = name is not None and not needed <= LAYER_BACKENDS[name].capabilities
+        (drop if lacking else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(params=list(LAYER_BACKENDS))
 def layer_backend(request: pytest.FixtureRequest) -> LayerBackend:
-    """The backend this test runs on; skips when it lacks a capability the test needs."""
-    backend = LAYER_BACKENDS[request.param]
-    for marker in request.node.iter_markers("layer_needs"):
-        missing = set(marker.args) - backend.capabilities
-        if missing:
-            pytest.skip(f"the {request.param} backend has no {', '.join(sorted(missing))}")
-    return backend
+    """The backend this test runs on."""
+    return LAYER_BACKENDS[request.param]
 
 
 MakeLayer = Callable[..., Awaitable[BaseChannelLayer]]

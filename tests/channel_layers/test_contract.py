@@ -32,6 +32,7 @@ async def receive_soon(layer: BaseChannelLayer, channel: str, timeout: float = 0
 # --- sending and receiving ---------------------------------------------------------------
 
 
+@pytest.mark.layer_needs("storage")  # pub/sub: a send before any receive is lost
 async def test_send_then_receive_returns_the_message(layer: BaseChannelLayer) -> None:
     message = {"type": "chat.message", "text": "héllo", "n": 3, "data": b"\x00\xff", "ok": True}
     await layer.send("chat.room", message)
@@ -46,6 +47,7 @@ async def test_receive_waits_for_a_later_send(layer: BaseChannelLayer) -> None:
     assert await asyncio.wait_for(receiving, 2) == {"type": "m"}
 
 
+@pytest.mark.layer_needs("storage")  # pub/sub: a send before any receive is lost
 async def test_messages_arrive_in_the_order_sent(layer: BaseChannelLayer) -> None:
     for number in range(20):
         await layer.send("ordered", {"type": "m", "n": number})
@@ -53,6 +55,7 @@ async def test_messages_arrive_in_the_order_sent(layer: BaseChannelLayer) -> Non
     assert received == list(range(20))
 
 
+@pytest.mark.layer_needs("storage")  # pub/sub: a send before any receive is lost
 async def test_channels_are_independent(layer: BaseChannelLayer) -> None:
     await layer.send("one", {"type": "m", "to": "one"})
     await layer.send("two", {"type": "m", "to": "two"})
@@ -73,6 +76,7 @@ async def test_new_channel_names_are_process_local_and_unique(layer: BaseChannel
     assert await layer.receive(custom) == {"type": "m"}
 
 
+@pytest.mark.layer_needs("storage")  # pub/sub: a send before any receive is lost
 async def test_receivers_get_copies_not_the_senders_objects(layer: BaseChannelLayer) -> None:
     message: dict[str, Any] = {"type": "m", "items": [1, {"deep": [2]}], "meta": {"k": "v"}}
     await layer.send("copies", message)
@@ -137,6 +141,7 @@ async def test_invalid_group_names_raise_at_once(layer: BaseChannelLayer, name: 
         await layer.group_send(name, {"type": "m"})
 
 
+@pytest.mark.layer_needs("storage")  # pub/sub: a send before any receive is lost
 async def test_names_may_use_the_whole_allowed_alphabet(layer: BaseChannelLayer) -> None:
     name = "Az09-_." + "x" * 92  # 99 characters: the longest allowed
     await layer.send(name, {"type": "m"})
