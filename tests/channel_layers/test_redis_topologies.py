@@ -18,7 +18,7 @@ async def wait_for_promotion(topology: Any, seconds: float = 15.0) -> None:
     sentinel = redis.Redis(port=topology.sentinel.port)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        address = sentinel.sentinel_get_master_addr_by_name(topology.master_name)
+        address: Any = sentinel.sentinel_get_master_addr_by_name(topology.master_name)
         if address and int(address[1]) == topology.replica.port:
             return
         await asyncio.sleep(0.05)
