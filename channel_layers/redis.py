@@ -22,6 +22,7 @@ A drop-in for ``channels_redis.core.RedisChannelLayer``: same CONFIG keys (``hos
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import os
@@ -44,7 +45,13 @@ from channel_layers._redis_connection import (
     socket_timeout,
 )
 from channel_layers._redis_local import LoopState, Poller, logger
-from channel_layers.base import BaseChannelLayer, CapacityPattern, ChannelFull, LayerUnavailable
+from channel_layers.base import (
+    BaseChannelLayer,
+    CapacityPattern,
+    ChannelFull,
+    InvalidChannelName,
+    LayerUnavailable,
+)
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
 __all__ = ["RedisChannelLayer"]
@@ -84,6 +91,10 @@ class RedisChannelLayer(BaseChannelLayer):
             weakref.WeakKeyDictionary()
         )
         self._placements: dict[str, tuple[int, int, str]] = {}
+        # Entries one event loop popped for channels nobody received from before that loop went
+        # (close(), or the end of an async_to_sync call): the next loop's state takes them, else
+        # a process list shared by all local channels would lose them.
+        self._carried: dict[str, collections.deque[tuple[int, bytes]]] = {}
         # One shard that is no Cluster, one capacity: group_send reads the members and delivers
         # in one script call (else: one call for the members, then one per shard).
         self._one_trip_group_send = (
@@ -113,8 +124,25 @@ class RedisChannelLayer(BaseChannelLayer):
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
         if state is None:
-            state = self._states[loop] = LoopState(self)
+            state = self._new_state(loop)
         return state
+
+    def _new_state(self, loop: asyncio.AbstractEventLoop) -> LoopState:
+        """This loop's state, holding what earlier (now closed) loops popped but never gave out."""
+        for old_loop, old_state in list(self._states.items()):
+            if old_loop.is_closed():
+                del self._states[old_loop]
+                self._carry_over(old_state)
+        state = self._states[loop] = LoopState(self)
+        for channel, entries in self._carried.items():
+            state.queue(channel).entries.extend(entries)
+        self._carried.clear()
+        return state
+
+    def _carry_over(self, state: LoopState) -> None:
+        for channel, queue in state.queues.items():
+            if queue.entries:
+                self._carried.setdefault(channel, collections.deque()).extend(queue.entries)
 
     def _expiry_ms(self) -> tuple[int, int, int]:
         """(now, the deadline of a message sent now, a key TTL) in milliseconds."""
@@ -165,6 +193,12 @@ class RedisChannelLayer(BaseChannelLayer):
         state = self._state()
         if type(channel) is not str or channel not in state.queues:  # known names were checked
             self.require_valid_channel_name(channel)
+            if "!" in channel and not self.non_local_name(channel).endswith(f".{self.client_tag}!"):
+                # Its entries go to another process's list: this receive would wait forever.
+                raise InvalidChannelName(
+                    f"{channel!r} is a process-local channel of another layer or process: only "
+                    "the layer whose new_channel() made it can receive from it"
+                )
         while True:
             payload = await state.take(channel, self._count_expired)
             try:
@@ -360,6 +394,7 @@ class RedisChannelLayer(BaseChannelLayer):
         state = self._states.pop(asyncio.get_running_loop(), None)
         if state is not None:
             await state.stop()
+            self._carry_over(state)
             for base in state.local_bases:
                 key = self.channel_key(base) + ":alive"
                 with contextlib.suppress(LayerUnavailable):  # else it expires by itself
