@@ -157,13 +157,19 @@ class _Connection(asyncio.Protocol):
                 self.need = incomplete.args[0] - pos
                 break
             pos = next_pos
-            if not self.waiters:  # a reply nobody asked for: the stream is out of step
-                self.abort(redis_errors.InvalidResponse("unexpected reply from Redis"))
+            if not self.reply_received(reply):
                 return
-            waiter = self.waiters.popleft()
-            self.deadlines.popleft()
-            _resolve(waiter, reply)
         self.buffer = buffer[pos:]
+
+    def reply_received(self, reply: Any) -> bool:
+        """Hand one parsed reply to the oldest waiter; False when the connection was aborted."""
+        if not self.waiters:  # a reply nobody asked for: the stream is out of step
+            self.abort(redis_errors.InvalidResponse("unexpected reply from Redis"))
+            return False
+        waiter = self.waiters.popleft()
+        self.deadlines.popleft()
+        _resolve(waiter, reply)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(redis_errors.ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))

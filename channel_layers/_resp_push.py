@@ -9,7 +9,7 @@ from typing import Any
 
 import redis.exceptions as redis_errors
 
-from channel_layers._resp import _Connection, _encode, _Incomplete, _parse
+from channel_layers._resp import _Connection, _encode
 
 
 class PushConnection(_Connection):
@@ -21,22 +21,10 @@ class PushConnection(_Connection):
         self.on_push = on_push
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer + data if self.buffer else data
-        if len(buffer) < self.need:
-            self.buffer = buffer
-            return
-        self.need = 0
-        pos = 0
-        while pos < len(buffer):
-            try:
-                reply, next_pos = _parse(buffer, pos)
-            except _Incomplete as incomplete:
-                self.need = incomplete.args[0] - pos
-                break
-            pos = next_pos
-            self.on_push(reply)
-        self.buffer = buffer[pos:]
+    def reply_received(self, reply: Any) -> bool:
+        """Every reply is a push: hand it on as parsed."""
+        self.on_push(reply)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
