@@ -38,7 +38,8 @@ def client_frame(
     if not masked:
         return head + payload
     key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    mask = (key * (length // 4 + 1))[:length]
+    return head + key + (int.from_bytes(payload) ^ int.from_bytes(mask)).to_bytes(length)
 
 
 def whole(core: ws.WebSocketCore, data: bytes) -> list[ws.Event]:

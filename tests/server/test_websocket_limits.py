@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import struct
 import time
@@ -15,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.protocols.test_websocket import client_frame
+
 RunServer = Callable[..., AbstractContextManager[Any]]
 Scope = dict[str, Any]
 UPGRADE = (
@@ -22,24 +23,6 @@ UPGRADE = (
     b"Sec-WebSocket-Version: 13\r\n"
 )
 KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-
-
-def client_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False,
-                 masked: bool = True) -> bytes:  # fmt: skip
-    """A client frame, masked with a random key (RFC 6455 §5.3) unless told otherwise."""
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    mask_bit, length = (0x80 if masked else 0), len(payload)
-    if length < 126:
-        head = bytes((first, mask_bit | length))
-    elif length < 65536:
-        head = struct.pack("!BBH", first, mask_bit | 126, length)
-    else:
-        head = struct.pack("!BBQ", first, mask_bit | 127, length)
-    if not masked:
-        return head + payload
-    key = os.urandom(4)
-    mask = (key * (length // 4 + 1))[:length]
-    return head + key + (int.from_bytes(payload) ^ int.from_bytes(mask)).to_bytes(length)
 
 
 class RawClient:
