@@ -2,7 +2,10 @@
 
 from asgi_server.config import Config
 
-__all__ = ["Config", "Server"]
+# The one place the distribution's version is written (pyproject.toml reads it from here).
+__version__ = "0.2.0"
+
+__all__ = ["Config", "Server", "__version__"]
 
 
 def __getattr__(name: str) -> object:

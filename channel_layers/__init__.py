@@ -25,6 +25,7 @@ import importlib
 import os
 import threading
 from collections.abc import Mapping
+from importlib.metadata import version as _distribution_version
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -39,6 +40,9 @@ from channel_layers.base import (
     LayerUnavailable,
 )
 
+#: The installed distribution's version (one number for its three packages).
+__version__ = _distribution_version("crossway")
+
 __all__ = [
     "DEFAULT_CHANNEL_LAYER",
     "MAX_NAME_LENGTH",
@@ -49,6 +53,7 @@ __all__ = [
     "InvalidMessage",
     "LayerStats",
     "LayerUnavailable",
+    "__version__",
     "build_channel_layer",
     "configure",
     "get_channel_layer",

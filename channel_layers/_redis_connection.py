@@ -110,7 +110,7 @@ def make_client(host: Mapping[str, Any]) -> Client:
         sentinel_kwargs = dict(host.get("sentinel_kwargs") or {})
         sentinel_kwargs.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         sentinel_kwargs.setdefault("socket_timeout", DEFAULT_CONNECT_TIMEOUT)
-        sentinel = Sentinel(host["sentinels"], sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(host["sentinels"], sentinel_kwargs=sentinel_kwargs)
         client: aioredis.Redis = sentinel.master_for(host["master_name"], **kwargs)
         return client
     if host.get("cluster"):

@@ -8,6 +8,8 @@ unless it is installed and used.
 
 from __future__ import annotations
 
+from importlib.metadata import version as _distribution_version
+
 from .base import AsyncConsumer, SyncConsumer
 from .exceptions import (
     AcceptConnection,
@@ -26,6 +28,9 @@ from .websocket import (
     WebsocketConsumer,
 )
 
+#: The installed distribution's version (one number for its three packages).
+__version__ = _distribution_version("crossway")
+
 __all__ = [
     "AcceptConnection",
     "AsyncConsumer",
@@ -41,4 +46,5 @@ __all__ = [
     "StopConsumer",
     "SyncConsumer",
     "WebsocketConsumer",
+    "__version__",
 ]

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Installs everything the tests need into .venv (creating it when missing), then runs the
-# linters and the whole test suite. This is the README's test command and what CI runs.
+# The README's test command. Installs the locked test environment (requirements/test.txt) into a
+# virtualenv, then runs ruff, ruff format --check, mypy --strict and the whole pytest suite.
+#   PYTHON=python3.13 bash scripts/test.sh    another interpreter (default: python3)
+#   VENV=.venv-3.13                           another virtualenv (default: .venv)
+#   LINT=0                                    skip ruff and mypy (CI lints once, not per Python)
+# Extra arguments go to pytest. See scripts/test-latest.sh for the newest releases instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+# -c pins every package the test extra pulls in to the lock, so a release elsewhere cannot
+# change what a fresh clone installs.
+"$VENV/bin/python" -m pip install --quiet -c requirements/test.txt -e '.[test]'
 bash scripts/install-browser.sh
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-.venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+bash scripts/install-redis.sh
+echo "== $("$VENV/bin/python" --version), locked versions from requirements/test.txt"
+if [ "${LINT:-1}" != 0 ]; then
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    "$VENV/bin/mypy"
+fi
+"$VENV/bin/python" -m pytest "$@"
