@@ -16,8 +16,7 @@ fi
 # -c pins every package the test extra pulls in to the lock, so a release elsewhere cannot
 # change what a fresh clone installs.
 "$VENV/bin/python" -m pip install --quiet -c requirements/test.txt -e '.[test]'
-bash scripts/install-browser.sh
-bash scripts/install-redis.sh
+bash scripts/install-system.sh
 echo "== $("$VENV/bin/python" --version), locked versions from requirements/test.txt"
 if [ "${LINT:-1}" != 0 ]; then
     "$VENV/bin/ruff" check .

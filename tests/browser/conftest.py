@@ -20,7 +20,7 @@ def chromium_path() -> str:
     if found is None:
         pytest.fail(
             "Chromium is not installed, and the browser tests need it: run "
-            "'sudo apt-get install chromium' (or 'bash scripts/install-browser.sh')",
+            "'sudo apt-get install chromium' (or 'bash scripts/install-system.sh')",
             pytrace=False,
         )
     return found
