@@ -32,6 +32,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -348,6 +349,40 @@ def pytest_configure(config: pytest.Config) -> None:
         "transports(*names): run this test's run_server only on these transports "
         "(e.g. @pytest.mark.transports('asyncio') for a test of asyncio-only behaviour)",
     )
+
+
+_DESELECTED: list[pytest.Item] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Remember what any conftest deselected, to say why at the end of the run."""
+    _DESELECTED.extend(items)
+
+
+def _deselection_reason(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec else {}
+    needs = sorted({cap for marker in item.iter_markers("layer_needs") for cap in marker.args})
+    if "layer_backend" in params and needs:
+        return (
+            f"the {params['layer_backend']} layer has no {', '.join(needs)} by design "
+            "(its own tests assert what it does instead)"
+        )
+    if "server_transport" in params:
+        marker = item.get_closest_marker("transports")
+        only = ", ".join(marker.args) if marker else os.environ.get("CROSSWAY_TRANSPORTS", "")
+        return f"asserts {only}-only behaviour, so not run on {params['server_transport']}"
+    return "deselected by -k/-m or a conftest"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say why each deselected test was left out, so that a reader of CI never wonders."""
+    if not _DESELECTED:
+        return
+    reasons = Counter(_deselection_reason(item) for item in _DESELECTED)
+    terminalreporter.section("deselected, and why")
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"{count:4d}  {reason}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
