@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from typing import Any
 
 
@@ -41,6 +42,8 @@ async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     query = scope["query_string"].decode()
     seconds = float(query.split("=", 1)[1]) if query.startswith("seconds=") else 0.5
+    # Tests wait for this line (the request is in flight) instead of sleeping and hoping.
+    print(f"slow request started: {seconds:.1f} s", file=sys.stderr, flush=True)
     await asyncio.sleep(seconds)
     await respond(send, b"done after %.1f" % seconds)
 

@@ -26,6 +26,14 @@ def request_in_background(url: str) -> tuple[threading.Thread, list[Any]]:
     return thread, result
 
 
+def wait_for_output(server: Any, text: str, timeout: float = 10) -> None:
+    """Wait until the subprocess server has printed ``text``."""
+    deadline = time.monotonic() + timeout
+    while text not in server.output():
+        assert time.monotonic() < deadline, f"{text!r} never printed:\n{server.output()}"
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_in_flight_request_finishes_then_exit_0(run_server_process: Any, sig: int) -> None:
     with run_server_process("_apps:slow", "--app-dir", "tests/server") as server:
@@ -34,7 +42,7 @@ def test_in_flight_request_finishes_then_exit_0(run_server_process: Any, sig: in
         idle.settimeout(5)
         assert idle.recv(65536).startswith(b"HTTP/1.1 200 OK")  # now an idle keep-alive
         thread, result = request_in_background(server.url + "/?seconds=1")
-        time.sleep(0.3)  # the slow request is in flight
+        wait_for_output(server, "slow request started: 1.0 s")  # the request is in flight
         server.process.send_signal(sig)
         assert idle.recv(100) == b""  # idle connections are closed at once
         idle.close()
@@ -53,7 +61,7 @@ def test_graceful_timeout_cancels_stuck_requests(run_server_process: Any) -> Non
     args = ("--app-dir", "tests/server", "--timeout-graceful-shutdown", "0.3")
     with run_server_process("_apps:slow", *args) as server:
         thread, result = request_in_background(server.url + "/?seconds=30")
-        time.sleep(0.3)
+        wait_for_output(server, "slow request started: 30.0 s")
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=10) == 0
