@@ -30,7 +30,7 @@ from asgi_server.logs import access_line, access_logger, error_logger
 from asgi_server.protocols.http11 import Limits
 from asgi_server.proxy_headers import ProxyTrust
 from asgi_server.tls import TLSConfigError, create_ssl_context
-from asgi_server.transports.asyncio import ServerConnection
+from asgi_server.connection.http import ServerConnection
 
 if TYPE_CHECKING:
     import ssl

@@ -41,7 +41,7 @@ from zope.interface import implementer  # type: ignore[import-untyped]
 
 from asgi_server.server import Server
 from asgi_server.tls import openssl_tls_extension
-from asgi_server.transports.asyncio import ServerConnection
+from asgi_server.connection.http import ServerConnection
 
 if TYPE_CHECKING:
     from asgi_server.config import Config

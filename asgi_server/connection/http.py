@@ -7,7 +7,7 @@ e.g. by a WebSocket handler after an upgrade.
 The WebSocket seam
 ------------------
 When a request is a WebSocket upgrade (``Connection: upgrade`` + ``Upgrade: websocket``) and
-``config.ws`` is on, ``HttpHandler`` imports ``asgi_server.transports.asyncio_websocket`` lazily
+``config.ws`` is on, ``HttpHandler`` imports ``asgi_server.connection.websocket`` lazily
 and calls ``WebsocketHandler(connection, request, buffered_bytes)``, then installs it with
 ``connection.set_handler(handler)``. If that module does not exist, the request is answered as
 plain HTTP. The arguments:
@@ -250,11 +250,11 @@ class HttpHandler:
         if not self.config.ws:
             return False
         try:
-            from asgi_server.transports.asyncio_websocket import (  # type: ignore[import-not-found,unused-ignore]
+            from asgi_server.connection.websocket import (  # type: ignore[import-not-found,unused-ignore]
                 WebsocketHandler,
             )
         except ModuleNotFoundError as exc:
-            if exc.name != "asgi_server.transports.asyncio_websocket":
+            if exc.name != "asgi_server.connection.websocket":
                 raise
             return False
         handler = WebsocketHandler(self.connection, request, self.core.trailing_data())
