@@ -31,7 +31,8 @@ _ERROR_HEADERS = [
 
 
 class ClientDisconnected(OSError):
-    """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
+    """Raised by ``send()`` once the client has gone: an ``OSError``, as the ASGI HTTP and
+    WebSocket specs (2.4) ask. One class for both (``asgi.websocket`` re-exports it)."""
 
 
 class ResponseSink(Protocol):

@@ -1,39 +1,17 @@
-"""The asyncio shell: one ``asyncio.Protocol`` per connection, delegating to a replaceable handler.
+"""The HTTP/1.1 connection driver, shared by the asyncio and the Twisted shells.
 
-``ServerConnection`` is what asyncio (or uvloop) calls. It owns nothing protocol-specific: every
-callback goes to ``connection.handler``, which starts as an ``HttpHandler`` and may be replaced,
-e.g. by a WebSocket handler after an upgrade.
-
-The WebSocket seam
-------------------
-When a request is a WebSocket upgrade (``Connection: upgrade`` + ``Upgrade: websocket``) and
-``config.ws`` is on, ``HttpHandler`` imports ``asgi_server.connection.websocket`` lazily
-and calls ``WebsocketHandler(connection, request, buffered_bytes)``, then installs it with
-``connection.set_handler(handler)``. If that module does not exist, the request is answered as
-plain HTTP. The arguments:
-
-- ``connection``: the ``ServerConnection``; it offers ``transport`` (the asyncio transport),
-  ``config`` (the frozen ``Config``), ``app`` (the ASGI 3 app), ``server_state`` (the
-  ``ServerState``: live ``connections``, ``tasks``, ``default_headers``, ...), ``client`` and
-  ``server`` (``(host, port)`` or None, after proxy headers for ``client``), ``scheme``
-  (``"ws"``/``"wss"`` for the scope are derived from it), ``root_path``, ``lifespan_state``
-  (copy it into each scope), ``set_handler(handler)``, ``start_task(coro)`` (runs and tracks
-  the app task so graceful shutdown can cancel it) and ``logger``.
-- ``request``: the ``asgi_server.protocols.http11.Request`` (method, target, http_version,
-  lowercased headers).
-- ``buffered_bytes``: bytes received after the upgrade request's head.
-
-A handler implements ``ConnectionHandler`` (``transports/base.py``): ``data_received``,
-``eof_received``, ``connection_lost``, ``pause_writing``, ``resume_writing`` and ``shutdown``
-(graceful stop: close when idle, or soon). The handler is responsible for its own timers.
+An ``HttpHandler`` feeds the bytes its shell read to the HTTP/1.1 core (``protocols/http11.py``),
+runs one app task per request through a ``RequestCycle`` (``asgi/http.py``), and keeps the
+connection's timers (request head, request body, keep-alive) and both flow controls. On a
+WebSocket upgrade it hands the connection to a ``WebsocketHandler`` (``connection/websocket.py``)
+with the request, the bytes read after its head and the scope it built.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from asgi_server.asgi.http import RequestCycle, build_scope, scope_template
 from asgi_server.protocols.http11 import (
@@ -44,11 +22,11 @@ from asgi_server.protocols.http11 import (
     Request,
     RequestError,
 )
-from asgi_server.tls import connection_tls_extension
-from asgi_server.transports.base import CLOSED, ConnectionHandler, StreamTransport
 
 if TYPE_CHECKING:
-    from asgi_server.server import ServerState
+    from typing import Any
+
+    from asgi_server.connection.base import Connection
 
 # Stop reading once this many request bytes wait for the app (body or pipelined requests).
 # One read from uvloop can bring 256 KiB: a lower mark would pause and resume the socket (two
@@ -56,88 +34,11 @@ if TYPE_CHECKING:
 HIGH_WATER = 256 * 1024
 
 
-def _address(info: Any) -> tuple[str, int] | None:
-    if isinstance(info, tuple) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    return None
-
-
-class ServerConnection(asyncio.Protocol):
-    """One accepted connection: state shared by every handler, and callback delegation."""
-
-    def __init__(self, server_state: ServerState) -> None:
-        self.server_state = server_state
-        self.config = server_state.config
-        self.app = server_state.app
-        self.logger = server_state.logger
-        self.root_path = self.config.root_path
-        self.lifespan_state = server_state.lifespan_state
-        self.transport: StreamTransport = None  # type: ignore[assignment]  # set on connect
-        self.handler: ConnectionHandler = None  # type: ignore[assignment]
-        self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int] | None = None
-        self.scheme = "http"
-        self.tls: dict[str, Any] | None = None  # the ASGI "tls" scope extension
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """asyncio: a connection was accepted."""
-        self.loop = asyncio.get_running_loop()
-        self.transport = transport  # type: ignore[assignment]
-        self.client = _address(transport.get_extra_info("peername"))
-        self.server = _address(transport.get_extra_info("sockname"))
-        if transport.get_extra_info("sslcontext") is not None:
-            self.scheme = "https"
-            self.tls = connection_tls_extension(transport)
-        self.server_state.connections.add(self)
-        self.handler = HttpHandler(self)
-
-    def set_handler(self, handler: ConnectionHandler) -> None:
-        """Hand the connection to another protocol handler (e.g. after an upgrade)."""
-        self.handler = handler
-
-    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run an app coroutine as a task the server tracks (and cancels on shutdown)."""
-        task = self.loop.create_task(coro)
-        tasks = self.server_state.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        return task
-
-    def data_received(self, data: bytes) -> None:
-        """asyncio: forward to the handler."""
-        self.handler.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        """asyncio: forward to the handler."""
-        return self.handler.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """asyncio: forget the connection and tell the handler."""
-        self.server_state.connections.discard(self)
-        self.handler.connection_lost(exc)
-        # The handler and the connection refer to each other: dropping this side lets reference
-        # counting free a closed connection at once, rather than leave it to the cyclic GC (a
-        # visible share of a `Connection: close` request's CPU).
-        self.handler = CLOSED
-
-    def pause_writing(self) -> None:
-        """asyncio: forward to the handler."""
-        self.handler.pause_writing()
-
-    def resume_writing(self) -> None:
-        """asyncio: forward to the handler."""
-        self.handler.resume_writing()
-
-    def shutdown(self) -> None:
-        """Graceful shutdown of this connection."""
-        self.handler.shutdown()
-
-
 class HttpHandler:
     """HTTP/1.1 over one connection: feeds the core, runs one app task per request, keeps
     the timers (head timeout from accept, keep-alive idle timeout) and both flow controls."""
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.transport = connection.transport
         self.state = connection.server_state
@@ -223,12 +124,6 @@ class HttpHandler:
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             self._refuse(503, "Service Unavailable: too many connections or tasks")
             return
-        if (
-            request.upgrade is not None
-            and b"websocket" in request.upgrade
-            and self._upgrade(request)
-        ):
-            return
         connection = self.connection
         scope = build_scope(request, self._scope_template)
         if request.forwarded and self._proxy is not None and connection.client is not None:
@@ -237,6 +132,12 @@ class HttpHandler:
             )
         if connection.tls is not None:
             scope["extensions"] = {"tls": connection.tls}
+        if (
+            request.upgrade is not None
+            and b"websocket" in request.upgrade
+            and self._upgrade(request, scope)
+        ):
+            return
         self.cycle = cycle = RequestCycle(
             scope, self.core, self, request.expect_continue, self.logger
         )
@@ -246,18 +147,13 @@ class HttpHandler:
         cycle.task = task = self.loop.create_task(cycle.run(connection.app, tasks))
         tasks.add(task)
 
-    def _upgrade(self, request: Request) -> bool:
+    def _upgrade(self, request: Request, scope: dict[str, Any]) -> bool:
         if not self.config.ws:
             return False
-        try:
-            from asgi_server.connection.websocket import (  # type: ignore[import-not-found,unused-ignore]
-                WebsocketHandler,
-            )
-        except ModuleNotFoundError as exc:
-            if exc.name != "asgi_server.connection.websocket":
-                raise
-            return False
-        handler = WebsocketHandler(self.connection, request, self.core.trailing_data())
+        # Imported here: wsproto's import costs a server that never sees a WebSocket ~20 ms.
+        from asgi_server.connection.websocket import WebsocketHandler
+
+        handler = WebsocketHandler(self.connection, request, scope, self.core.trailing_data())
         self.connection.set_handler(handler)
         return True
 
@@ -306,7 +202,9 @@ class HttpHandler:
         core = self.core
         if state.access_log:
             state.log_access(cycle.scope, core.status_code, self._started_at)
-        state.total_requests += 1  # ServerState.request_done(), inlined: once per request
+        # Counted here rather than in a ServerState method: once per request, and with the other
+        # inlined bookkeeping it saved ~0.5 us per request (benchmarks/README.md, "What changed").
+        state.total_requests += 1
         if self._max_requests is not None and state.total_requests >= self._max_requests:
             state.max_requests_reached = True
         if self.cycle is cycle:
@@ -326,12 +224,10 @@ class HttpHandler:
         elif self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
-        # Idle until the next request: the keep-alive deadline. _set_deadline(), inlined:
-        # the timer armed earlier almost always fires before this deadline, and re-arms then.
+        # Idle until the next request: the keep-alive deadline. The timer armed earlier almost
+        # always fires before it, and re-arms then: no timer call per request.
         self._idle = True
-        deadline = self._deadline = self.loop.time() + self._keep_alive_timeout
-        if self._timer is None or self._timer_when > deadline:
-            self._arm_timer(deadline)
+        self._set_deadline(self._keep_alive_timeout)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def eof_received(self) -> bool | None:
