@@ -36,7 +36,8 @@ HIGH_WATER = 256 * 1024
 
 class HttpHandler:
     """HTTP/1.1 over one connection: feeds the core, runs one app task per request, keeps
-    the timers (head timeout from accept, keep-alive idle timeout) and both flow controls."""
+    the timers (head timeout from accept, body idle timeout while the app waits for the body,
+    keep-alive idle timeout) and both flow controls."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -62,9 +63,11 @@ class HttpHandler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0  # when the armed timer fires (TimerHandle.when() is a call)
         self._keep_alive_timeout = self.config.timeout_keep_alive
+        self._body_timeout = self.config.timeout_request_body
         self._max_requests = self.config.limit_max_requests
         self._deadline: float | None = None
         self._idle = False  # the deadline is the keep-alive one
+        self._awaiting_body = False  # the deadline is the request body's (--timeout-request-body)
         self._set_deadline(self.config.timeout_request_head)  # counted from accept
         # The peer's address is fixed for the connection: decide once whether it may send
         # proxy headers (parsing addresses per request would cost more than the request).
@@ -97,6 +100,9 @@ class HttpHandler:
             kind = type(event)
             if kind is Body:
                 cycle = self.cycle
+                if self._awaiting_body:  # the body moves: its idle deadline is met
+                    self._awaiting_body = False
+                    self._deadline = None
                 if cycle is not None:
                     cycle.body_received(event.data)  # type: ignore[union-attr]
                     if cycle.buffered_body > HIGH_WATER:
@@ -106,6 +112,9 @@ class HttpHandler:
                 if self.connection.handler is not self:
                     return  # upgraded: the new handler owns the connection
             elif kind is EndOfRequest:
+                if self._awaiting_body:
+                    self._awaiting_body = False
+                    self._deadline = None
                 if self.cycle is not None:
                     self.cycle.request_complete()
             elif kind is RequestError:
@@ -191,6 +200,11 @@ class HttpHandler:
         if self._reading_paused and self.core.paused_bytes <= HIGH_WATER:
             self._reading_paused = False
             self.transport.resume_reading()
+
+    def body_wanted(self) -> None:
+        """The app waits in receive() for more of the body: time the wait."""
+        self._awaiting_body = True
+        self._set_deadline(self._body_timeout)
 
     def abort(self) -> None:
         """The response cannot be completed: close without pretending otherwise."""
@@ -297,6 +311,23 @@ class HttpHandler:
             self._arm_timer(deadline)
         elif self.cycle is None:  # head or keep-alive timeout: close (RFC 9112 §9.5)
             self._close()
+        elif self._awaiting_body:
+            self._body_timed_out()
+
+    def _body_timed_out(self) -> None:
+        """The app waited --timeout-request-body for the next piece of the body: 408 (RFC 9110
+        §15.5.9), or close if its response began; either way the connection's slot is freed."""
+        self._awaiting_body = False
+        started = self.core.response_started
+        self.logger.info(
+            "No request body for %s s (--timeout-request-body): %s",
+            self._body_timeout,
+            "closing the connection" if started else "answering 408",
+        )
+        if started:
+            self._close()  # connection_lost tells the app (http.disconnect)
+        else:
+            self._on_bad_request(RequestError(408, "Request body timed out"))
 
     def _cancel_timer(self) -> None:
         self._deadline = None
