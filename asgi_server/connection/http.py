@@ -57,7 +57,7 @@ class HttpHandler:
         self._closed = False
         self._shutting_down = False
         self._started_at = 0.0
-        # One deadline (head or keep-alive) and at most one armed timer per connection. Moving
+        # One deadline (head, body or keep-alive) and at most one armed timer. Moving
         # the deadline costs a clock read, not a call_later() and a cancel() per request; the
         # timer re-arms itself when it fires before a deadline that moved later.
         self._timer: asyncio.TimerHandle | None = None
