@@ -81,6 +81,9 @@ class Config:
     timeout_request_head: float = option(
         10.0, "Close a connection whose request head is not complete this long after it began."
     )
+    timeout_request_body: float = option(
+        30.0, "Answer 408 (or close) when the app waits this long for the next body chunk."
+    )
     timeout_graceful_shutdown: float = option(
         10.0, "On shutdown, wait this long for in-flight requests before cancelling them."
     )

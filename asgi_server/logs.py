@@ -49,19 +49,27 @@ def configure_logging(level: str) -> None:
     parent.setLevel(numeric)
 
 
-def access_line(scope: dict[str, Any], status: int, started_at: float) -> str:
-    """One access-log line: client, method, path and query, version, status, duration."""
+def _peer_and_target(scope: dict[str, Any]) -> tuple[str, str]:
+    """The scope's client and request target (path and query), escaped for a log line."""
     client = scope.get("client")
     peer = f"{client[0]}:{client[1]}" if client else "-"
     target = scope["raw_path"]
     if scope["query_string"]:
         target += b"?" + scope["query_string"]
+    return escape(peer), escape(target.decode("latin-1"))
+
+
+def access_line(scope: dict[str, Any], status: int, started_at: float) -> str:
+    """One access-log line: client, method, path and query, version, status, duration."""
+    peer, target = _peer_and_target(scope)
     duration_ms = (time.monotonic() - started_at) * 1000
     return '{} - "{} {} HTTP/{}" {} {:.1f}ms'.format(
-        escape(peer),
-        escape(scope["method"]),
-        escape(target.decode("latin-1")),
-        scope["http_version"],
-        status,
-        duration_ms,
+        peer, escape(scope["method"]), target, scope["http_version"], status, duration_ms
     )
+
+
+def websocket_line(scope: dict[str, Any], outcome: str) -> str:
+    """An access-log line of a WebSocket, as uvicorn writes them: ``outcome`` is
+    ``[accepted]``, a refusal's status code, or ``[closed CODE]``."""
+    peer, target = _peer_and_target(scope)
+    return f'{peer} - "WebSocket {target}" {outcome}'

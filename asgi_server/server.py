@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from asgi_server.app_loader import AppLoadError, as_asgi3, load_app
 from asgi_server.config import Config
 from asgi_server.lifespan import Lifespan
-from asgi_server.logs import access_line, access_logger, error_logger
+from asgi_server.logs import access_line, access_logger, error_logger, websocket_line
 from asgi_server.protocols.http11 import Limits
 from asgi_server.proxy_headers import ProxyTrust
 from asgi_server.tls import TLSConfigError, create_ssl_context
@@ -34,7 +34,9 @@ from asgi_server.transports.asyncio import ServerConnection
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    from asgi_server.connection.base import LiveConnection
 
 EXIT_STARTUP_FAILED = 3
 
@@ -58,7 +60,8 @@ def resolve_parser(name: str) -> str:
 
 
 class ServerState:
-    """What every connection shares: config, app, live connections and tasks, default headers."""
+    """What every connection shares: config, app, live connections and tasks, default headers.
+    Connections see it as a ``connection.base.ServerContext``."""
 
     def __init__(self, config: Config, app: Any) -> None:
         self.config = config
@@ -68,7 +71,7 @@ class ServerState:
         self.proxy_trust = ProxyTrust(config.forwarded_allow_ips) if config.proxy_headers else None
         self._trusted_peers: dict[str, bool] = {}
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
-        self.connections: set[ServerConnection] = set()
+        self.connections: set[LiveConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.total_requests = 0
         self.max_requests_reached = False
@@ -114,16 +117,13 @@ class ServerState:
             self._trusted_peers[peer[0]] = trusted
         return trust if trusted else None
 
-    def request_done(self) -> None:
-        """Count a served request (for --limit-max-requests)."""
-        self.total_requests += 1
-        limit = self.config.limit_max_requests
-        if limit is not None and self.total_requests >= limit:
-            self.max_requests_reached = True
-
     def log_access(self, scope: dict[str, Any], status: int, started_at: float) -> None:
         """Write the access-log line of one response."""
         access_logger.info("%s", access_line(scope, status, started_at))
+
+    def log_websocket(self, scope: dict[str, Any], outcome: str) -> None:
+        """Write an access-log line of a WebSocket (accepted, refused with a status, closed)."""
+        access_logger.info("%s", websocket_line(scope, outcome))
 
 
 class Server:
@@ -277,8 +277,9 @@ class Server:
         return self.exit_code
 
 
-def asyncio_run(coro: Any, loop_name: str) -> int:
-    """``asyncio.run`` on the chosen loop: uvloop for 'uvloop', and for 'auto' when installed."""
+def loop_factory(loop_name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The --loop choice: uvloop's for 'uvloop', and for 'auto' when installed; None means
+    asyncio's own. The one place the choice is made (the Twisted transport asks here too)."""
     if loop_name in ("auto", "uvloop"):
         try:
             import uvloop
@@ -286,10 +287,15 @@ def asyncio_run(coro: Any, loop_name: str) -> int:
             if loop_name == "uvloop":
                 raise SystemExit("--loop uvloop needs uvloop: pip install uvloop") from None
         else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                result: int = runner.run(coro)
-                return result
-    return asyncio.run(coro)  # type: ignore[no-any-return]
+            return uvloop.new_event_loop
+    return None
+
+
+def asyncio_run(coro: Any, loop_name: str) -> int:
+    """``asyncio.run`` on the loop --loop chose (see ``loop_factory``)."""
+    with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:
+        result: int = runner.run(coro)
+        return result
 
 
 def _describe(sock: socket.socket, tls: bool = False) -> str:

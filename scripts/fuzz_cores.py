@@ -62,7 +62,7 @@ def fuzz_websocket(data: bytes) -> None:
     """One input: the first byte picks deflate and the split point; the rest are frames."""
     if not data:
         return
-    deflate = ws._negotiate_deflate(["permessage-deflate"], WS_MAX_SIZE) if data[0] & 1 else None
+    deflate = ws.negotiate_deflate(["permessage-deflate"], WS_MAX_SIZE) if data[0] & 1 else None
     core = ws.WebSocketCore(WS_MAX_SIZE, deflate)
     stream = client_frames(data[1:])
     cut = (data[0] >> 1) % (len(stream) + 1)

@@ -31,7 +31,8 @@ _ERROR_HEADERS = [
 
 
 class ClientDisconnected(OSError):
-    """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
+    """Raised by ``send()`` once the client has gone: an ``OSError``, as the ASGI HTTP and
+    WebSocket specs (2.4) ask. One class for both (``asgi.websocket`` re-exports it)."""
 
 
 class ResponseSink(Protocol):
@@ -60,6 +61,9 @@ class ResponseSink(Protocol):
 
     def body_consumed(self) -> None:
         """The app took the buffered body: reading may resume."""
+
+    def body_wanted(self) -> None:
+        """The app waits for more of the body: the transport times the wait."""
 
 
 def scope_template(
@@ -209,6 +213,8 @@ class RequestCycle:
                 return _DISCONNECT
             if self._body or (self._request_complete and not self._last_body_sent):
                 return self._take_body()
+            if not self._request_complete:
+                self.sink.body_wanted()
             waiter = self._waiter = self.sink.loop.create_future()
             await waiter
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, Protocol
+
+from asgi_server.asgi.http import ClientDisconnected
+
+__all__ = ["ClientDisconnected", "WebsocketSession", "WebsocketShell", "build_scope"]
 
 Headers = list[tuple[bytes, bytes]]
 Message = dict[str, Any]
 SessionState = Literal["connecting", "connected", "response", "closed"]
-
-ASGI_SPEC_VERSION = "2.4"
-
-
-class ClientDisconnected(OSError):
-    """Raised by send() once the WebSocket is closed, as the ASGI spec asks (an OSError)."""
 
 
 class WebsocketShell(Protocol):
@@ -54,38 +52,19 @@ class WebsocketShell(Protocol):
         """Return once the peer has read enough that writing is no longer paused."""
 
 
-def build_scope(
-    *,
-    scheme: str,
-    path: str,
-    raw_path: bytes,
-    query_string: bytes,
-    headers: Iterable[tuple[bytes, bytes]],
-    subprotocols: Sequence[str],
-    client: tuple[str, int] | None,
-    server: tuple[str, int | None] | None,
-    root_path: str,
-    state: dict[str, Any] | None,
-    http_version: str = "1.1",
-) -> dict[str, Any]:
-    """Build the ASGI ``websocket`` connection scope (spec 2.4)."""
-    scope: dict[str, Any] = {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
-        "http_version": http_version,
-        "scheme": "wss" if scheme in ("https", "wss") else "ws",
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": query_string,
-        "root_path": root_path,
-        "headers": [(name.lower(), value) for name, value in headers],
-        "client": client,
-        "server": server,
-        "subprotocols": list(subprotocols),
-        "extensions": {"websocket.http.response": {}},
-    }
-    if state is not None:
-        scope["state"] = dict(state)  # a shallow copy per connection, as the lifespan spec says
+def build_scope(http_scope: dict[str, Any], subprotocols: Sequence[str]) -> dict[str, Any]:
+    """The ASGI ``websocket`` connection scope (spec 2.4) of an upgrade request.
+
+    ``http_scope`` is the request's HTTP scope, built by ``asgi.http.build_scope`` (so both
+    scopes agree on path and root_path, proxy headers, state and the TLS extension); this
+    turns it into a WebSocket one.
+    """
+    scope = http_scope.copy()
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if http_scope["scheme"] in ("https", "wss") else "ws"
+    scope["subprotocols"] = list(subprotocols)
+    scope["extensions"] = {"websocket.http.response": {}, **http_scope.get("extensions", {})}
     return scope
 
 
@@ -127,6 +106,10 @@ class WebsocketSession:
             self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
         self.state = "closed"
         self._wake()
+
+    def mark_closed(self) -> None:
+        """The connection is over for the app (denied, or its app returned): send() raises."""
+        self.state = "closed"
 
     @property
     def handshake_pending(self) -> bool:

@@ -7,7 +7,7 @@ the head and the first body chunk). It never touches a socket, a clock or a task
 
 Usage by a transport::
 
-    core = HTTP11Core(Limits.from_config(config))
+    core = HTTP11Core(Limits.from_config(config, "h11"))
     core.receive_data(data)
     while (event := core.next_event()) not in (NEED_DATA, PAUSED):
         ...  # Request, Body, EndOfRequest or RequestError
@@ -22,8 +22,9 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
+from asgi_server.config import Config
 from asgi_server.protocols._parsers import BODY, END, HEAD, RawEvent, make_parser
 from asgi_server.protocols._response import ResponseWriter
 
@@ -99,18 +100,21 @@ Event = Request | Body | EndOfRequest | RequestError
 END_OF_REQUEST = EndOfRequest()
 
 
+_DEFAULTS = Config()  # config.py is the one place a default is written
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The request limits the core enforces (all from Config)."""
+    """The request limits the core enforces, with Config's defaults."""
 
-    parser: str = "h11"
-    limit_request_line: int = 8192
-    limit_request_head: int = 16384
-    limit_request_headers: int = 100
-    limit_request_body: int | None = None
+    parser: str = "h11"  # a parser name, resolved ("auto" is the server's to resolve)
+    limit_request_line: int = _DEFAULTS.limit_request_line
+    limit_request_head: int = _DEFAULTS.limit_request_head
+    limit_request_headers: int = _DEFAULTS.limit_request_headers
+    limit_request_body: int | None = _DEFAULTS.limit_request_body
 
     @classmethod
-    def from_config(cls, config: Any, parser: str) -> Limits:
+    def from_config(cls, config: Config, parser: str) -> Limits:
         """Take the limits from a ``Config``; ``parser`` is the resolved parser name."""
         return cls(
             parser,
@@ -189,9 +193,7 @@ class HTTP11Core(ResponseWriter):
         self._paused = False
         self._body_received = 0
         self.request = None
-        # reset_response(), inlined: this runs once per request.
-        self.response_started = self.response_complete = False
-        self.status_code = self.bytes_sent = 0
+        self.reset_response()
         self._parser.next_cycle()
         if self._raw:  # pipelined requests wait: their bytes still count, until all are answered
             return True
@@ -329,10 +331,7 @@ class HTTP11Core(ResponseWriter):
             upgrade if b"upgrade" in tokens else None,
         )
         self.request = request
-        # begin_response, inlined: this runs once per request.
-        self._head_request = method == b"HEAD"
-        self._http_version = version
-        self.keep_alive = keep_alive
+        self.begin_response(method == b"HEAD", version, keep_alive)
         return request
 
     def error_response(self, status_code: int, default_headers: Iterable[bytes] = ()) -> bytes:

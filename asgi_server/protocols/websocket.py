@@ -27,6 +27,8 @@ from wsproto.frame_protocol import (
     RsvBits,
 )
 
+from asgi_server.protocols.wsproto_adapter import FrameParser
+
 Headers = list[tuple[bytes, bytes]]
 
 # RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing.
@@ -109,8 +111,8 @@ def check_handshake(
     )
 
 
-def _negotiate_deflate(offers: Iterable[str], max_size: int) -> CappedDeflate | None:
-    """Accept the first permessage-deflate offer we can honour (RFC 7692 §5.1)."""
+def negotiate_deflate(offers: Iterable[str], max_size: int) -> CappedDeflate | None:
+    """Accept the first permessage-deflate offer we can honour (RFC 7692 §5.1), or None."""
     for offer in offers:
         name, *params = (p.strip() for p in offer.split(";"))
         if name != PerMessageDeflate.name:
@@ -133,6 +135,44 @@ def _negotiate_deflate(offers: Iterable[str], max_size: int) -> CappedDeflate | 
 def accept_key(key: bytes) -> bytes:
     """The Sec-WebSocket-Accept value for a client's key (RFC 6455 §4.2.2 step 5.4)."""
     return base64.b64encode(hashlib.sha1(key + _ACCEPT_GUID).digest())
+
+
+def accept(
+    handshake: Handshake,
+    subprotocol: str | None,
+    headers: Headers,
+    max_size: int,
+    per_message_deflate: bool,
+) -> tuple[bytes, WebSocketCore]:
+    """Accept a valid handshake: the 101 response (RFC 6455 §4.2.2) and the connection's core.
+
+    ``headers`` are the app's extra response headers; permessage-deflate is negotiated from the
+    client's offers when ``per_message_deflate`` is on.
+    """
+    deflate = (
+        negotiate_deflate(handshake.extension_offers, max_size) if per_message_deflate else None
+    )
+    response = [
+        (b"upgrade", b"websocket"),
+        (b"connection", b"Upgrade"),
+        (b"sec-websocket-accept", accept_key(handshake.key)),
+    ]
+    if subprotocol is not None:
+        response.append((b"sec-websocket-protocol", subprotocol.encode()))
+    if deflate is not None:
+        params = deflate.negotiated_params
+        offer = PerMessageDeflate.name + ("; " + params if params else "")
+        response.append((b"sec-websocket-extensions", offer.encode()))
+    response.extend(headers)
+    return http_response(101, response, length=False), WebSocketCore(max_size, deflate)
+
+
+def denial_head(status: int, headers: Headers) -> bytes:
+    """The head of an app's HTTP answer to an upgrade (ASGI's websocket.http.response): its body
+    is delimited by closing the connection, so it says ``connection: close``."""
+    if not any(name == b"connection" for name, _ in headers):
+        headers = [*headers, (b"connection", b"close")]
+    return http_response(status, headers, length=False)
 
 
 def http_response(
@@ -173,6 +213,7 @@ class CappedDeflate(PerMessageDeflate):
         self.negotiated_params = ""
         self._message_bytes = 0
         self._frame_is_data = False
+        self.oversize = 0  # a lower bound of a refused message's size, for the log
 
     def enabled(self) -> bool:
         # Always on: even without compression this extension is what counts message bytes.
@@ -196,6 +237,7 @@ class CappedDeflate(PerMessageDeflate):
         elif rsv.rsv1:
             return CloseReason.PROTOCOL_ERROR  # RFC 7692 §6.1: only the first frame has RSV1
         if not self._inbound_compressed and self._message_bytes + length > self.max_size:
+            self.oversize = self._message_bytes + length
             return CloseReason.MESSAGE_TOO_BIG  # known from the header: refuse before reading
         return RsvBits(self.negotiated, False, False)
 
@@ -219,6 +261,7 @@ class CappedDeflate(PerMessageDeflate):
             return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         self._message_bytes += len(out)
         if self._message_bytes > self.max_size:
+            self.oversize = self._message_bytes
             return CloseReason.MESSAGE_TOO_BIG
         return out
 
@@ -311,8 +354,7 @@ class WebSocketCore:
         self.max_size = max_size
         self.deflate = deflate
         self._extension = deflate or CappedDeflate(max_size, negotiated=False)
-        self._protocol = FrameProtocol(client=False, extensions=[self._extension])
-        self._decoder = self._protocol._frame_decoder
+        self._frames = FrameParser(self._extension)
         self._fragments: list[str | bytes] = []
         self._output = bytearray()
         self.state: State = "open"
@@ -329,15 +371,12 @@ class WebSocketCore:
         if self.state == "closed":
             return []
         events: list[Event] = []
-        if not self._fragments and not self._decoder.buffer.buffer and self._idle():
+        if not self._fragments and self._frames.between_frames():
             data = self._fast_path(data, events)
         if data:
-            self._protocol.receive_bytes(data)
+            self._frames.receive_bytes(data)
             self._drain_frames(events)
         return events
-
-    def _idle(self) -> bool:
-        return self._decoder.header is None and self._protocol._message_decoder.opcode is None
 
     def _fast_path(self, data: bytes, events: list[Event]) -> bytes:
         """Decode small, whole, unfragmented, uncompressed data frames without wsproto.
@@ -366,7 +405,7 @@ class WebSocketCore:
 
     def _drain_frames(self, events: list[Event]) -> None:
         try:
-            for received in self._protocol.received_frames():
+            for received in self._frames.received_frames():
                 opcode, payload = received.opcode, received.payload
                 if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                     assert isinstance(payload, str | bytes)
@@ -387,7 +426,13 @@ class WebSocketCore:
                     events.append(self._peer_closed(*payload))
                     return
         except ParseFailed as exc:
-            events.append(self._fail(int(exc.code), str(exc)))
+            reason = str(exc)
+            if exc.code == CloseReason.MESSAGE_TOO_BIG and self._extension.oversize:
+                reason = (
+                    f"a message of at least {self._extension.oversize} bytes exceeds the limit"
+                    f" of {self.max_size} bytes"
+                )
+            events.append(self._fail(int(exc.code), reason))
 
     def _join(self) -> str | bytes:
         fragments, self._fragments = self._fragments, []

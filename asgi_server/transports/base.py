@@ -2,8 +2,8 @@
 
 ``StreamTransport`` is what a handler uses of its transport (asyncio's transports have it, and
 the Twisted transport adapts Twisted's to it); ``ConnectionHandler`` is what a transport calls on
-the handler that owns a connection (HTTP/1.1 first, WebSocket after an upgrade). See the
-docstring of ``transports/asyncio.py`` for the upgrade seam itself.
+the handler that owns a connection: a driver from ``asgi_server/connection/`` (HTTP/1.1 first,
+WebSocket after an upgrade; ``connection/http.py`` hands the connection over).
 """
 
 from __future__ import annotations

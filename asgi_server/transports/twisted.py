@@ -4,8 +4,8 @@ Daphne-style endpoint descriptions (``tcp:8000``, ``ssl:8443:privateKey=key.pem`
 ``unix:/run/app.sock``, ``systemd:domain=INET:index=0``) are listened on with Twisted's
 ``serverFromString``, on an ``AsyncioSelectorReactor`` that runs on the server's asyncio loop. So
 Twisted code (treq, autobahn, twisted.web resources) runs in the same process and loop as the
-ASGI app, and every connection is served by the very ``ServerConnection`` / ``HttpHandler`` /
-``WebsocketHandler`` of ``transports/asyncio.py``: this module only adapts Twisted's
+ASGI app, and every connection is served by the very ``ServerConnection`` of
+``transports/asyncio.py`` and the drivers of ``connection/``: this module only adapts Twisted's
 ``ITransport`` to the small ``StreamTransport`` interface those handlers use, and Twisted's
 producer/consumer flow control to their ``pause_writing`` / ``resume_writing``.
 
@@ -39,13 +39,13 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer  # type: ignore[import-untyped]
 
-from asgi_server.server import Server
+from asgi_server.server import Server, loop_factory
 from asgi_server.tls import openssl_tls_extension
 from asgi_server.transports.asyncio import ServerConnection
 
 if TYPE_CHECKING:
     from asgi_server.config import Config
-    from asgi_server.server import ServerState
+    from asgi_server.connection.base import ServerContext
 
 _private_reactors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
     weakref.WeakKeyDictionary()
@@ -144,7 +144,7 @@ class _WriteFlow:
 class TwistedConnection(Protocol):
     """A Twisted protocol that drives one ``ServerConnection`` (and its handlers)."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerContext) -> None:
         self.connection = ServerConnection(state)
         self.adapter: TransportAdapter | None = None
         self._early: list[bytes] = []
@@ -203,7 +203,7 @@ class _ConnectionFactory(Factory):
         client offers ALPN when the factory names no protocol, so name it."""
         return [b"http/1.1"]
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerContext) -> None:
         self.state = state
 
     def buildProtocol(self, addr: Any) -> TwistedConnection:
@@ -310,7 +310,7 @@ class TwistedServer(Server):
         finally:
             _release_private_reactor(asyncio.get_running_loop())
 
-    async def _bind(self, state: ServerState, sockets: Sequence[socket.socket] | None) -> None:
+    async def _bind(self, state: ServerContext, sockets: Sequence[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()
         reactor = reactor_for(loop)
         config = self.config
@@ -349,24 +349,12 @@ class TwistedServer(Server):
             raise OSError(f"cannot listen on {description!r}: {exc}") from exc
 
 
-def _new_loop(loop_name: str) -> asyncio.AbstractEventLoop:
-    """A fresh loop as --loop asks: uvloop for 'uvloop', and for 'auto' when installed."""
-    if loop_name in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if loop_name == "uvloop":
-                raise SystemExit("--loop uvloop needs uvloop: pip install uvloop") from None
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
 def run_on_reactor(main: Coroutine[Any, Any, int], loop_name: str = "auto") -> int:
     """Install the global Twisted reactor on a fresh asyncio loop, run ``main`` on it, return
     its result. The reactor runs (so Twisted startup/shutdown triggers fire) until ``main`` ends.
     """
-    loop = _new_loop(loop_name)
+    factory = loop_factory(loop_name)
+    loop = factory() if factory is not None else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         asyncioreactor.install(loop)  # type: ignore[no-untyped-call]

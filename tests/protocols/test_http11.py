@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -325,3 +326,15 @@ def test_other_upgrades_are_answered_as_plain_http(http_parser: str) -> None:
     core.start_next_cycle()
     events = drain(core)
     assert events[0].target == b"/b" and events[-1] == EndOfRequest()
+
+
+def test_limits_defaults_are_configs() -> None:
+    """config.py is the one place a default is written: Limits takes its defaults from there."""
+    from asgi_server.config import Config
+
+    defaults, limits = Config(), Limits()
+    for name in ("limit_request_line", "limit_request_head", "limit_request_headers"):
+        assert getattr(limits, name) == getattr(defaults, name)
+    assert limits.limit_request_body == defaults.limit_request_body
+    source = (Path(__file__).parents[2] / "asgi_server/protocols/http11.py").read_text()
+    assert "8192" not in source and "16384" not in source  # no copy of a default

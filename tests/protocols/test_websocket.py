@@ -117,9 +117,9 @@ def test_invalid_handshakes_are_rejected(
 
 
 def test_deflate_negotiation_declines_unknown_parameters() -> None:
-    assert ws._negotiate_deflate(["permessage-deflate; foo=1"], 1024) is None
-    assert ws._negotiate_deflate(["x-webkit-deflate-frame"], 1024) is None
-    chosen = ws._negotiate_deflate(
+    assert ws.negotiate_deflate(["permessage-deflate; foo=1"], 1024) is None
+    assert ws.negotiate_deflate(["x-webkit-deflate-frame"], 1024) is None
+    chosen = ws.negotiate_deflate(
         ["permessage-deflate; foo", "permessage-deflate; client_max_window_bits"], 1024
     )
     assert chosen is not None
@@ -244,7 +244,7 @@ def test_cap_is_counted_across_continuation_frames(feed: Feed) -> None:
 
 
 def deflate_core(max_size: int, offer: str = "permessage-deflate") -> ws.WebSocketCore:
-    deflate = ws._negotiate_deflate([offer], max_size)
+    deflate = ws.negotiate_deflate([offer], max_size)
     assert deflate is not None
     return ws.WebSocketCore(max_size, deflate)
 

@@ -184,6 +184,55 @@ def test_limit_concurrency_answers_503(run_server: Any, http_parser: str) -> Non
         assert busy.recv(65536).endswith(b"ok")
 
 
+def test_body_timeout_frees_the_slots_of_trickling_clients(
+    run_server: Any, http_parser: str, caplog: Any
+) -> None:
+    """Clients that send a body slower than --timeout-request-body (between chunks) get 408 and
+    lose their --limit-concurrency slots, so normal requests get 200 again; a client that
+    trickles faster than the timeout is served, however long its body takes in all."""
+    caplog.set_level(logging.INFO, logger="asgi_server.error")
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n"
+    posts: list[str] = []
+
+    async def counting_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            posts.append(scope["path"])
+        await app(scope, receive, send)
+
+    with run_server(
+        counting_app, http=http_parser, limit_concurrency=3, timeout_request_body=0.4
+    ) as server:
+        tricklers = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+        for sock in tricklers:
+            sock.settimeout(5)
+            sock.sendall(head + b"x")  # then nothing more: idle past the timeout
+        deadline = time.monotonic() + 5
+        while len(posts) < 3:  # every trickler's app runs (and waits for the body)
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # They hold every slot: a normal request is refused.
+        assert_refused(exchange(server.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 503)
+        for sock in tricklers:
+            with sock:
+                response = b""
+                while chunk := sock.recv(65536):  # until the server closes
+                    response += chunk
+                assert_refused(response, 408)
+        get = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        for _ in range(5):
+            assert exchange(server.port, get).startswith(b"HTTP/1.1 200 ")
+        # One byte every 0.1 s: 1 s in all, never 0.4 s idle: served.
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.settimeout(5)
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+            for _ in range(10):
+                time.sleep(0.1)
+                sock.sendall(b"x")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("--timeout-request-body" in message for message in messages) == 3
+
+
 def test_limit_max_requests_exits_cleanly(run_server_process: Any) -> None:
     with run_server_process("examples.hello:app", "--limit-max-requests", "2") as server:
         with httpx.Client() as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -81,7 +82,7 @@ async def test_scope(run_server: RunServer) -> None:
     assert scope["asgi"]["spec_version"] == "2.4"
     assert scope["scheme"] == "ws"
     assert scope["http_version"] == "1.1"
-    assert scope["path"] == "/café"
+    assert scope["path"] == "/base/café"  # ASGI: path includes root_path (as for HTTP)
     assert scope["raw_path"] == repr(b"/caf%C3%A9")
     assert scope["query_string"] == repr(b"x=1")
     assert scope["root_path"] == "/base"
@@ -89,6 +90,113 @@ async def test_scope(run_server: RunServer) -> None:
     assert scope["extensions"] == {"websocket.http.response": {}}
     assert scope["client"][0] == "127.0.0.1" and scope["server"][1] == server.port
     assert (b"upgrade", b"websocket") in app.scopes[0]["headers"]
+
+
+async def test_http_and_websocket_scopes_agree(run_server: RunServer) -> None:
+    """The same target on one server gives both scopes the same path (root_path included),
+    raw_path, query string, root_path, client and server."""
+    scopes: dict[str, Scope] = {}
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scopes["http"] = scope
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+        elif scope["type"] == "websocket":
+            scopes["websocket"] = scope
+            await receive()
+            await send({"type": "websocket.close"})
+
+    with run_server(app, root_path="/base") as server:
+        target = "/a%2Fb/caf%C3%A9?x=1&y"
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 204")
+        with pytest.raises(InvalidStatus):
+            async with connect(server.ws_url + target):
+                pass
+    http, websocket = scopes["http"], scopes["websocket"]
+    assert websocket["path"] == http["path"] == "/base/a/b/café"
+    for key in ("raw_path", "query_string", "root_path", "http_version", "server"):
+        assert websocket[key] == http[key], key
+    assert websocket["client"][0] == http["client"][0] == "127.0.0.1"
+    assert (http["scheme"], websocket["scheme"]) == ("http", "ws")
+    assert "method" not in websocket
+
+
+async def test_proxy_trust_is_memoized_for_websockets(run_server: RunServer) -> None:
+    """WebSocket upgrades apply X-Forwarded-* from a trusted peer, and decide whether the peer
+    is trusted once per address, as HTTP requests do (not once per connection)."""
+    app = Recorder()
+    with run_server(app) as server:
+        trust = server.server.state.proxy_trust
+        checked: list[str] = []
+        is_trusted = trust.is_trusted
+
+        def counting(host: str) -> bool:  # the real check, counted
+            checked.append(host)
+            return bool(is_trusted(host))
+
+        trust.is_trusted = counting
+        headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+        for _ in range(3):
+            async with connect(server.ws_url, additional_headers=headers) as ws:
+                await ws.send("ping")
+                assert await ws.recv() == "ping"
+    assert [scope["client"][0] for scope in app.scopes] == ["203.0.113.7"] * 3
+    assert [scope["scheme"] for scope in app.scopes] == ["wss"] * 3
+    assert checked.count("127.0.0.1") == 1  # the peer: memoized after the first connection
+
+
+def test_access_log_lines(run_server: RunServer, caplog: Any) -> None:
+    """Like uvicorn: the handshake's result ([accepted] or the refusal's status) and, at the
+    end, the close code; the target escaped as in HTTP lines."""
+    from tests.protocols.test_websocket import client_frame
+
+    caplog.set_level(logging.INFO, logger="asgi_server.access")
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        if scope["path"] == "/deny":
+            await send({"type": "websocket.close"})  # before accepting: 403
+            return
+        await send({"type": "websocket.accept"})
+        await receive()  # the disconnect
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "asgi_server.access"]
+
+    upgrade = (
+        "GET {} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    with run_server(app) as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(upgrade.format('/a"b\\c?x=1').encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 101 ")
+            sock.sendall(client_frame(0x8, (4000).to_bytes(2, "big")))
+            while sock.recv(4096):  # our close frame, then the server closes
+                pass
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(upgrade.format("/deny").encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 403 ")
+        wait_for(lambda: len(lines()) == 3)
+    accepted, closed, denied = lines()
+    assert accepted.startswith("127.0.0.1:")
+    assert accepted.endswith(' - "WebSocket /a\\"b\\\\c?x=1" [accepted]')
+    assert closed.endswith(' - "WebSocket /a\\"b\\\\c?x=1" [closed 4000]')
+    assert denied.endswith(' - "WebSocket /deny" 403')
+
+
+def test_one_client_disconnected_class() -> None:
+    """HTTP and WebSocket send() raise the same ClientDisconnected (an OSError), so an app
+    catches one class for both."""
+    from asgi_server.asgi import http, websocket
+
+    assert websocket.ClientDisconnected is http.ClientDisconnected
+    assert issubclass(http.ClientDisconnected, OSError)
 
 
 async def test_accept_with_subprotocol_and_headers(run_server: RunServer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import struct
 import time
@@ -149,7 +150,8 @@ def test_protocol_errors_close_and_reach_the_app(
     assert app.disconnect is not None and app.disconnect["code"] == code
 
 
-def test_size_limit_counts_across_continuation_frames(run_server: RunServer) -> None:
+def test_size_limit_counts_across_continuation_frames(run_server: RunServer, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="asgi_server.error")
     app = Recorder()
     with run_server(app, ws_max_size=1000) as server:
         client = RawClient(server.port)
@@ -161,6 +163,13 @@ def test_size_limit_counts_across_continuation_frames(run_server: RunServer) -> 
         client.close()
         wait_for(lambda: app.disconnect is not None)
     assert app.disconnect is not None and app.disconnect["code"] == 1009
+    # The log says which limit and the sizes, not "error in extension".
+    assert [
+        record.getMessage() for record in caplog.records if "--ws-max-size" in record.getMessage()
+    ] == [
+        "WebSocket message over --ws-max-size, closing (1009): a message of at least 1200 bytes"
+        " exceeds the limit of 1000 bytes"
+    ]
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -1,47 +1,51 @@
-"""The asyncio I/O shell of a WebSocket connection: handshake, frames, timers, flow control.
+"""The WebSocket connection driver, shared by the asyncio and the Twisted shells.
 
-The HTTP transport (``transports/asyncio.py``) hands a connection over on an upgrade request by
-calling ``WebsocketHandler(connection, request, buffered_bytes)`` and then forwards its
-``data_received``, ``eof_received``, ``connection_lost``, ``pause_writing``, ``resume_writing``
-and ``shutdown`` calls. Protocol logic lives in ``protocols/websocket.py`` and the ASGI state
-machine in ``asgi/websocket.py``; this module only moves bytes and runs timers.
+``HttpHandler`` (``connection/http.py``) hands a connection over on an upgrade request by
+calling ``WebsocketHandler(connection, request, http_scope, buffered_bytes)``, and the shell then
+forwards its ``data_received``, ``eof_received``, ``connection_lost``, ``pause_writing``,
+``resume_writing`` and ``shutdown`` calls here. The protocol (handshake, 101 response, deflate,
+frames) lives in ``protocols/websocket.py`` and the ASGI state machine and scope in
+``asgi/websocket.py``; this module moves bytes between them, runs the timers (handshake, ping,
+pong, close) and writes the WebSocket lines of the access log.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgi_server.asgi.websocket import ClientDisconnected, Headers, WebsocketSession, build_scope
-from asgi_server.config import Config
 from asgi_server.protocols import websocket as core
 
-# RFC 6455 §7.4.1 close codes this shell sends itself.
+if TYPE_CHECKING:
+    import asyncio
+
+    from asgi_server.connection.base import Connection
+    from asgi_server.protocols.http11 import Request
+
+# RFC 6455 §7.4.1 close codes this driver sends itself.
 GOING_AWAY_RESTART = 1012
 INTERNAL_ERROR = 1011
+MESSAGE_TOO_BIG = 1009
 ABNORMAL_CLOSURE = 1006
-
-
-def _split_target(target: bytes) -> tuple[str, bytes, bytes]:
-    """Split a request target into the decoded path, the raw path and the query string."""
-    from urllib.parse import unquote_to_bytes
-
-    raw_path, _, query = target.partition(b"?")
-    path = unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
-    return path, raw_path, query
 
 
 class WebsocketHandler:
     """Serves one WebSocket connection on a transport taken over from the HTTP protocol."""
 
-    def __init__(self, connection: Any, request: Any, buffered_bytes: bytes = b"") -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        request: Request,
+        http_scope: dict[str, Any],
+        buffered_bytes: bytes = b"",
+    ) -> None:
         self.connection = connection
-        self.transport: asyncio.Transport = connection.transport
-        self.config: Config = connection.config
-        self.logger: logging.Logger = connection.logger
-        self.loop = asyncio.get_running_loop()
+        self.transport = connection.transport
+        self.config = connection.config
+        self.logger = connection.logger
+        self.state = connection.server_state
+        self.loop = connection.loop
         self.writing_paused = False
         self._app_paused_reading = False  # the app's queue is full (see pause_reading)
         self.core: core.WebSocketCore | None = None
@@ -49,44 +53,21 @@ class WebsocketHandler:
         self._writable: asyncio.Future[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ping_count = 0
+        self._close_code: int | None = None  # the first close code sent or received (the log)
         self.app_task: asyncio.Task[None] | None = None
-        method = request.method.decode("latin-1")
-        self.handshake = core.check_handshake(method, request.headers)
+        self._log_scope: dict[str, Any] | None = http_scope  # for the access log
+        self.handshake = core.check_handshake(request.method.decode("latin-1"), request.headers)
         if isinstance(self.handshake, core.HandshakeRejection):
             rejection = self.handshake
+            self._log_access(str(rejection.status))
             self._write(core.http_response(rejection.status, rejection.headers, rejection.body))
             self.transport.close()
             self.session: WebsocketSession | None = None
             return
-        self.session = WebsocketSession(
-            self._scope(connection, request), self, self.config.ws_max_queue
-        )
+        scope = build_scope(http_scope, self.handshake.subprotocols)
+        self.session = WebsocketSession(scope, self, self.config.ws_max_queue)
         self._start_timer("handshake", self.config.timeout_ws_handshake, self._handshake_timeout)
         self.app_task = connection.start_task(self._run_app(connection.app))
-
-    def _scope(self, connection: Any, request: Any) -> dict[str, Any]:
-        path, raw_path, query = _split_target(request.target)
-        assert isinstance(self.handshake, core.Handshake)
-        client, scheme = connection.client, connection.scheme
-        trust = connection.server_state.proxy_trust
-        if trust is not None and client is not None and trust.is_trusted(client[0]):
-            client, scheme = trust.resolve(client, scheme, request.headers)
-        scope = build_scope(
-            scheme=scheme,
-            path=path,
-            raw_path=raw_path,
-            query_string=query,
-            headers=request.headers,
-            subprotocols=self.handshake.subprotocols,
-            client=client,
-            server=connection.server,
-            root_path=connection.root_path,
-            state=connection.lifespan_state,
-            http_version=request.http_version,
-        )
-        if connection.tls is not None:  # the ASGI TLS extension, set up by the connection
-            scope["extensions"]["tls"] = connection.tls
-        return scope
 
     # --- the application ------------------------------------------------------------------
 
@@ -112,13 +93,14 @@ class WebsocketHandler:
             elif self.core is not None and self.core.state == "open":
                 self.close(1000, "")
         finally:
-            session.state = "closed"
+            session.mark_closed()
 
     def _deny(self, status: int, body: bytes) -> None:
         if self.session is not None:
-            self.session.state = "closed"
+            self.session.mark_closed()
         self._cancel_timer("handshake")
         if not self.transport.is_closing():
+            self._log_access(str(status))
             headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
             self._write(core.http_response(status, headers, body))
             self.transport.close()
@@ -142,26 +124,12 @@ class WebsocketHandler:
         """Send the 101 response (RFC 6455 §4.2.2) and switch the connection to frames."""
         assert isinstance(self.handshake, core.Handshake)
         self._cancel_timer("handshake")
-        deflate = None
-        if self.config.ws_per_message_deflate:
-            deflate = core._negotiate_deflate(
-                self.handshake.extension_offers, self.config.ws_max_size
-            )
-        response = [
-            (b"upgrade", b"websocket"),
-            (b"connection", b"Upgrade"),
-            (b"sec-websocket-accept", core.accept_key(self.handshake.key)),
-        ]
-        if subprotocol is not None:
-            response.append((b"sec-websocket-protocol", subprotocol.encode()))
-        if deflate is not None:
-            offer = "permessage-deflate" + (
-                "; " + deflate.negotiated_params if deflate.negotiated_params else ""
-            )
-            response.append((b"sec-websocket-extensions", offer.encode()))
-        response.extend(headers)
-        self._write(core.http_response(101, response, length=False))
-        self.core = core.WebSocketCore(self.config.ws_max_size, deflate)
+        config = self.config
+        response, self.core = core.accept(
+            self.handshake, subprotocol, headers, config.ws_max_size, config.ws_per_message_deflate
+        )
+        self._write(response)
+        self._log_access("[accepted]")
         if self.config.ws_ping_interval:
             self._start_timer("ping", self.config.ws_ping_interval, self._send_ping)
         if self._pending:
@@ -178,6 +146,8 @@ class WebsocketHandler:
         """Send our close frame, then wait (bounded) for the peer's reply before closing TCP."""
         if self.core is None:
             return
+        if self._close_code is None:
+            self._close_code = code
         self._write(self.core.close(code, reason))
         self._cancel_timer("ping")
         self._start_timer("close", self._close_timeout(), self._abort)
@@ -185,10 +155,8 @@ class WebsocketHandler:
     def send_http_response(self, status: int, headers: Headers) -> None:
         """Deny the upgrade with a plain HTTP response; its body is delimited by closing."""
         self._cancel_timer("handshake")
-        names = {name for name, _ in headers}
-        if b"connection" not in names:
-            headers = [*headers, (b"connection", b"close")]
-        self._write(core.http_response(status, headers, length=False))
+        self._log_access(str(status))
+        self._write(core.denial_head(status, headers))
 
     def send_http_body(self, body: bytes, more_body: bool) -> None:
         """Write a part of the denial body; the last part closes the connection."""
@@ -234,9 +202,9 @@ class WebsocketHandler:
                 session.message_received(event.data)
             elif isinstance(event, core.CloseReceived | core.ProtocolFailed):
                 if isinstance(event, core.ProtocolFailed):
-                    self.logger.info(
-                        "WebSocket protocol error, closing (%s): %s", event.code, event.reason
-                    )
+                    self._log_failure(event)
+                if self._close_code is None:
+                    self._close_code = event.code
                 session.disconnected(event.code, event.reason)
                 # RFC 6455 §7.1.1: the server closes the TCP connection first.
                 self._cancel_timer("ping")
@@ -255,6 +223,9 @@ class WebsocketHandler:
     def _gone(self) -> None:
         for name in list(self._timers):
             self._cancel_timer(name)
+        if self.core is not None and self._log_scope is not None:
+            self._log_access(f"[closed {self._close_code or ABNORMAL_CLOSURE}]")
+            self._log_scope = None  # once: eof_received and connection_lost both come here
         if self.session is not None:
             self.session.disconnected(ABNORMAL_CLOSURE)
         self.resume_writing()
@@ -285,6 +256,18 @@ class WebsocketHandler:
             self.session.disconnected(ABNORMAL_CLOSURE)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _log_access(self, outcome: str) -> None:
+        if self.state.access_log and self._log_scope is not None:
+            self.state.log_websocket(self._log_scope, outcome)
+
+    def _log_failure(self, event: core.ProtocolFailed) -> None:
+        if event.code == MESSAGE_TOO_BIG:
+            self.logger.info(
+                "WebSocket message over --ws-max-size, closing (1009): %s", event.reason
+            )
+        else:
+            self.logger.info("WebSocket protocol error, closing (%s): %s", event.code, event.reason)
 
     def _write(self, data: bytes) -> None:
         if data and not self.transport.is_closing():
