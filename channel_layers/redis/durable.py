@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import math
 import os
 import time
@@ -35,16 +36,6 @@ from typing import Any
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
-from channel_layers import _redis_scripts as scripts
-from channel_layers._redis_connection import (
-    HashRing,
-    Shard,
-    decode_hosts,
-    evalsha,
-    script_sha,
-    socket_timeout,
-)
-from channel_layers._redis_local import LoopState, Poller, logger
 from channel_layers.base import (
     BaseChannelLayer,
     CapacityPattern,
@@ -52,9 +43,21 @@ from channel_layers.base import (
     InvalidChannelName,
     LayerUnavailable,
 )
+from channel_layers.redis import scripts
+from channel_layers.redis.connection import (
+    HashRing,
+    Shard,
+    decode_hosts,
+    evalsha,
+    script_sha,
+    socket_timeout,
+)
+from channel_layers.redis.local import LoopState, Poller
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
 __all__ = ["RedisChannelLayer"]
+
+logger = logging.getLogger(__name__)
 
 
 class RedisChannelLayer(BaseChannelLayer):

@@ -18,12 +18,12 @@ import redis.exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from channel_layers._redis_connection import REDIS_DOWN_ERRORS, Shard, make_client
-from channel_layers._resp import lean_params
-from channel_layers._resp_push import PushConnection, open_push_connection
 from channel_layers.base import LayerUnavailable
+from channel_layers.redis.connection import REDIS_DOWN_ERRORS, Shard, make_client
+from channel_layers.redis.resp import lean_params
+from channel_layers.redis.resp_push import PushConnection, open_push_connection
 
-logger = logging.getLogger("channel_layers.redis_pubsub")
+logger = logging.getLogger(__name__)
 
 #: How long a SUBSCRIBE may wait for its confirmation before the caller gives up.
 SUBSCRIBE_TIMEOUT = 4.0

@@ -20,10 +20,11 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from channel_layers import _redis_scripts as scripts
-from channel_layers._redis_connection import (
+from channel_layers.base import LayerStats, LayerUnavailable
+from channel_layers.redis import scripts
+from channel_layers.redis.connection import (
     REDIS_DOWN_ERRORS,
     Client,
     Shard,
@@ -31,15 +32,31 @@ from channel_layers._redis_connection import (
     script_sha,
     socket_timeout,
 )
-from channel_layers.base import LayerUnavailable
 
-if TYPE_CHECKING:
-    from channel_layers.redis import RedisChannelLayer
-
-logger = logging.getLogger("channel_layers.redis")
+logger = logging.getLogger(__name__)
 
 #: Local queues a loop keeps before the first sweep of unused ones.
 SWEEP_MIN = 1000
+
+
+class ListOwner(Protocol):
+    """What the local queues and pop loops need from their layer (RedisChannelLayer), named
+    here so that this module does not import the layer's."""
+
+    receive_batch: int
+    stats: LayerStats
+
+    def channel_key(self, channel: str) -> str:
+        """The Redis list holding ``channel``'s entries."""
+
+    def shard_for(self, channel: str) -> Shard:
+        """The shard that stores ``channel``."""
+
+    def block_timeout(self, shard: Shard) -> float:
+        """The server-side BLPOP timeout on ``shard``."""
+
+    def get_capacity(self, channel: str) -> int:
+        """The capacity of ``channel``."""
 
 
 class LocalQueue:
@@ -283,7 +300,7 @@ class Poller:
 class LoopState:
     """Everything the layer keeps per event loop: local queues, pop loops, heartbeat task."""
 
-    def __init__(self, layer: RedisChannelLayer) -> None:
+    def __init__(self, layer: ListOwner) -> None:
         self.layer = layer
         self.queues: dict[str, LocalQueue] = {}
         self.pollers: dict[str, Poller] = {}

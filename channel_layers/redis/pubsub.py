@@ -32,15 +32,15 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from channel_layers._redis_connection import HashRing, Shard, decode_hosts
-from channel_layers._redis_local import LocalQueue
-from channel_layers._redis_subscriber import Subscriber
 from channel_layers.base import BaseChannelLayer, CapacityPattern
+from channel_layers.redis.connection import HashRing, Shard, decode_hosts
+from channel_layers.redis.local import LocalQueue
+from channel_layers.redis.subscriber import Subscriber
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
 __all__ = ["RedisPubSubChannelLayer"]
 
-logger = logging.getLogger("channel_layers.redis_pubsub")
+logger = logging.getLogger(__name__)
 
 Hook = Callable[[], Any]
 

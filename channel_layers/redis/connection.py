@@ -31,8 +31,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
-from channel_layers._resp import LeanClient, lean_params
 from channel_layers.base import LayerUnavailable
+from channel_layers.redis.resp import LeanClient, lean_params
 
 T = TypeVar("T")
 #: redis-py's Redis or RedisCluster, or our LeanClient: the layers use their common methods.
