@@ -44,6 +44,7 @@ from channel_layers.base import (
     LayerUnavailable,
 )
 from channel_layers.redis import scripts
+from channel_layers.redis.client import RedisClient
 from channel_layers.redis.connection import (
     HashRing,
     Shard,
@@ -379,7 +380,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 queue.entries.clear()
         pattern = f"{self.prefix}:*"
 
-        async def wipe(client: Any) -> None:
+        async def wipe(client: RedisClient) -> None:
             batch: list[Any] = []
             async for key in client.scan_iter(match=pattern, count=1000):
                 batch.append(key)
@@ -406,7 +407,9 @@ class RedisChannelLayer(BaseChannelLayer):
             await shard.close()
 
 
-async def _send_and_drain(client: Any, poller: Poller, keys: list[str], args: list[Any]) -> Any:
+async def _send_and_drain(
+    client: RedisClient, poller: Poller, keys: list[str], args: list[Any]
+) -> Any:
     """SEND, pipelined with a DRAIN of the process list when the poller can take one."""
     sha = script_sha(scripts.SEND)
     sent = poller.send_and_drain(("EVALSHA", sha, len(keys), *keys, *args))
@@ -418,5 +421,5 @@ async def _send_and_drain(client: Any, poller: Poller, keys: list[str], args: li
         return await evalsha(client, scripts.SEND, keys, args)
 
 
-async def _delete(client: Any, key: str) -> Any:
+async def _delete(client: RedisClient, key: str) -> Any:
     return await client.delete(key)

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 from channel_layers.base import LayerStats, LayerUnavailable
 from channel_layers.redis import scripts
+from channel_layers.redis.client import CallbackConnection, RedisClient
 from channel_layers.redis.connection import (
     REDIS_DOWN_ERRORS,
-    Client,
     Shard,
     evalsha,
     script_sha,
@@ -114,7 +114,7 @@ class Poller:
         self.task: asyncio.Task[None] | None = None
         self.draining = False  # a fast DRAIN or BLPOP is on the wire
         self.ran_dry = False  # the last DRAIN found the list empty
-        self.blocked: Any = None  # the connection of a fast BLPOP
+        self.blocked: CallbackConnection | None = None  # the connection of a fast BLPOP
         self.stopped = False
         # Channel fields of entries BLPOP took, whose counts the next DRAIN decrements.
         self.pending: list[str] = state.pending.setdefault(keys[0], []) if self.is_local else []
@@ -136,13 +136,11 @@ class Poller:
     def _start_loop(self, drain_first: bool) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(drain_first))
 
-    def _connection(self) -> Any:
+    def _connection(self) -> CallbackConnection | None:
         """The lean client's open shared connection when a fast drain may use it, else None."""
         if self.draining or self.stopped or (self.task is not None and not self.task.done()):
             return None
-        client = self.shard.client() if self.shard.available() else None
-        ready = getattr(client, "ready_connection", None)  # only the lean client has one
-        return ready() if ready is not None else None
+        return self.shard.client().ready_connection() if self.shard.available() else None
 
     def _drain_args(self, limit: int) -> tuple[tuple[Any, ...], list[str]]:
         decrements = self.pending[:]
@@ -204,9 +202,7 @@ class Poller:
     def _fast_pop(self) -> bool:
         """Send a BLPOP on an idle blocking connection, its reply handled by :meth:`_popped`
         (no task, no loop turn); False when the loop must do it (no such connection yet)."""
-        client = self.shard.client() if self.shard.available() else None
-        idle = getattr(client, "idle_blocking_connection", None)  # only the lean client has it
-        conn = idle() if idle is not None else None
+        conn = self.shard.client().idle_blocking_connection() if self.shard.available() else None
         if conn is None:
             return False
         limit = socket_timeout(self.shard.host)
@@ -216,7 +212,7 @@ class Poller:
         self.draining, self.blocked = True, conn
         return True
 
-    def _popped(self, conn: Any, reply: Any) -> None:
+    def _popped(self, conn: CallbackConnection, reply: Any) -> None:
         self.draining, self.blocked = False, None
         if self.stopped:
             return
@@ -287,7 +283,7 @@ class Poller:
         for channel in self.channels:
             self.state.queue(channel).fail_all(exc)
 
-    async def _blpop(self, client: Client) -> Any:
+    async def _blpop(self, client: RedisClient) -> Any:
         return await client.blpop([self.keys[0]], timeout=self.block_timeout)
 
     async def _drain(self, limit: int, pending: list[str]) -> list[bytes]:

@@ -23,6 +23,8 @@ from urllib.parse import unquote, urlparse
 
 import redis.exceptions as redis_errors
 
+from channel_layers.redis.client import CallbackConnection
+
 #: Host settings this client understands; any other key sends the host to redis-py.
 LEAN_KEYS = frozenset(
     {"address", "host", "port", "db", "username", "password", "socket_timeout"}
@@ -302,8 +304,6 @@ def lean_params(host: Mapping[str, Any]) -> dict[str, Any] | None:
 class LeanClient:
     """The commands the Redis layers use, with redis-py's signatures, on lean connections."""
 
-    connection_pool = None  # Shard's failure handling looks for redis-py's pool
-
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
         self._shared: _Connection | None = None
@@ -313,6 +313,7 @@ class LeanClient:
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
         params = self.params
+        where = params["path"] or f"{params['host']}:{params['port']}"
         try:
             async with asyncio.timeout(params["socket_connect_timeout"]):
                 if params["path"]:
@@ -322,7 +323,6 @@ class LeanClient:
                         _Connection, params["host"], params["port"]
                     )
         except (OSError, TimeoutError) as exc:
-            where = params["path"] or f"{params['host']}:{params['port']}"
             raise redis_errors.ConnectionError(
                 f"cannot connect to Redis at {where}: {exc}"
             ) from exc
@@ -351,9 +351,9 @@ class LeanClient:
                 return conn
         return None
 
-    def release_blocking_connection(self, conn: _Connection) -> None:
+    def release_blocking_connection(self, conn: CallbackConnection) -> None:
         """Give back a connection that ``idle_blocking_connection`` lent."""
-        if not conn.closed:
+        if isinstance(conn, _Connection) and not conn.closed:
             self._idle.append(conn)
 
     async def execute_command(self, *args: Any) -> Any:
@@ -430,6 +430,10 @@ class LeanClient:
                 yield key
             if cursor == b"0":
                 return
+
+    async def drop_connections(self) -> None:
+        """Nothing to do: a connection that failed has closed itself, and the next command
+        opens a new one."""
 
     async def aclose(self) -> None:
         """Close every connection."""
