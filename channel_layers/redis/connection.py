@@ -178,9 +178,15 @@ class Shard:
     def failed(self, exc: BaseException) -> LayerUnavailable:
         """Start the cooldown after ``exc`` and return the error to give callers."""
         self._down_until = time.monotonic() + COOLDOWN
+        if isinstance(exc, redis_errors.AuthenticationError):
+            hint = "check the username and password in the layer's hosts setting"
+        else:
+            hint = (
+                "check that it is running and reachable from this host (the layer reconnects "
+                "by itself)"
+            )
         unavailable = LayerUnavailable(
-            f"Redis at {self.name} is unavailable ({type(exc).__name__}: {exc}); check that "
-            "it is running and reachable from this host (the layer reconnects by itself)"
+            f"Redis at {self.name} is unavailable ({type(exc).__name__}: {exc}); {hint}"
         )
         unavailable.__cause__ = exc
         return unavailable

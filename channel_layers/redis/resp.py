@@ -34,6 +34,9 @@ _ERRORS: dict[str, type[redis_errors.RedisError]] = {
     "NOSCRIPT": redis_errors.NoScriptError,
     "READONLY": redis_errors.ReadOnlyError,
     "LOADING": redis_errors.BusyLoadingError,
+    # A server that wants a password and got none (or a user whose rights went): every command
+    # fails alike, so callers see it as the server being unusable, like redis-py does.
+    "NOAUTH": redis_errors.AuthenticationError,
 }
 
 
@@ -301,6 +304,14 @@ def lean_params(host: Mapping[str, Any]) -> dict[str, Any] | None:
     return params
 
 
+def _setup_refused(command: str, where: str, exc: Exception) -> redis_errors.ConnectionError:
+    """The error for an AUTH or SELECT that Redis refused: a ConnectionError (the connection is
+    unusable, and the layers report those as LayerUnavailable), AuthenticationError for AUTH."""
+    if command == "AUTH":
+        return redis_errors.AuthenticationError(f"Redis at {where} refused the credentials: {exc}")
+    return redis_errors.ConnectionError(f"Redis at {where} refused {command}: {exc}")
+
+
 class LeanClient:
     """The commands the Redis layers use, with redis-py's signatures, on lean connections."""
 
@@ -333,8 +344,21 @@ class LeanClient:
         if params["db"]:
             setup.append(("SELECT", params["db"]))
         limit = params["socket_timeout"]
-        for command in [conn.request(args, limit) for args in setup]:
-            await command
+        replies = [conn.request(args, limit) for args in setup]  # one write, one round trip
+        try:
+            for args, reply in zip(setup, replies, strict=True):
+                try:
+                    await reply
+                except redis_errors.ResponseError as exc:
+                    raise _setup_refused(args[0], where, exc) from exc
+        except BaseException:
+            # Else every later attempt (one per send) would leave one more socket open on the
+            # server: the connection is never handed out, so nothing else would close it.
+            conn.abort(redis_errors.ConnectionError("the connection setup failed"))
+            for reply in replies:
+                if reply.done() and not reply.cancelled():
+                    reply.exception()  # retrieved: no "exception never retrieved" noise
+            raise
         return conn
 
     def ready_connection(self) -> _Connection | None:

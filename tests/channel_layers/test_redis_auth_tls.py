@@ -7,7 +7,9 @@ client serves which URL, each way of giving a password, and a certificate that i
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any
 
 import pytest
@@ -84,4 +86,38 @@ async def test_a_plain_connection_to_the_tls_port_fails_cleanly(secure_redis: Se
     layer = RedisChannelLayer(hosts=[{"address": url, "socket_timeout": 1}], prefix=prefix())
     with pytest.raises(LayerUnavailable, match=r"127\.0\.0\.1"):
         await layer.send("plain", {"type": "x"})
+    await layer.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["lean", "tls-redis-py"])
+@pytest.mark.parametrize("layer_class", [RedisChannelLayer, RedisPubSubChannelLayer])
+async def test_a_wrong_password_leaves_no_connection_open_and_says_why(
+    secure_redis: SecureRedis, layer_class: type[BaseChannelLayer], tls: bool
+) -> None:
+    # Issue 21: each failed send left one more socket open on the server, and the caller got
+    # a bare ResponseError: WRONGPASS.
+    password = "not-the-password"
+    if tls:
+        url = f"rediss://{secure_redis.user}:{password}@localhost:{secure_redis.tls_port}"
+        host: Any = {"address": url, "ssl_ca_certs": secure_redis.ca_file}
+    else:
+        url = f"redis://{secure_redis.user}:{password}@127.0.0.1:{secure_redis.port}"
+        host = url
+    layer = layer_class(hosts=[host], prefix=prefix())  # type: ignore[call-arg]
+    before = secure_redis.clients()
+    for _ in range(5):
+        with pytest.raises(LayerUnavailable) as raised:
+            await layer.send("plain", {"type": "x"})
+        layer.shards[0]._down_until = 0.0  # type: ignore[attr-defined]  # no cooldown: 5 tries
+    message = str(raised.value)
+    assert "AuthenticationError" in message
+    assert "invalid username-password pair" in message
+    assert url.replace(f"{secure_redis.user}:{password}@", "") in message
+    assert password not in message
+    assert "username and password" in message
+    # The server sees a close a moment after the client made it: poll (bounded), then compare.
+    deadline = time.monotonic() + 2
+    while secure_redis.clients() > before and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert secure_redis.clients() == before
     await layer.close()
