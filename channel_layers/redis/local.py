@@ -35,6 +35,10 @@ from channel_layers.redis.connection import (
 
 logger = logging.getLogger(__name__)
 
+#: Counts of BLPOP-taken entries that await their decrement before a DRAIN goes out for them
+#: alone: one DRAIN per this many keeps the counts near the truth for a fraction of a round trip.
+DRAIN_PENDING_AT = 16
+
 #: Local queues a loop keeps before the first sweep of unused ones.
 SWEEP_MIN = 1000
 
@@ -128,8 +132,8 @@ class Poller:
             return
         # While the list runs dry, go straight to BLPOP: a DRAIN first would add a round trip
         # to every message's latency. A burst makes BLPOP pop one entry per round trip only
-        # until 16 counts await their decrement; then a DRAIN takes the rest in batches.
-        drain = self.is_local and not (self.ran_dry and len(self.pending) < 16)
+        # until DRAIN_PENDING_AT counts await their decrement; then a DRAIN takes the rest.
+        drain = self.is_local and not (self.ran_dry and len(self.pending) < DRAIN_PENDING_AT)
         if not ((drain and self._fast_drain(self.batch)) or self._fast_pop()):
             self._start_loop(drain_first=self.is_local)
 
@@ -236,7 +240,7 @@ class Poller:
         # Runs after the receivers woken by a dispatch (scheduled first): a receiver served now
         # no longer counts as waiting, so no pop is sent for it. Another BLPOP for nobody would
         # take a message from the other processes reading the same plain channel.
-        if self.waiting > 0 or len(self.pending) >= 16:
+        if self.waiting > 0 or len(self.pending) >= DRAIN_PENDING_AT:
             self.want()  # does nothing while another drain or the loop runs
 
     async def run(self, drain_first: bool) -> None:
@@ -370,7 +374,7 @@ class LoopState:
         poller = self.pollers.get(list_key)
         if poller is None or poller.stopped:
             is_local = "!" in channel
-            keys = [list_key, list_key + ":n"] if is_local else [list_key]
+            keys = [list_key, scripts.counts_key(list_key)] if is_local else [list_key]
             # A plain channel is shared with other processes: take one entry at a time so that a
             # message never waits in this process while another one is idle.
             batch = layer.receive_batch if is_local else 1

@@ -44,6 +44,12 @@ class _Incomplete(Exception):
     """The buffer ends mid-reply; ``args[0]`` is the buffer length needed before trying again."""
 
 
+#: The shortest RESP2 reply (``+\r\n``): an array missing N more items needs at least 3N more
+#: bytes, so a reply arriving in small pieces is parsed again only once that many arrived
+#: (else a 500-item reply fed a byte at a time was re-parsed from its start at every item).
+_MIN_ITEM = 3
+
+
 def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
     """One RESP2 reply from ``buffer`` at ``pos``: (value, next position), or _Incomplete."""
     # Longer than 40 lines: the bulk-string case is inlined in the array loop because DRAIN
@@ -65,11 +71,11 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
         if count < 0:
             return None, pos
         items: list[Any] = []
-        for _ in range(count):
+        for index in range(count):
             if buffer[pos : pos + 1] == b"$":  # inline the common case: a bulk string
                 end = buffer.find(b"\r\n", pos)
                 if end < 0:
-                    raise _Incomplete(len(buffer) + 1)
+                    raise _Incomplete(len(buffer) + 1 + _MIN_ITEM * (count - index - 1))
                 length = int(buffer[pos + 1 : end])
                 start = end + 2
                 if length < 0:
@@ -77,11 +83,16 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
                     pos = start
                     continue
                 if len(buffer) < start + length + 2:
-                    raise _Incomplete(start + length + 2)
+                    raise _Incomplete(start + length + 2 + _MIN_ITEM * (count - index - 1))
                 items.append(buffer[start : start + length])
                 pos = start + length + 2
             else:
-                item, pos = _parse(buffer, pos)
+                try:
+                    item, pos = _parse(buffer, pos)
+                except _Incomplete as incomplete:
+                    raise _Incomplete(
+                        incomplete.args[0] + _MIN_ITEM * (count - index - 1)
+                    ) from None
                 items.append(item)
         return items, pos
     if kind == b":":
@@ -139,7 +150,9 @@ class _Connection(asyncio.Protocol):
         self.waiters: collections.deque[Waiter] = collections.deque()
         self.deadlines: collections.deque[float] = collections.deque()  # loop time, per waiter
         self.watchdog: asyncio.TimerHandle | None = None
-        self.buffer = b""
+        # The unparsed tail of a reply that arrived in pieces (appended to, never rebuilt by
+        # concatenation: ``bytes + data`` copied everything received so far on every read).
+        self.buffer = bytearray()
         self.need = 0  # do not parse again before the buffer holds this many bytes
         self.closed = False
 
@@ -149,10 +162,15 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer + data if self.buffer else data
-        if len(buffer) < self.need:  # a big reply arriving in pieces: do not re-parse each one
-            self.buffer = buffer
-            return
+        tail = self.buffer
+        if tail:
+            tail += data  # amortized: what came before is not copied again
+            if len(tail) < self.need:  # a big reply arriving in pieces: do not re-parse each
+                return
+            buffer = bytes(tail)  # one copy per attempt at a whole reply (bytes: hashable items)
+            tail.clear()
+        else:
+            buffer = data  # the common case: whole replies in one read, parsed without a copy
         self.need = 0
         pos = 0
         while pos < len(buffer):
@@ -160,11 +178,11 @@ class _Connection(asyncio.Protocol):
                 reply, next_pos = _parse(buffer, pos)
             except _Incomplete as incomplete:
                 self.need = incomplete.args[0] - pos
-                break
+                tail += memoryview(buffer)[pos:]
+                return
             pos = next_pos
             if not self.reply_received(reply):
                 return
-        self.buffer = buffer[pos:]
 
     def reply_received(self, reply: Any) -> bool:
         """Hand one parsed reply to the oldest waiter; False when the connection was aborted."""
