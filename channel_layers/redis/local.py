@@ -263,7 +263,13 @@ class Poller:
                     limit = self.batch if self.waiting > 0 else 0
                     decrements = pending[:]
                     pending.clear()
-                    items = await self._drain(limit, decrements)
+                    try:
+                        items = await self._drain(limit, decrements)
+                    except BaseException:
+                        # Not applied (or applied and unconfirmed: then the count ends one
+                        # too low, which only loosens capacity): retried with the next DRAIN.
+                        pending[:0] = decrements
+                        raise
                     if items:
                         self.state.dispatch(items)
                         await asyncio.sleep(0)  # let the woken receivers finish first

@@ -144,7 +144,7 @@ return 1
 
 #: KEYS: list[, counts]. ARGV: limit, then the channel fields of entries already popped by
 #: BLPOP (to decrement).
-#: Pops up to ``limit`` entries and returns them.
+#: Pops up to ``limit`` entries and returns them; an empty process list drops its counts.
 DRAIN = (
     _DECREMENT
     + """
@@ -155,8 +155,16 @@ local limit = tonumber(ARGV[1])
 local items = {}
 if limit > 0 then items = redis.call('LPOP', list, limit) or {} end
 if counts then
-  for _, item in ipairs(items) do tally(totals, string.match(item, '^%d+|([^|]*)|')) end
-  decrement(counts, totals)
+  if redis.call('LLEN', list) == 0 then
+    -- Nothing is queued, so every count is 0: dropping them all also heals any drift a
+    -- failure left (a BLPOP whose reply was lost, a decrement that never arrived). A BLPOP
+    -- reply still on its way (another event loop's) makes a count one too low for a while,
+    -- which loosens capacity and never blocks a send.
+    redis.call('DEL', counts)
+  else
+    for _, item in ipairs(items) do tally(totals, string.match(item, '^%d+|([^|]*)|')) end
+    decrement(counts, totals)
+  end
 end
 return items
 """
