@@ -71,7 +71,13 @@ class ChannelFull(ChannelLayerError):
 
 
 class LayerUnavailable(ChannelLayerError):
-    """The backend (e.g. a Redis server) cannot be reached; every backend raises this one."""
+    """The backend (e.g. a Redis server) cannot be reached; every backend raises this one.
+
+    Raised by ``send`` or ``group_send`` it means *maybe delivered*: the command may have
+    reached the server before the connection failed or the answer timed out (a frozen Redis
+    runs it once it resumes). A caller that retries may therefore deliver twice; receivers
+    that must not act twice should drop duplicates by an id the sender puts in the message.
+    """
 
 
 class InvalidChannelName(ChannelLayerError, TypeError, ValueError):
@@ -139,7 +145,11 @@ class BaseChannelLayer(abc.ABC):
 
     @abc.abstractmethod
     async def send(self, channel: str, message: dict[str, Any]) -> None:
-        """Queue ``message`` on ``channel``; raise :class:`ChannelFull` when it is at capacity."""
+        """Queue ``message`` on ``channel``; raise :class:`ChannelFull` when it is at capacity.
+
+        :class:`ChannelFull` means not queued. :class:`LayerUnavailable` means maybe queued
+        (see there): a retry after it is at-least-once delivery, not exactly-once.
+        """
 
     @abc.abstractmethod
     async def receive(self, channel: str) -> dict[str, Any]:

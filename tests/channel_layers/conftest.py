@@ -20,15 +20,24 @@ expiry (in seconds) the backend honours reliably; expiry tests sleep a few of th
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from channel_layers.base import BaseChannelLayer
 from channel_layers.memory import InMemoryChannelLayer
+from tests.conftest import RedisServers, get_free_port, redis_command
 
 #: storage: messages wait in the layer until received (so capacity and ChannelFull apply, and
 #:          one message on a shared channel reaches exactly one of several receivers);
@@ -84,10 +93,175 @@ async def make_redis_pubsub_layer(
     return layer
 
 
+# --- one more private Redis: a unix socket, a TLS port, and AUTH required on every connection ---
+
+
+@dataclass(frozen=True)
+class SecureRedis:
+    """A redis-server that wants a password: over TCP, a unix socket and TLS (self-signed)."""
+
+    port: int
+    tls_port: int
+    unix_path: str
+    ca_file: str
+    user: str = "crossway"
+    password: str = "acl-secret"
+    default_password: str = "requirepass-secret"
+
+    def unix_url(self) -> str:
+        """An ACL user and password over the unix socket: the lean client's path."""
+        return f"unix://{self.user}:{self.password}@{self.unix_path}"
+
+    def tls_host(self) -> dict[str, Any]:
+        """An ACL user and password over TLS, the certificate verified: redis-py's path."""
+        url = f"rediss://{self.user}:{self.password}@localhost:{self.tls_port}"
+        return {"address": url, "ssl_ca_certs": self.ca_file}
+
+    def clients(self) -> int:
+        """How many client connections the server holds now (this query's own included)."""
+        info = self.command("INFO", "clients")
+        line = next(x for x in info.split(b"\r\n") if x.startswith(b"connected_clients:"))
+        return int(line.split(b":")[1])
+
+    def command(self, *args: str) -> bytes:
+        """AUTH as the ACL user, then send one command; its raw reply (one read: keep it small)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(_encode("AUTH", self.user, self.password))
+            assert sock.recv(64) == b"+OK\r\n"
+            sock.sendall(_encode(*args))
+            return sock.recv(65536)
+
+
+def _encode(*parts: str) -> bytes:
+    out = b"*%d\r\n" % len(parts)
+    for part in parts:
+        out += b"$%d\r\n%s\r\n" % (len(part.encode()), part.encode())
+    return out
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 (it is its own CA), and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "redis.crt", directory / "redis.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture(scope="session")
+def secure_redis() -> Iterator[SecureRedis]:
+    """The session's password-protected Redis on TCP, a unix socket and TLS."""
+    servers = RedisServers()
+    try:
+        cert, key = make_certificate(servers.directory)
+        unix_path = str(servers.directory / "redis.sock")
+        tls_port = get_free_port()
+        server = servers.start(
+            *("--unixsocket", unix_path, "--unixsocketperm", "700"),
+            *("--tls-port", str(tls_port), "--tls-auth-clients", "no"),
+            *("--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+            *("--tls-ca-cert-file", str(cert)),
+        )
+        redis = SecureRedis(server.port, tls_port, unix_path, str(cert))
+        # An ACL user for the layers, and a password for the default user (requirepass): set
+        # after the start, so that the fixtures' PING without AUTH saw the server come up.
+        acl = ("ACL", "SETUSER", redis.user, "on", f">{redis.password}", "~*", "&*", "+@all")
+        assert redis_command(server.port, *acl).startswith(b"+OK")
+        setting = ("CONFIG", "SET", "requirepass", redis.default_password)
+        assert redis_command(server.port, *setting).startswith(b"+OK")
+        yield redis
+    finally:
+        servers.close()
+
+
+async def make_redis_unix_layer(
+    request: pytest.FixtureRequest, options: Mapping[str, Any]
+) -> BaseChannelLayer:
+    """RedisChannelLayer on the lean client over a unix socket, as an ACL user."""
+    from channel_layers.redis import RedisChannelLayer
+
+    secure: SecureRedis = request.getfixturevalue("secure_redis")
+    prefix = f"test-{os.urandom(4).hex()}"
+    return RedisChannelLayer(hosts=[secure.unix_url()], prefix=prefix, **options)
+
+
+async def make_redis_tls_layer(
+    request: pytest.FixtureRequest, options: Mapping[str, Any]
+) -> BaseChannelLayer:
+    """RedisChannelLayer on redis-py over TLS (rediss://, a verified self-signed certificate)."""
+    from channel_layers.redis import RedisChannelLayer
+
+    secure: SecureRedis = request.getfixturevalue("secure_redis")
+    prefix = f"test-{os.urandom(4).hex()}"
+    return RedisChannelLayer(hosts=[secure.tls_host()], prefix=prefix, **options)
+
+
+async def make_redis_cluster_layer(
+    request: pytest.FixtureRequest, options: Mapping[str, Any]
+) -> BaseChannelLayer:
+    """RedisChannelLayer on redis-py's RedisCluster (the session's three-node cluster)."""
+    from channel_layers.redis import RedisChannelLayer
+
+    nodes = request.getfixturevalue("redis_cluster")
+    prefix = f"test-{os.urandom(4).hex()}"
+    host = {"address": nodes[0].url, "cluster": True}
+    return RedisChannelLayer(hosts=[host], prefix=prefix, **options)
+
+
+async def make_redis_pubsub_tls_layer(
+    request: pytest.FixtureRequest, options: Mapping[str, Any]
+) -> BaseChannelLayer:
+    """RedisPubSubChannelLayer on redis-py over TLS."""
+    from channel_layers.redis_pubsub import RedisPubSubChannelLayer
+
+    secure: SecureRedis = request.getfixturevalue("secure_redis")
+    prefix = f"test-{os.urandom(4).hex()}"
+    layer = RedisPubSubChannelLayer(hosts=[secure.tls_host()], prefix=prefix, **options)
+    await layer.new_channel()  # as make_redis_pubsub_layer
+    return layer
+
+
+PUBSUB_CAPABILITIES = frozenset({"expiry", "group_expiry"})
+
+#: The Redis backends run on both clients: the lean one (redis://, unix://) and redis-py (TLS,
+#: Cluster), so that neither client is tested only indirectly.
 LAYER_BACKENDS: dict[str, LayerBackend] = {
     "memory": LayerBackend(make_memory_layer),
     "redis": LayerBackend(make_redis_layer),
-    "redis_pubsub": LayerBackend(make_redis_pubsub_layer, frozenset({"expiry", "group_expiry"})),
+    "redis_unix": LayerBackend(make_redis_unix_layer),
+    # redis-py opens a connection per blocking pop, a TLS handshake each: an expiry of 50 ms
+    # could pass before a loaded machine got the message back.
+    "redis_tls": LayerBackend(make_redis_tls_layer, time_unit=0.25),
+    "redis_cluster": LayerBackend(make_redis_cluster_layer, time_unit=0.25),
+    "redis_pubsub": LayerBackend(make_redis_pubsub_layer, PUBSUB_CAPABILITIES),
+    "redis_pubsub_tls": LayerBackend(
+        make_redis_pubsub_tls_layer, PUBSUB_CAPABILITIES, time_unit=0.25
+    ),
 }
 
 

@@ -12,9 +12,9 @@ from typing import Any, cast
 import pytest
 import redis
 
-from channel_layers._redis_local import SWEEP_MIN
 from channel_layers.base import CapacityPattern, ChannelFull
 from channel_layers.redis import RedisChannelLayer
+from channel_layers.redis.local import SWEEP_MIN
 
 # Commands Redis counts when our Lua scripts run them: they cost no round trip of their own.
 SCRIPT_INNER = {
@@ -240,7 +240,7 @@ async def test_shards_split_the_channels_and_group_send_reaches_all(redis_server
 DEAD_PROCESS = """
 import asyncio, sys
 from channel_layers.base import CapacityPattern, ChannelFull
-from channel_layers._redis_local import SWEEP_MIN
+from channel_layers.redis.local import SWEEP_MIN
 from channel_layers.redis import RedisChannelLayer
 
 async def main():

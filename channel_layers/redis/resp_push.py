@@ -9,7 +9,7 @@ from typing import Any
 
 import redis.exceptions as redis_errors
 
-from channel_layers._resp import _Connection, _encode
+from channel_layers.redis.resp import _Connection, _encode
 
 
 class PushConnection(_Connection):

@@ -14,16 +14,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from channel_layers._redis_connection import REDIS_DOWN_ERRORS, Shard, make_client
-from channel_layers._resp import lean_params
-from channel_layers._resp_push import PushConnection, open_push_connection
 from channel_layers.base import LayerUnavailable
+from channel_layers.redis.connection import REDIS_DOWN_ERRORS, Shard, redis_py_client
+from channel_layers.redis.resp import lean_params
+from channel_layers.redis.resp_push import PushConnection, open_push_connection
 
-logger = logging.getLogger("channel_layers.redis_pubsub")
+logger = logging.getLogger(__name__)
 
 #: How long a SUBSCRIBE may wait for its confirmation before the caller gives up.
 SUBSCRIBE_TIMEOUT = 4.0
@@ -45,8 +48,8 @@ class Subscriber:
         self.fire_hook = fire_hook
         self.topics: set[str] = set()
         self._acks: dict[str, asyncio.Future[None]] = {}
-        self._client: Any = None
-        self._pubsub: Any = None
+        self._client: aioredis.Redis | RedisCluster | None = None
+        self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         # Plain servers get the lean connection (_resp); the rest go through redis-py's PubSub.
@@ -107,7 +110,7 @@ class Subscriber:
             self._connected.set()
             return
         # No retries on this connection: every loss must reach the hooks (see module doc).
-        self._client = make_client({**self.shard.host, "retry": Retry(NoBackoff(), 0)})
+        self._client = redis_py_client({**self.shard.host, "retry": Retry(NoBackoff(), 0)})
         self._pubsub = self._client.pubsub()
         if topics:
             await self._pubsub.subscribe(*topics)
@@ -142,6 +145,8 @@ class Subscriber:
                 if self._push is not None:
                     # Messages are handled as they are parsed (_on_push): just wait for a loss.
                     await self._push.lost
+                    raise redis_errors.ConnectionError("the subscriber connection was closed")
+                if self._pubsub is None:  # a hook closed it meanwhile: reconnect
                     raise redis_errors.ConnectionError("the subscriber connection was closed")
                 message = await self._pubsub.get_message(timeout=1.0)
             except REDIS_DOWN_ERRORS as exc:

@@ -31,12 +31,11 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
-from channel_layers._resp import LeanClient, lean_params
 from channel_layers.base import LayerUnavailable
+from channel_layers.redis.client import RedisClient, RedisPyClient
+from channel_layers.redis.resp import LeanClient, lean_params
 
 T = TypeVar("T")
-#: redis-py's Redis or RedisCluster, or our LeanClient: the layers use their common methods.
-Client = Any
 
 #: Errors that mean "this Redis cannot be used right now" (down, restarting, failing over).
 REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
@@ -102,9 +101,17 @@ def _client_kwargs(host: Mapping[str, Any], drop: Sequence[str]) -> dict[str, An
     return kwargs
 
 
-def make_client(host: Mapping[str, Any]) -> Client:
+def make_client(host: Mapping[str, Any]) -> RedisClient:
     """A client for one host setting: our LeanClient for plain servers, else redis-py's
     (TLS, Sentinel-managed, Cluster, or client options only redis-py understands)."""
+    params = lean_params(host)
+    if params is not None:
+        return LeanClient(params)
+    return RedisPyClient(redis_py_client(host))
+
+
+def redis_py_client(host: Mapping[str, Any]) -> aioredis.Redis | RedisCluster:
+    """redis-py's client for one host setting (the pub/sub layer's subscriber uses it bare)."""
     if "master_name" in host:
         kwargs = _client_kwargs(host, ("master_name", "sentinels", "sentinel_kwargs"))
         sentinel_kwargs = dict(host.get("sentinel_kwargs") or {})
@@ -118,9 +125,6 @@ def make_client(host: Mapping[str, Any]) -> Client:
         if "address" in host:
             return RedisCluster.from_url(host["address"], **kwargs)
         return RedisCluster(**kwargs)
-    params = lean_params(host)
-    if params is not None:
-        return LeanClient(params)
     if "address" in host:
         return aioredis.Redis.from_url(host["address"], **_client_kwargs(host, ("address",)))
     return aioredis.Redis(**_client_kwargs(host, ()))
@@ -139,13 +143,13 @@ class Shard:
         self.host = dict(host)
         self.name = describe_host(host)
         self.is_cluster = bool(host.get("cluster"))
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisClient] = (
             weakref.WeakKeyDictionary()
         )
         self._down_until = 0.0
         self._scripts: dict[str, str] = {}
 
-    def client(self) -> Client:
+    def client(self) -> RedisClient:
         """The client for the running event loop (redis.asyncio clients are bound to one)."""
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
@@ -157,7 +161,7 @@ class Shard:
         """False while the shard cools down after a failure."""
         return self._down_until <= time.monotonic()
 
-    async def run(self, operation: Callable[[Client], Awaitable[T]]) -> T:
+    async def run(self, operation: Callable[[RedisClient], Awaitable[T]]) -> T:
         """Run ``operation`` with this shard's client; Redis failures become LayerUnavailable."""
         wait = self._down_until - time.monotonic()
         if wait > 0:
@@ -174,9 +178,15 @@ class Shard:
     def failed(self, exc: BaseException) -> LayerUnavailable:
         """Start the cooldown after ``exc`` and return the error to give callers."""
         self._down_until = time.monotonic() + COOLDOWN
+        if isinstance(exc, redis_errors.AuthenticationError):
+            hint = "check the username and password in the layer's hosts setting"
+        else:
+            hint = (
+                "check that it is running and reachable from this host (the layer reconnects "
+                "by itself)"
+            )
         unavailable = LayerUnavailable(
-            f"Redis at {self.name} is unavailable ({type(exc).__name__}: {exc}); check that "
-            "it is running and reachable from this host (the layer reconnects by itself)"
+            f"Redis at {self.name} is unavailable ({type(exc).__name__}: {exc}); {hint}"
         )
         unavailable.__cause__ = exc
         return unavailable
@@ -184,10 +194,8 @@ class Shard:
     async def _drop_connections(self) -> None:
         # After a failure, pooled connections may point at a dead or demoted server.
         client = self._clients.get(asyncio.get_running_loop())
-        pool = getattr(client, "connection_pool", None)
-        if pool is not None:
-            with contextlib.suppress(Exception):  # best effort on a broken pool
-                await pool.disconnect(inuse_connections=False)
+        if client is not None:
+            await client.drop_connections()
 
     async def close(self) -> None:
         """Close the running loop's client; other loops' clients die with their loops."""
@@ -205,7 +213,9 @@ def script_sha(script: str) -> str:
     return sha
 
 
-async def evalsha(client: Client, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+async def evalsha(
+    client: RedisClient, script: str, keys: Sequence[str], args: Sequence[Any]
+) -> Any:
     """EVALSHA ``script`` (loading it once on NOSCRIPT): one round trip in the steady state."""
     sha = script_sha(script)
     try:

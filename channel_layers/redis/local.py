@@ -20,26 +20,47 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from channel_layers import _redis_scripts as scripts
-from channel_layers._redis_connection import (
+from channel_layers.base import LayerStats, LayerUnavailable
+from channel_layers.redis import scripts
+from channel_layers.redis.client import CallbackConnection, RedisClient
+from channel_layers.redis.connection import (
     REDIS_DOWN_ERRORS,
-    Client,
     Shard,
     evalsha,
     script_sha,
     socket_timeout,
 )
-from channel_layers.base import LayerUnavailable
 
-if TYPE_CHECKING:
-    from channel_layers.redis import RedisChannelLayer
+logger = logging.getLogger(__name__)
 
-logger = logging.getLogger("channel_layers.redis")
+#: Counts of BLPOP-taken entries that await their decrement before a DRAIN goes out for them
+#: alone: one DRAIN per this many keeps the counts near the truth for a fraction of a round trip.
+DRAIN_PENDING_AT = 16
 
 #: Local queues a loop keeps before the first sweep of unused ones.
 SWEEP_MIN = 1000
+
+
+class ListOwner(Protocol):
+    """What the local queues and pop loops need from their layer (RedisChannelLayer), named
+    here so that this module does not import the layer's."""
+
+    receive_batch: int
+    stats: LayerStats
+
+    def channel_key(self, channel: str) -> str:
+        """The Redis list holding ``channel``'s entries."""
+
+    def shard_for(self, channel: str) -> Shard:
+        """The shard that stores ``channel``."""
+
+    def block_timeout(self, shard: Shard) -> float:
+        """The server-side BLPOP timeout on ``shard``."""
+
+    def get_capacity(self, channel: str) -> int:
+        """The capacity of ``channel``."""
 
 
 class LocalQueue:
@@ -97,7 +118,7 @@ class Poller:
         self.task: asyncio.Task[None] | None = None
         self.draining = False  # a fast DRAIN or BLPOP is on the wire
         self.ran_dry = False  # the last DRAIN found the list empty
-        self.blocked: Any = None  # the connection of a fast BLPOP
+        self.blocked: CallbackConnection | None = None  # the connection of a fast BLPOP
         self.stopped = False
         # Channel fields of entries BLPOP took, whose counts the next DRAIN decrements.
         self.pending: list[str] = state.pending.setdefault(keys[0], []) if self.is_local else []
@@ -111,21 +132,19 @@ class Poller:
             return
         # While the list runs dry, go straight to BLPOP: a DRAIN first would add a round trip
         # to every message's latency. A burst makes BLPOP pop one entry per round trip only
-        # until 16 counts await their decrement; then a DRAIN takes the rest in batches.
-        drain = self.is_local and not (self.ran_dry and len(self.pending) < 16)
+        # until DRAIN_PENDING_AT counts await their decrement; then a DRAIN takes the rest.
+        drain = self.is_local and not (self.ran_dry and len(self.pending) < DRAIN_PENDING_AT)
         if not ((drain and self._fast_drain(self.batch)) or self._fast_pop()):
             self._start_loop(drain_first=self.is_local)
 
     def _start_loop(self, drain_first: bool) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(drain_first))
 
-    def _connection(self) -> Any:
+    def _connection(self) -> CallbackConnection | None:
         """The lean client's open shared connection when a fast drain may use it, else None."""
         if self.draining or self.stopped or (self.task is not None and not self.task.done()):
             return None
-        client = self.shard.client() if self.shard.available() else None
-        ready = getattr(client, "ready_connection", None)  # only the lean client has one
-        return ready() if ready is not None else None
+        return self.shard.client().ready_connection() if self.shard.available() else None
 
     def _drain_args(self, limit: int) -> tuple[tuple[Any, ...], list[str]]:
         decrements = self.pending[:]
@@ -187,9 +206,7 @@ class Poller:
     def _fast_pop(self) -> bool:
         """Send a BLPOP on an idle blocking connection, its reply handled by :meth:`_popped`
         (no task, no loop turn); False when the loop must do it (no such connection yet)."""
-        client = self.shard.client() if self.shard.available() else None
-        idle = getattr(client, "idle_blocking_connection", None)  # only the lean client has it
-        conn = idle() if idle is not None else None
+        conn = self.shard.client().idle_blocking_connection() if self.shard.available() else None
         if conn is None:
             return False
         limit = socket_timeout(self.shard.host)
@@ -199,7 +216,7 @@ class Poller:
         self.draining, self.blocked = True, conn
         return True
 
-    def _popped(self, conn: Any, reply: Any) -> None:
+    def _popped(self, conn: CallbackConnection, reply: Any) -> None:
         self.draining, self.blocked = False, None
         if self.stopped:
             return
@@ -223,7 +240,7 @@ class Poller:
         # Runs after the receivers woken by a dispatch (scheduled first): a receiver served now
         # no longer counts as waiting, so no pop is sent for it. Another BLPOP for nobody would
         # take a message from the other processes reading the same plain channel.
-        if self.waiting > 0 or len(self.pending) >= 16:
+        if self.waiting > 0 or len(self.pending) >= DRAIN_PENDING_AT:
             self.want()  # does nothing while another drain or the loop runs
 
     async def run(self, drain_first: bool) -> None:
@@ -246,7 +263,13 @@ class Poller:
                     limit = self.batch if self.waiting > 0 else 0
                     decrements = pending[:]
                     pending.clear()
-                    items = await self._drain(limit, decrements)
+                    try:
+                        items = await self._drain(limit, decrements)
+                    except BaseException:
+                        # Not applied (or applied and unconfirmed: then the count ends one
+                        # too low, which only loosens capacity): retried with the next DRAIN.
+                        pending[:0] = decrements
+                        raise
                     if items:
                         self.state.dispatch(items)
                         await asyncio.sleep(0)  # let the woken receivers finish first
@@ -270,7 +293,7 @@ class Poller:
         for channel in self.channels:
             self.state.queue(channel).fail_all(exc)
 
-    async def _blpop(self, client: Client) -> Any:
+    async def _blpop(self, client: RedisClient) -> Any:
         return await client.blpop([self.keys[0]], timeout=self.block_timeout)
 
     async def _drain(self, limit: int, pending: list[str]) -> list[bytes]:
@@ -283,7 +306,7 @@ class Poller:
 class LoopState:
     """Everything the layer keeps per event loop: local queues, pop loops, heartbeat task."""
 
-    def __init__(self, layer: RedisChannelLayer) -> None:
+    def __init__(self, layer: ListOwner) -> None:
         self.layer = layer
         self.queues: dict[str, LocalQueue] = {}
         self.pollers: dict[str, Poller] = {}
@@ -357,7 +380,7 @@ class LoopState:
         poller = self.pollers.get(list_key)
         if poller is None or poller.stopped:
             is_local = "!" in channel
-            keys = [list_key, list_key + ":n"] if is_local else [list_key]
+            keys = [list_key, scripts.counts_key(list_key)] if is_local else [list_key]
             # A plain channel is shared with other processes: take one entry at a time so that a
             # message never waits in this process while another one is idle.
             batch = layer.receive_batch if is_local else 1

@@ -20,6 +20,42 @@ decodes, the payload once per process rather than once per member.
 
 from __future__ import annotations
 
+# --- the key layout, written once: Python calls these, and the Lua below is generated from
+# the same pieces (scripts that compute keys themselves get _KEYS_LUA).
+
+#: A list key is ``prefix + LIST_OPEN + name + LIST_CLOSE`` (the braces: a Cluster hash tag).
+LIST_OPEN, LIST_CLOSE = ":{", "}"
+GROUP_OPEN = ":g:{"
+#: A process list's companions: its per-channel counts (a hash) and its heartbeat key.
+COUNTS_SUFFIX, ALIVE_SUFFIX = ":n", ":alive"
+
+
+def list_key(prefix: str, name: str) -> str:
+    """The list of the plain channel ``name``, or of process-local base ``name`` (``base!``)."""
+    return f"{prefix}{LIST_OPEN}{name}{LIST_CLOSE}"
+
+
+def group_key(prefix: str, group: str) -> str:
+    """The sorted set of ``group``'s members."""
+    return f"{prefix}{GROUP_OPEN}{group}{LIST_CLOSE}"
+
+
+def counts_key(list_key: str) -> str:
+    """The hash counting the entries queued per channel on process list ``list_key``."""
+    return list_key + COUNTS_SUFFIX
+
+
+def alive_key(list_key: str) -> str:
+    """The heartbeat of the process that reads process list ``list_key``."""
+    return list_key + ALIVE_SUFFIX
+
+
+_KEYS_LUA = f"""
+local function list_key(prefix, name) return prefix .. '{LIST_OPEN}' .. name .. '{LIST_CLOSE}' end
+local function counts_key(list) return list .. '{COUNTS_SUFFIX}' end
+local function alive_key(list) return list .. '{ALIVE_SUFFIX}' end
+"""
+
 # Run a command over a long list of values in chunks of 1000 (Lua's unpack() is limited to a
 # few thousand values; an even chunk keeps field/value pairs together) and join the replies.
 # One HMGET or HSET for a thousand fields costs about what three single-field calls cost.
@@ -108,7 +144,7 @@ return 1
 
 #: KEYS: list[, counts]. ARGV: limit, then the channel fields of entries already popped by
 #: BLPOP (to decrement).
-#: Pops up to ``limit`` entries and returns them.
+#: Pops up to ``limit`` entries and returns them; an empty process list drops its counts.
 DRAIN = (
     _DECREMENT
     + """
@@ -119,8 +155,16 @@ local limit = tonumber(ARGV[1])
 local items = {}
 if limit > 0 then items = redis.call('LPOP', list, limit) or {} end
 if counts then
-  for _, item in ipairs(items) do tally(totals, string.match(item, '^%d+|([^|]*)|')) end
-  decrement(counts, totals)
+  if redis.call('LLEN', list) == 0 then
+    -- Nothing is queued, so every count is 0: dropping them all also heals any drift a
+    -- failure left (a BLPOP whose reply was lost, a decrement that never arrived). A BLPOP
+    -- reply still on its way (another event loop's) makes a count one too low for a while,
+    -- which loosens capacity and never blocks a send.
+    redis.call('DEL', counts)
+  else
+    for _, item in ipairs(items) do tally(totals, string.match(item, '^%d+|([^|]*)|')) end
+    decrement(counts, totals)
+  end
 end
 return items
 """
@@ -146,10 +190,11 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 # but collected in ``m.dead``, for removal from the group.
 _DELIVER = (
     _BULK
+    + _KEYS_LUA
     + """
 local function deliver(m, list, is_local, newest, members, capacities)
-  local counts = list .. ':n'
-  local dead = is_local and redis.call('EXISTS', list .. ':alive') == 0
+  local counts = counts_key(list)
+  local dead = is_local and redis.call('EXISTS', alive_key(list)) == 0
   if dead and type(newest) == 'function' then newest = newest(members) end
   if dead and m.now - newest > m.grace then
     for _, channel in ipairs(members) do m.dead[#m.dead + 1] = channel end
@@ -263,7 +308,7 @@ for _, channel in ipairs(names) do
 end
 for _, base in ipairs(order) do
   local target = lists[base]
-  local list = prefix .. ':{' .. base .. '}'
+  local list = list_key(prefix, base)
   deliver(m, list, target.is_local, newest, target.members, target.capacities)
 end
 for first = 1, #m.dead, 1000 do

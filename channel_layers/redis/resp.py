@@ -23,6 +23,8 @@ from urllib.parse import unquote, urlparse
 
 import redis.exceptions as redis_errors
 
+from channel_layers.redis.client import CallbackConnection
+
 #: Host settings this client understands; any other key sends the host to redis-py.
 LEAN_KEYS = frozenset(
     {"address", "host", "port", "db", "username", "password", "socket_timeout"}
@@ -32,11 +34,20 @@ _ERRORS: dict[str, type[redis_errors.RedisError]] = {
     "NOSCRIPT": redis_errors.NoScriptError,
     "READONLY": redis_errors.ReadOnlyError,
     "LOADING": redis_errors.BusyLoadingError,
+    # A server that wants a password and got none (or a user whose rights went): every command
+    # fails alike, so callers see it as the server being unusable, like redis-py does.
+    "NOAUTH": redis_errors.AuthenticationError,
 }
 
 
 class _Incomplete(Exception):
     """The buffer ends mid-reply; ``args[0]`` is the buffer length needed before trying again."""
+
+
+#: The shortest RESP2 reply (``+\r\n``): an array missing N more items needs at least 3N more
+#: bytes, so a reply arriving in small pieces is parsed again only once that many arrived
+#: (else a 500-item reply fed a byte at a time was re-parsed from its start at every item).
+_MIN_ITEM = 3
 
 
 def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
@@ -60,11 +71,11 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
         if count < 0:
             return None, pos
         items: list[Any] = []
-        for _ in range(count):
+        for index in range(count):
             if buffer[pos : pos + 1] == b"$":  # inline the common case: a bulk string
                 end = buffer.find(b"\r\n", pos)
                 if end < 0:
-                    raise _Incomplete(len(buffer) + 1)
+                    raise _Incomplete(len(buffer) + 1 + _MIN_ITEM * (count - index - 1))
                 length = int(buffer[pos + 1 : end])
                 start = end + 2
                 if length < 0:
@@ -72,11 +83,16 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
                     pos = start
                     continue
                 if len(buffer) < start + length + 2:
-                    raise _Incomplete(start + length + 2)
+                    raise _Incomplete(start + length + 2 + _MIN_ITEM * (count - index - 1))
                 items.append(buffer[start : start + length])
                 pos = start + length + 2
             else:
-                item, pos = _parse(buffer, pos)
+                try:
+                    item, pos = _parse(buffer, pos)
+                except _Incomplete as incomplete:
+                    raise _Incomplete(
+                        incomplete.args[0] + _MIN_ITEM * (count - index - 1)
+                    ) from None
                 items.append(item)
         return items, pos
     if kind == b":":
@@ -134,7 +150,9 @@ class _Connection(asyncio.Protocol):
         self.waiters: collections.deque[Waiter] = collections.deque()
         self.deadlines: collections.deque[float] = collections.deque()  # loop time, per waiter
         self.watchdog: asyncio.TimerHandle | None = None
-        self.buffer = b""
+        # The unparsed tail of a reply that arrived in pieces (appended to, never rebuilt by
+        # concatenation: ``bytes + data`` copied everything received so far on every read).
+        self.buffer = bytearray()
         self.need = 0  # do not parse again before the buffer holds this many bytes
         self.closed = False
 
@@ -144,10 +162,15 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer + data if self.buffer else data
-        if len(buffer) < self.need:  # a big reply arriving in pieces: do not re-parse each one
-            self.buffer = buffer
-            return
+        tail = self.buffer
+        if tail:
+            tail += data  # amortized: what came before is not copied again
+            if len(tail) < self.need:  # a big reply arriving in pieces: do not re-parse each
+                return
+            buffer = bytes(tail)  # one copy per attempt at a whole reply (bytes: hashable items)
+            tail.clear()
+        else:
+            buffer = data  # the common case: whole replies in one read, parsed without a copy
         self.need = 0
         pos = 0
         while pos < len(buffer):
@@ -155,11 +178,11 @@ class _Connection(asyncio.Protocol):
                 reply, next_pos = _parse(buffer, pos)
             except _Incomplete as incomplete:
                 self.need = incomplete.args[0] - pos
-                break
+                tail += memoryview(buffer)[pos:]
+                return
             pos = next_pos
             if not self.reply_received(reply):
                 return
-        self.buffer = buffer[pos:]
 
     def reply_received(self, reply: Any) -> bool:
         """Hand one parsed reply to the oldest waiter; False when the connection was aborted."""
@@ -299,10 +322,16 @@ def lean_params(host: Mapping[str, Any]) -> dict[str, Any] | None:
     return params
 
 
+def _setup_refused(command: str, where: str, exc: Exception) -> redis_errors.ConnectionError:
+    """The error for an AUTH or SELECT that Redis refused: a ConnectionError (the connection is
+    unusable, and the layers report those as LayerUnavailable), AuthenticationError for AUTH."""
+    if command == "AUTH":
+        return redis_errors.AuthenticationError(f"Redis at {where} refused the credentials: {exc}")
+    return redis_errors.ConnectionError(f"Redis at {where} refused {command}: {exc}")
+
+
 class LeanClient:
     """The commands the Redis layers use, with redis-py's signatures, on lean connections."""
-
-    connection_pool = None  # Shard's failure handling looks for redis-py's pool
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
@@ -313,6 +342,7 @@ class LeanClient:
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
         params = self.params
+        where = params["path"] or f"{params['host']}:{params['port']}"
         try:
             async with asyncio.timeout(params["socket_connect_timeout"]):
                 if params["path"]:
@@ -322,7 +352,6 @@ class LeanClient:
                         _Connection, params["host"], params["port"]
                     )
         except (OSError, TimeoutError) as exc:
-            where = params["path"] or f"{params['host']}:{params['port']}"
             raise redis_errors.ConnectionError(
                 f"cannot connect to Redis at {where}: {exc}"
             ) from exc
@@ -333,8 +362,21 @@ class LeanClient:
         if params["db"]:
             setup.append(("SELECT", params["db"]))
         limit = params["socket_timeout"]
-        for command in [conn.request(args, limit) for args in setup]:
-            await command
+        replies = [conn.request(args, limit) for args in setup]  # one write, one round trip
+        try:
+            for args, reply in zip(setup, replies, strict=True):
+                try:
+                    await reply
+                except redis_errors.ResponseError as exc:
+                    raise _setup_refused(args[0], where, exc) from exc
+        except BaseException:
+            # Else every later attempt (one per send) would leave one more socket open on the
+            # server: the connection is never handed out, so nothing else would close it.
+            conn.abort(redis_errors.ConnectionError("the connection setup failed"))
+            for reply in replies:
+                if reply.done() and not reply.cancelled():
+                    reply.exception()  # retrieved: no "exception never retrieved" noise
+            raise
         return conn
 
     def ready_connection(self) -> _Connection | None:
@@ -351,9 +393,9 @@ class LeanClient:
                 return conn
         return None
 
-    def release_blocking_connection(self, conn: _Connection) -> None:
+    def release_blocking_connection(self, conn: CallbackConnection) -> None:
         """Give back a connection that ``idle_blocking_connection`` lent."""
-        if not conn.closed:
+        if isinstance(conn, _Connection) and not conn.closed:
             self._idle.append(conn)
 
     async def execute_command(self, *args: Any) -> Any:
@@ -430,6 +472,10 @@ class LeanClient:
                 yield key
             if cursor == b"0":
                 return
+
+    async def drop_connections(self) -> None:
+        """Nothing to do: a connection that failed has closed itself, and the next command
+        opens a new one."""
 
     async def aclose(self) -> None:
         """Close every connection."""

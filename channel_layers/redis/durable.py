@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import math
 import os
 import time
@@ -35,16 +36,6 @@ from typing import Any
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
-from channel_layers import _redis_scripts as scripts
-from channel_layers._redis_connection import (
-    HashRing,
-    Shard,
-    decode_hosts,
-    evalsha,
-    script_sha,
-    socket_timeout,
-)
-from channel_layers._redis_local import LoopState, Poller, logger
 from channel_layers.base import (
     BaseChannelLayer,
     CapacityPattern,
@@ -52,9 +43,22 @@ from channel_layers.base import (
     InvalidChannelName,
     LayerUnavailable,
 )
+from channel_layers.redis import scripts
+from channel_layers.redis.client import RedisClient
+from channel_layers.redis.connection import (
+    HashRing,
+    Shard,
+    decode_hosts,
+    evalsha,
+    script_sha,
+    socket_timeout,
+)
+from channel_layers.redis.local import LoopState, Poller
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
 __all__ = ["RedisChannelLayer"]
+
+logger = logging.getLogger(__name__)
 
 
 class RedisChannelLayer(BaseChannelLayer):
@@ -105,11 +109,11 @@ class RedisChannelLayer(BaseChannelLayer):
 
     def channel_key(self, channel: str) -> str:
         """The Redis list holding ``channel``'s entries (shared by a process's local channels)."""
-        return f"{self.prefix}:{{{self.non_local_name(channel)}}}"
+        return scripts.list_key(self.prefix, self.non_local_name(channel))
 
     def group_key(self, group: str) -> str:
         """The sorted set of ``group``'s members."""
-        return f"{self.prefix}:g:{{{group}}}"
+        return scripts.group_key(self.prefix, group)
 
     def shard_for(self, channel: str) -> Shard:
         """The shard that stores ``channel`` (all of a process's local channels share one)."""
@@ -158,7 +162,7 @@ class RedisChannelLayer(BaseChannelLayer):
         payload = self.serializer.serialize(self.require_valid_message(message))
         now, deadline, ttl = self._expiry_ms()
         key = self.channel_key(channel)
-        keys = [key, key + ":n"] if "!" in channel else [key]
+        keys = [key, scripts.counts_key(key)] if "!" in channel else [key]
         entry = b"%d|%s|%s" % (deadline, channel.encode(), payload)
         args = [channel, entry, self.get_capacity(channel), ttl, now]
         poller = self._own_poller(channel)
@@ -225,7 +229,7 @@ class RedisChannelLayer(BaseChannelLayer):
         return name
 
     async def _beat(self, base: str) -> None:
-        key = self.channel_key(base) + ":alive"
+        key = scripts.alive_key(self.channel_key(base))
         ttl = math.ceil(self.heartbeat_ttl * 1000)
         await self.shard_for(base).run(lambda client: client.set(key, b"1", px=ttl))
 
@@ -342,14 +346,15 @@ class RedisChannelLayer(BaseChannelLayer):
             keys: list[str] = []
             args: list[Any] = [*head, self.capacity, 1 if with_capacities else 0]
             for key, (channels, joins) in lists.items():
-                args += [len(keys) + 1, 1 if key.endswith("!}") else 0, int(max(joins) * 1000)]
+                is_local = key.endswith("!" + scripts.LIST_CLOSE)
+                args += [len(keys) + 1, 1 if is_local else 0, int(max(joins) * 1000)]
                 args.append(len(channels))
                 if with_capacities:
                     for channel in channels:
                         args += [channel, self.get_capacity(channel)]
                 else:
                     args += channels
-                keys += [key, key + ":n", key + ":alive"]
+                keys += [key, scripts.counts_key(key), scripts.alive_key(key)]
             batches.append((self.shards[index], keys, args))
         return batches
 
@@ -376,7 +381,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 queue.entries.clear()
         pattern = f"{self.prefix}:*"
 
-        async def wipe(client: Any) -> None:
+        async def wipe(client: RedisClient) -> None:
             batch: list[Any] = []
             async for key in client.scan_iter(match=pattern, count=1000):
                 batch.append(key)
@@ -396,14 +401,16 @@ class RedisChannelLayer(BaseChannelLayer):
             await state.stop()
             self._carry_over(state)
             for base in state.local_bases:
-                key = self.channel_key(base) + ":alive"
+                key = scripts.alive_key(self.channel_key(base))
                 with contextlib.suppress(LayerUnavailable):  # else it expires by itself
                     await self.shard_for(base).run(partial(_delete, key=key))
         for shard in self.shards:
             await shard.close()
 
 
-async def _send_and_drain(client: Any, poller: Poller, keys: list[str], args: list[Any]) -> Any:
+async def _send_and_drain(
+    client: RedisClient, poller: Poller, keys: list[str], args: list[Any]
+) -> Any:
     """SEND, pipelined with a DRAIN of the process list when the poller can take one."""
     sha = script_sha(scripts.SEND)
     sent = poller.send_and_drain(("EVALSHA", sha, len(keys), *keys, *args))
@@ -415,5 +422,5 @@ async def _send_and_drain(client: Any, poller: Poller, keys: list[str], args: li
         return await evalsha(client, scripts.SEND, keys, args)
 
 
-async def _delete(client: Any, key: str) -> Any:
+async def _delete(client: RedisClient, key: str) -> Any:
     return await client.delete(key)

@@ -1,0 +1,91 @@
+"""Capacity counts stay true across Redis failures (issue 17, item 2).
+
+A private redis-server has every client connection cut (CLIENT KILL: the data stays, as after a
+restart with AOF) at seeded random moments while one task sends and another receives on a
+process-local channel, so the cut lands on every await of the send, drain and pop paths in
+turn. Afterwards, once the channel is empty, its count must be 0 and ``capacity`` sends must fit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+
+import pytest
+
+from channel_layers.base import ChannelFull, LayerUnavailable
+from channel_layers.redis import RedisChannelLayer, scripts
+from tests.conftest import RedisServers, redis_command
+
+CAPACITY = 40
+
+
+async def send_forever(layer: RedisChannelLayer, channel: str, sent: list[int]) -> None:
+    n = 0
+    while True:
+        try:
+            await layer.send(channel, {"type": "m", "n": n})
+            sent.append(n)
+        except (LayerUnavailable, ChannelFull):
+            await asyncio.sleep(0.005)
+        n += 1
+
+
+async def receive_forever(layer: RedisChannelLayer, channel: str, got: list[int]) -> None:
+    while True:
+        try:
+            got.append((await layer.receive(channel))["n"])
+        except LayerUnavailable:
+            await asyncio.sleep(0.005)
+
+
+def count_of(port: int, layer: RedisChannelLayer, channel: str) -> bytes:
+    counts = scripts.counts_key(layer.channel_key(channel))
+    return redis_command(port, "HGET", counts, channel)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_the_count_of_an_empty_channel_is_zero_after_any_failures(
+    redis_servers: RedisServers, seed: int
+) -> None:
+    rng = random.Random(seed)
+    server = redis_servers.start()
+    host = {"address": server.url, "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    layer = RedisChannelLayer(hosts=[host], prefix=f"t{os.urandom(3).hex()}", capacity=CAPACITY)
+    channel = await layer.new_channel()
+    sent: list[int] = []
+    got: list[int] = []
+    tasks = [
+        asyncio.create_task(send_forever(layer, channel, sent)),
+        asyncio.create_task(receive_forever(layer, channel, got)),
+    ]
+    for _ in range(25):
+        await asyncio.sleep(rng.uniform(0, 0.03))
+        with contextlib.suppress(OSError):
+            redis_command(server.port, "CLIENT", "KILL", "TYPE", "normal")
+        layer.shards[0]._down_until = 0.0  # no cooldown: more failures per second of test
+    tasks[0].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await tasks[0]
+    assert sent, "no send got through: the test exercised nothing"
+
+    # Recovered: everything acknowledged arrives, then the channel's count is 0.
+    deadline = time.monotonic() + 10
+    while not set(sent) <= set(got) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert set(sent) <= set(got)
+    while count_of(server.port, layer, channel) != b"$-1\r\n" and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert count_of(server.port, layer, channel) == b"$-1\r\n"  # no field: 0
+    tasks[1].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await tasks[1]
+    for n in range(CAPACITY):  # no spurious ChannelFull
+        await layer.send(channel, {"type": "m", "n": n})
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "m", "n": -1})
+    await layer.flush()
+    await layer.close()
