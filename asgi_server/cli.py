@@ -27,15 +27,14 @@ _NOTES = "_crossway_notes"
 
 
 class _BoolWithWords(argparse.Action):
-    """``--x`` (on), ``--no-x`` (off), or ``--x WORD`` with WORD mapped by the field's ``words``."""
+    """``--x`` (on), or ``--x WORD`` with WORD mapped by the field's ``words``; ``--no-x`` is a
+    separate ``store_false`` option."""
 
     def __init__(
         self, option_strings: list[str], dest: str, words: dict[str, bool], note: str, **kwargs: Any
     ) -> None:
-        negated = ["--no-" + flag[2:] for flag in option_strings if flag.startswith("--")]
-        super().__init__([*option_strings, *negated], dest, nargs="?", **kwargs)
+        super().__init__(option_strings, dest, nargs="?", metavar="WORD", **kwargs)
         self.words, self.note = words, note
-        self.metavar = "{" + ",".join(words) + "}"
 
     def __call__(
         self,
@@ -44,11 +43,6 @@ class _BoolWithWords(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        if option_string is not None and option_string.startswith("--no-"):
-            if values is not None:
-                parser.error(f"{option_string} takes no value")
-            setattr(namespace, self.dest, False)
-            return
         if values is None:
             setattr(namespace, self.dest, True)
             return
@@ -73,7 +67,10 @@ def _add_option(parser: argparse.ArgumentParser, field: dataclasses.Field[Any], 
         kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
     if kind is bool and "words" in field.metadata:
         words, note = field.metadata["words"], field.metadata.get("word_note", "")
+        options["help"] += f" WORD: {', '.join(words)} (any case)."
         parser.add_argument(*flags, action=_BoolWithWords, words=words, note=note, **options)
+        off = {"dest": field.name, "default": argparse.SUPPRESS, "help": f"Turn {flag} off."}
+        parser.add_argument("--no-" + flag[2:], action="store_false", **off)
     elif kind is bool:
         parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **options)
     elif typing.get_origin(kind) is typing.Literal:
