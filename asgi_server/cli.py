@@ -69,8 +69,13 @@ def _add_option(parser: argparse.ArgumentParser, field: dataclasses.Field[Any], 
         words, note = field.metadata["words"], field.metadata.get("word_note", "")
         options["help"] += f" WORD: {', '.join(words)} (any case)."
         parser.add_argument(*flags, action=_BoolWithWords, words=words, note=note, **options)
-        off = {"dest": field.name, "default": argparse.SUPPRESS, "help": f"Turn {flag} off."}
-        parser.add_argument("--no-" + flag[2:], action="store_false", **off)
+        parser.add_argument(
+            "--no-" + flag[2:],
+            action="store_false",
+            dest=field.name,
+            default=argparse.SUPPRESS,
+            help=f"Turn {flag} off.",
+        )
     elif kind is bool:
         parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **options)
     elif typing.get_origin(kind) is typing.Literal:
