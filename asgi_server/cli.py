@@ -58,11 +58,43 @@ class _BoolWithWords(argparse.Action):
             setattr(namespace, _NOTES, [*notes, self.note.format(value=word)])
 
 
+class _Numbered(argparse.Action):
+    """``-v N``: sets the option to the N-th of its ``numbered`` values (Daphne's verbosity)."""
+
+    def __init__(
+        self, option_strings: list[str], dest: str, values: tuple[Any, ...], **kwargs: Any
+    ) -> None:
+        choices = range(len(values))
+        super().__init__(option_strings, dest, type=int, choices=choices, metavar="N", **kwargs)
+        self.values = values
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, self.values[values])
+
+
 def _add_option(parser: argparse.ArgumentParser, field: dataclasses.Field[Any], kind: Any) -> None:
     flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
     flags = [flag, *field.metadata.get("aliases", ())]
     help_text = f"{field.metadata['help']} [default: {field.default!r}]"
     options: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
+    if "numbered" in field.metadata:
+        numbered_flags, values = field.metadata["numbered"]
+        meaning = ", ".join(f"{n} is {value}" for n, value in enumerate(values))
+        numbered_help = f"The same, by number, as Daphne's: {meaning}."
+        parser.add_argument(
+            *numbered_flags,
+            action=_Numbered,
+            values=values,
+            dest=field.name,
+            default=argparse.SUPPRESS,
+            help=numbered_help,
+        )
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
     if kind is bool and "words" in field.metadata:

@@ -9,6 +9,8 @@ fields below, so a flag can never disagree with its default. Each field's metada
 - ``words`` (optional, ``bool`` fields): values the flag also takes, mapped to the bool (uvicorn's
   ``--ws wsproto``, ``--ws-per-message-deflate false``); ``word_note`` is logged at INFO when
   one of the words that keep the option on is given;
+- ``numbered`` (optional): (flags, values): flags that take N and set the option to values[N]
+  (Daphne's ``-v/--verbosity 0..3`` for ``--log-level``);
 - ``cli`` (optional, default True): False for fields that are not command-line options.
 """
 
@@ -89,7 +91,9 @@ class Config:
         None, "Load KEY=VALUE lines from this file into the environment before loading the app."
     )
     log_level: LogLevel = option(
-        "info", "Log level of the asgi_server, channel_layers and consumers loggers (any case)."
+        "info",
+        "Log level of the asgi_server, channel_layers and consumers loggers (any case).",
+        numbered=(("-v", "--verbosity"), ("warning", "info", "debug", "trace")),
     )
     log_config: str | None = option(
         None,

@@ -114,11 +114,19 @@ def lines_of(output: str, logger: str = "") -> list[tuple[str, int, str]]:
     return [(level, int(pid), message) for level, pid, message in pattern.findall(output)]
 
 
-@pytest.mark.parametrize("level", ["WARNING", "Debug"])
+@pytest.mark.parametrize(
+    ("flags", "level"),
+    [
+        (("--log-level", "WARNING"), "WARNING"),
+        (("--log-level", "Debug"), "Debug"),
+        (("-v", "0"), "WARNING"),  # Daphne's verbosity
+        (("--verbosity", "2"), "Debug"),
+    ],
+)
 def test_three_packages_log_in_one_format_at_log_level_in_any_case(
-    run_server_process: Any, level: str
+    run_server_process: Any, flags: tuple[str, str], level: str
 ) -> None:
-    with run_server_process("_apps:package_logs", *APP_DIR, "--log-level", level) as server:
+    with run_server_process("_apps:package_logs", *APP_DIR, *flags) as server:
         assert httpx.get(server.url).text == "logged"
     output, pid = server.output(), server.process.pid
     assert lines_of(output, "consumers.base") == [
