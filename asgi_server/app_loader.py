@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import sys
 from typing import Any
 
 from asgiref.compatibility import guarantee_single_callable
+from asgiref.sync import iscoroutinefunction
 
 
 class AppLoadError(Exception):
@@ -47,14 +49,38 @@ def import_from_string(spec: str) -> Any:
     return value
 
 
+def _is_asgi_callable(value: Any) -> bool:
+    """Whether ``value`` looks like an ASGI 3 app: a coroutine function, or an instance with an
+    async ``__call__``, that takes (scope, receive, send). Classes (``URLRouter``, a consumer)
+    and modules are not: they are what an app is built from."""
+    if inspect.isclass(value) or inspect.ismodule(value) or not callable(value):
+        return False
+    function = value if inspect.isroutine(value) else type(value).__call__
+    if not iscoroutinefunction(function) and not iscoroutinefunction(value):
+        return False
+    try:
+        inspect.signature(value).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (a builtin): trust the coroutine test
+        pass
+    return True
+
+
 def _missing_attribute(path: str, owner: Any, attr: str) -> str:
-    # Only callables can be apps (this also skips names like `annotations` from __future__).
-    names = [
-        name for name in dir(owner) if not name.startswith("_") and callable(getattr(owner, name))
+    apps = [
+        name
+        for name in dir(owner)
+        if not name.startswith("_") and _is_asgi_callable(getattr(owner, name, None))
     ]
     message = f"{path!r} has no attribute {attr!r}"
-    close = difflib.get_close_matches(attr, names, n=1, cutoff=0.3)
-    return f"{message}; did you mean {close[0]!r}?" if close else f"{message}."
+    close = difflib.get_close_matches(attr, apps, n=1, cutoff=0.3)
+    if close:
+        return f"{message}; did you mean {close[0]!r}?"
+    if apps:
+        listed = ", ".join(repr(name) for name in apps[:5])
+        return f"{message}; the ASGI apps it defines: {listed}."
+    return f"{message}."
 
 
 def load_app(spec: str, factory: bool = False, app_dir: str = ".") -> Any:

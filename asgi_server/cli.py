@@ -1,21 +1,81 @@
 """``asgi-server module:attr [options]``: the command line, generated from Config's fields.
 
 Each Config field with ``cli`` metadata not False becomes one option: ``bool`` gives
-``--x/--no-x``, ``X | None`` takes an ``X``, a ``Literal`` gives choices, a ``tuple`` is
-repeatable; metadata ``flag`` overrides the option's name. Defaults are not repeated here:
-options left out keep Config's defaults.
+``--x/--no-x`` (plus the values in its ``words`` metadata, e.g. ``--x false``), ``X | None``
+takes an ``X``, a ``Literal`` gives choices (any case), a ``tuple`` is repeatable; metadata
+``flag`` overrides the option's name and ``aliases`` adds more (Daphne's ``-b``/``-p``/``-u``).
+Defaults are not repeated here: options left out keep Config's defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
+import platform
+import sys
 import types
 import typing
 from collections.abc import Sequence
 from typing import Any
 
+from asgi_server import __version__
 from asgi_server.config import Config
+
+# Where the words actions leave the lines main() logs once logging is set up.
+_NOTES = "_crossway_notes"
+
+
+class _BoolWithWords(argparse.Action):
+    """``--x`` (on), or ``--x WORD`` with WORD mapped by the field's ``words``; ``--no-x`` is a
+    separate ``store_false`` option."""
+
+    def __init__(
+        self, option_strings: list[str], dest: str, words: dict[str, bool], note: str, **kwargs: Any
+    ) -> None:
+        super().__init__(option_strings, dest, nargs="?", metavar="WORD", **kwargs)
+        self.words, self.note = words, note
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if values is None:
+            setattr(namespace, self.dest, True)
+            return
+        word = values.lower()
+        if word not in self.words:
+            parser.error(
+                f"argument {option_string}: invalid value {values!r} (choose from"
+                f" {', '.join(self.words)}; give the app before the options if it was meant)"
+            )
+        setattr(namespace, self.dest, self.words[word])
+        if self.note and self.words[word]:
+            notes = getattr(namespace, _NOTES, [])
+            setattr(namespace, _NOTES, [*notes, self.note.format(value=word)])
+
+
+class _Numbered(argparse.Action):
+    """``-v N``: sets the option to the N-th of its ``numbered`` values (Daphne's verbosity)."""
+
+    def __init__(
+        self, option_strings: list[str], dest: str, values: tuple[Any, ...], **kwargs: Any
+    ) -> None:
+        choices = range(len(values))
+        super().__init__(option_strings, dest, type=int, choices=choices, metavar="N", **kwargs)
+        self.values = values
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, self.values[values])
 
 
 def _add_option(parser: argparse.ArgumentParser, field: dataclasses.Field[Any], kind: Any) -> None:
@@ -23,16 +83,46 @@ def _add_option(parser: argparse.ArgumentParser, field: dataclasses.Field[Any], 
     flags = [flag, *field.metadata.get("aliases", ())]
     help_text = f"{field.metadata['help']} [default: {field.default!r}]"
     options: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
+    if "numbered" in field.metadata:
+        numbered_flags, values = field.metadata["numbered"]
+        meaning = ", ".join(f"{n} is {value}" for n, value in enumerate(values))
+        numbered_help = f"The same, by number, as Daphne's: {meaning}."
+        parser.add_argument(
+            *numbered_flags,
+            action=_Numbered,
+            values=values,
+            dest=field.name,
+            default=argparse.SUPPRESS,
+            help=numbered_help,
+        )
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-    if kind is bool:
+    if kind is bool and "words" in field.metadata:
+        words, note = field.metadata["words"], field.metadata.get("word_note", "")
+        options["help"] += f" WORD: {', '.join(words)} (any case)."
+        parser.add_argument(*flags, action=_BoolWithWords, words=words, note=note, **options)
+        parser.add_argument(
+            "--no-" + flag[2:],
+            action="store_false",
+            dest=field.name,
+            default=argparse.SUPPRESS,
+            help=f"Turn {flag} off.",
+        )
+    elif kind is bool:
         parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **options)
     elif typing.get_origin(kind) is typing.Literal:
-        parser.add_argument(*flags, choices=list(typing.get_args(kind)), **options)
+        # Any case, as uvicorn takes them (`--log-level DEBUG`); the choices are lower case.
+        parser.add_argument(*flags, choices=list(typing.get_args(kind)), type=str.lower, **options)
     elif typing.get_origin(kind) is tuple:
         parser.add_argument(*flags, action="append", metavar="VALUE", **options)
     else:
         parser.add_argument(*flags, type=kind, metavar=kind.__name__.upper(), **options)
+
+
+def version_line() -> str:
+    """What ``asgi-server --version`` prints."""
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"asgi-server (crossway) {__version__} on {python}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="asgi-server", description="Serve an ASGI application over HTTP/1.1 and WebSocket."
     )
     parser.add_argument("app", help="The ASGI application, as 'module:attribute'.")
+    parser.add_argument("--version", action="version", version=version_line())
     hints = typing.get_type_hints(Config, include_extras=False)
     for field in dataclasses.fields(Config):
         if field.metadata.get("cli", True):
@@ -48,23 +139,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(argv: Sequence[str] | None = None) -> Config:
-    """Parse a command line into a Config."""
+def parse_command_line(argv: Sequence[str] | None = None) -> tuple[Config, list[str]]:
+    """Parse a command line into a Config, and the INFO notes its options asked for."""
     namespace = vars(build_parser().parse_args(argv))
+    notes: list[str] = namespace.pop(_NOTES, [])
     app = namespace.pop("app")
     for name, value in namespace.items():
         if isinstance(value, list):  # repeatable options (tuple fields)
             namespace[name] = tuple(value)
-    return Config(app=app, **namespace)
+    return Config(app=app, **namespace), notes
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> Config:
+    """Parse a command line into a Config."""
+    return parse_command_line(argv)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server from the command line; returns the exit code."""
-    from asgi_server.logs import configure_logging
+    from asgi_server.env_file import EnvFileError, load_env_file
+    from asgi_server.logs import LogConfigError, configure_logging
     from asgi_server.supervisor import Supervisor, serve_in_this_process
 
-    config = config_from_args(argv)
-    configure_logging(config.log_level)
+    config, notes = parse_command_line(argv)
+    try:
+        if config.env_file is not None:
+            # Before the app is imported, and inherited by every worker process.
+            load_env_file(config.env_file)
+        configure_logging(config.log_level, config.log_config)
+    except (EnvFileError, LogConfigError) as exc:
+        print(f"asgi-server: error: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        logging.getLogger("asgi_server.cli").info("%s", note)
     if config.workers > 1 or config.reload:
         return Supervisor(config).run()
     return serve_in_this_process(config)

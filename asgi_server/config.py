@@ -5,7 +5,12 @@ fields below, so a flag can never disagree with its default. Each field's metada
 
 - ``help``: the one-line doc shown by ``asgi-server --help`` and copied into the README;
 - ``flag`` (optional): the CLI flag, when it is not ``--`` plus the field name with dashes;
-- ``choices`` (optional): the allowed values of a string option;
+- ``aliases`` (optional): more flags for the same option (Daphne's short ``-b``/``-p``/``-u``);
+- ``words`` (optional, ``bool`` fields): values the flag also takes, mapped to the bool (uvicorn's
+  ``--ws wsproto``, ``--ws-per-message-deflate false``); ``word_note`` is logged at INFO when
+  one of the words that keep the option on is given;
+- ``numbered`` (optional): (flags, values): flags that take N and set the option to values[N]
+  (Daphne's ``-v/--verbosity 0..3`` for ``--log-level``);
 - ``cli`` (optional, default True): False for fields that are not command-line options.
 """
 
@@ -30,6 +35,16 @@ LoopName = Literal["auto", "asyncio", "uvloop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 TransportName = Literal["auto", "asyncio", "twisted"]
 
+# Values a bool flag also takes (any case), so that uvicorn's command lines work as written.
+_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+_WS_IMPLEMENTATIONS = {
+    "auto": True,
+    "wsproto": True,
+    "websockets": True,
+    "websockets-sansio": True,
+    "none": False,
+}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -41,9 +56,13 @@ class Config:
     app_dir: str = option(".", "Directory put first on sys.path before importing the app.")
 
     # --- where to listen ------------------------------------------------------------------
-    host: str = option("127.0.0.1", "Bind the socket to this host.")
-    port: int = option(8000, "Bind the socket to this port (0 picks a free one).")
-    uds: str | None = option(None, "Bind to this Unix domain socket instead of host and port.")
+    host: str = option("127.0.0.1", "Bind the socket to this host.", aliases=("-b", "--bind"))
+    port: int = option(8000, "Bind the socket to this port (0 picks a free one).", aliases=("-p",))
+    uds: str | None = option(
+        None,
+        "Bind to this Unix domain socket instead of host and port.",
+        aliases=("-u", "--unix-socket"),
+    )
     fd: int | None = option(None, "Serve on this already-bound socket file descriptor.")
     backlog: int = option(2048, "Maximum number of connections waiting to be accepted.")
     root_path: str = option("", "The ASGI root_path, for an app mounted below a URL prefix.")
@@ -68,7 +87,19 @@ class Config:
     )
 
     # --- logging and headers --------------------------------------------------------------
-    log_level: LogLevel = option("info", "Log level.")
+    env_file: str | None = option(
+        None, "Load KEY=VALUE lines from this file into the environment before loading the app."
+    )
+    log_level: LogLevel = option(
+        "info",
+        "Log level of the asgi_server, channel_layers and consumers loggers (any case).",
+        numbered=(("-v", "--verbosity"), ("warning", "info", "debug", "trace")),
+    )
+    log_config: str | None = option(
+        None,
+        "Logging config file: dictConfig JSON (.json) or YAML (.yaml/.yml, needs PyYAML), else"
+        " fileConfig INI; replaces Crossway's own log setup.",
+    )
     access_log: bool = option(True, "Write one access-log line per request.")
     server_header: bool = option(True, "Add a 'server: crossway' response header.")
     date_header: bool = option(True, "Add a 'date' response header.")
@@ -99,7 +130,16 @@ class Config:
     limit_request_body: int | None = option(None, "Largest request body, in bytes (413 beyond).")
 
     # --- WebSocket ----------------------------------------------------------------------------
-    ws: bool = option(True, "Serve WebSocket upgrades.")
+    ws: bool = option(
+        True,
+        "Serve WebSocket upgrades; uvicorn's --ws auto, wsproto, websockets or websockets-sansio"
+        " serve them with wsproto, --ws none is --no-ws.",
+        words=_WS_IMPLEMENTATIONS,
+        word_note=(
+            "--ws {value}: Crossway has one WebSocket implementation (wsproto, with its own"
+            " limits and permessage-deflate); serving WebSockets with it."
+        ),
+    )
     ws_max_size: int = option(
         1 * MIB, "Largest WebSocket message, in bytes, counted after inflating (1009 beyond)."
     )
@@ -110,7 +150,9 @@ class Config:
     ws_ping_timeout: float | None = option(
         20.0, "Close a WebSocket whose pong has not arrived this long after the ping."
     )
-    ws_per_message_deflate: bool = option(True, "Offer permessage-deflate compression.")
+    ws_per_message_deflate: bool = option(
+        True, "Offer permessage-deflate compression (also takes true or false).", words=_BOOL_WORDS
+    )
     timeout_ws_handshake: float = option(
         5.0, "Close a WebSocket upgrade that the app has not accepted or denied by then."
     )

@@ -37,16 +37,87 @@ def escape(value: str) -> str:
     return _UNSAFE.sub(_escape_char, value)
 
 
-def configure_logging(level: str) -> None:
-    """Send the server's logs to stderr at ``level`` ('critical' ... 'trace')."""
-    numeric = _LEVELS[level]
-    parent = logging.getLogger("asgi_server")
-    if not any(getattr(handler, "_crossway", False) for handler in parent.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        handler._crossway = True  # type: ignore[attr-defined]
-        parent.addHandler(handler)
-    parent.setLevel(numeric)
+# The three packages of the distribution log under their own names; asgi-server configures them
+# all by name (asgi_server imports neither of the others).
+PACKAGE_LOGGERS = ("asgi_server", "channel_layers", "consumers")
+# One format for every line, whatever the transport: the pid tells the workers apart.
+LOG_FORMAT = "%(levelname)s [%(process)d] %(origin)s%(message)s"
+
+
+class LogFormatter(logging.Formatter):
+    """``LOG_FORMAT``: the server's own lines go unnamed, the other packages' lines name their
+    logger (``INFO [4242] channel_layers.redis: reconnected ...``)."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record, with ``origin`` set to its logger's name unless it is the server's."""
+        server = record.name == "asgi_server" or record.name.startswith("asgi_server.")
+        record.origin = "" if server else record.name + ": "
+        return super().format(record)
+
+
+class LogConfigError(Exception):
+    """The --log-config file cannot be read or applied; the message says why."""
+
+
+def configure_logging(level: str, log_config: str | None = None) -> None:
+    """Send the three packages' logs to stderr at ``level`` ('critical' ... 'trace', any case),
+    or, with ``log_config``, apply that file instead (see ``apply_log_config``)."""
+    if log_config is not None:
+        apply_log_config(log_config)
+        return
+    numeric = _LEVELS[level.lower()]
+    for name in PACKAGE_LOGGERS:
+        package = logging.getLogger(name)
+        if not any(getattr(handler, "_crossway", False) for handler in package.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(LogFormatter())
+            handler._crossway = True  # type: ignore[attr-defined]
+            package.addHandler(handler)
+        package.setLevel(numeric)
+
+
+def apply_log_config(path: str) -> None:
+    """Configure logging from ``path`` as uvicorn's --log-config does: a dictConfig as JSON
+    (``.json``) or YAML (``.yaml``/``.yml``, when PyYAML is installed), else a fileConfig INI."""
+    import logging.config
+
+    try:
+        if path.endswith(".json"):
+            import json
+
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(json.load(file))
+        elif path.endswith((".yaml", ".yml")):
+            try:
+                import yaml  # type: ignore[import-untyped, unused-ignore]
+            except ImportError:
+                raise LogConfigError(
+                    f"--log-config {path}: a YAML file needs PyYAML (pip install pyyaml);"
+                    " or give the same dictConfig as JSON"
+                ) from None
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(yaml.safe_load(file))
+        else:
+            with open(path, encoding="utf-8") as file:  # fileConfig ignores a missing file
+                logging.config.fileConfig(file, disable_existing_loggers=False)
+    except LogConfigError:
+        raise
+    except Exception as exc:  # OSError, a JSON/YAML/INI syntax error, a bad dictConfig
+        raise LogConfigError(f"--log-config {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def listen_url(address: Any, tls: bool = False) -> str:
+    """How a listening address is logged on every transport: ``http://127.0.0.1:8000``,
+    ``https://[::1]:8443`` or ``unix:/run/app.sock``."""
+    if isinstance(address, str | bytes):
+        return "unix:" + (address.decode() if isinstance(address, bytes) else address)
+    if not isinstance(address, tuple):  # an address family without host and port
+        return str(address)
+    host, port, scheme = address[0], address[1], "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _peer_and_target(scope: dict[str, Any]) -> tuple[str, str]:

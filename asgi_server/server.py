@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from asgi_server.app_loader import AppLoadError, as_asgi3, load_app
 from asgi_server.config import Config
 from asgi_server.lifespan import Lifespan
-from asgi_server.logs import access_line, access_logger, error_logger, websocket_line
+from asgi_server.logs import access_line, access_logger, error_logger, listen_url, websocket_line
 from asgi_server.protocols.http11 import Limits
 from asgi_server.proxy_headers import ProxyTrust
 from asgi_server.tls import TLSConfigError, create_ssl_context
@@ -299,8 +299,4 @@ def asyncio_run(coro: Any, loop_name: str) -> int:
 
 
 def _describe(sock: socket.socket, tls: bool = False) -> str:
-    name = sock.getsockname()
-    if sock.family == socket.AF_UNIX:
-        return f"unix:{name}"
-    host, port, scheme = name[0], name[1], "https" if tls else "http"
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    return listen_url(sock.getsockname(), tls)

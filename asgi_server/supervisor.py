@@ -137,7 +137,7 @@ def _worker_main(config: Config, sockets: list[socket.socket], ready: Connection
 
     # A terminal's hang-up is for the supervisor, which restarts us; do not die of it.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_config)
     code = serve_in_this_process(config, sockets, lambda: ready.send("ready"))
     ready.close()
     raise SystemExit(code)

@@ -39,6 +39,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer  # type: ignore[import-untyped]
 
+from asgi_server.logs import listen_url
 from asgi_server.server import Server, loop_factory
 from asgi_server.tls import openssl_tls_extension
 from asgi_server.transports.asyncio import ServerConnection
@@ -338,7 +339,8 @@ class TwistedServer(Server):
             self._servers.append(_Port(port))
             address = _address(port.getHost())
             self.bound_addresses.append(address)
-            self.logger.info("Serving on %s (Twisted)", address)
+            tls = isinstance(getattr(port, "factory", None), TLSMemoryBIOFactory)
+            self.logger.info("Serving on %s (Twisted)", listen_url(address, tls))
 
     async def _listen(self, reactor: Any, description: str, factory: Any) -> Any:
         try:

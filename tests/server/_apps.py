@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from typing import Any
@@ -62,3 +63,19 @@ class Asgi2App:
 def make_app() -> Any:
     """A factory (``--factory``)."""
     return slow
+
+
+async def environ(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the environment variable named by the query string (``?NAME``)."""
+    if scope["type"] == "http":
+        name = scope["query_string"].decode()
+        await respond(send, os.environ.get(name, "<unset>").encode())
+
+
+async def package_logs(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Logs one INFO line under ``channel_layers`` and one WARNING under ``consumers``, as those
+    packages do (the server configures their loggers by name)."""
+    if scope["type"] == "http":
+        logging.getLogger("channel_layers.redis").info("reconnected to Redis (test line)")
+        logging.getLogger("consumers.base").warning("a consumer warning (test line)")
+        await respond(send, b"logged")

@@ -91,7 +91,7 @@ def unix_get(path: str, target: str = "/") -> bytes:
 def test_tcp_and_unix_endpoints_at_once_with_twisted_code_in_the_app(tmp_path: Path) -> None:
     port, path = free_port(), str(tmp_path / "app.sock")
     args = ("_supervisor_apps:twisted_clock", *APP_DIR, "-e", f"tcp:{port}:interface=127.0.0.1")
-    with serve(*args, "--endpoint", f"unix:{path}", ready=f"Serving on {path}") as served:
+    with serve(*args, "--endpoint", f"unix:{path}", ready=f"Serving on unix:{path}") as served:
         response = httpx.get(f"http://127.0.0.1:{port}/")
         assert response.text == (
             f"twisted AsyncioSelectorReactor on ['127.0.0.1', {port}] via http"
