@@ -59,7 +59,13 @@ class Codec:
             message_class = _MESSAGE_TYPES.get(raw[0])
             if message_class is None:
                 raise ProtocolError(f"unknown WAMP message type {raw[0]}")
-            decoded.append((message_class.parse(raw), raw))
+            try:
+                message = message_class.parse(raw)
+            except ProtocolError:
+                raise
+            except Exception as exc:  # e.g. InvalidUriError: still the peer's malformed message
+                raise ProtocolError(f"{type(exc).__name__}: {exc}") from exc
+            decoded.append((message, raw))
         return decoded
 
     def encode(self, message: Message) -> bytes:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .codec import Message
 from .codec import messages as m
-from .ids import SessionScopeIds, global_id
+from .ids import MAX_ID, SessionScopeIds, global_id
 
 if TYPE_CHECKING:
     from .dealer import PendingCall
@@ -175,6 +175,9 @@ class Session:
         realm = self.realm
         assert realm is not None
         kind = type(message)
+        request = getattr(message, "request", None)
+        if request is not None and not 1 <= request <= MAX_ID:  # the spec's ID range
+            raise ProtocolViolation(f"request ID {request} is outside 1..2^53")
         if kind is m.Publish:
             realm.broker.publish(self, message, raw)
         elif kind is m.Call:

@@ -109,7 +109,8 @@ class RoutingState(Protocol):
         ...
 
     def is_empty(self) -> bool:
-        """Whether no subscription or registration is left (retained events do not count)."""
+        """Whether no subscription, registration or session entry is left (retained events
+        do not count)."""
         ...
 
 
@@ -128,6 +129,13 @@ class LocalRoutingState:
     def _own(self, session_id: int) -> tuple[set[int], set[int]]:
         return self._by_session.setdefault(session_id, (set(), set()))
 
+    def _disown(self, session_id: int, item: int, kind: int) -> None:
+        owned = self._by_session.get(session_id)
+        if owned is not None:
+            owned[kind].discard(item)
+            if not owned[0] and not owned[1]:
+                del self._by_session[session_id]
+
     def subscribe(self, session_id: int, topic: str, match: MatchPolicy) -> Subscription:
         subscription = self._subscriptions.get(topic, match)
         if subscription is None:
@@ -143,7 +151,7 @@ class LocalRoutingState:
         if subscription is None or session_id not in subscription.subscribers:
             return None
         del subscription.subscribers[session_id]
-        self._own(session_id)[0].discard(subscription_id)
+        self._disown(session_id, subscription_id, 0)
         if not subscription.subscribers:
             self._subscriptions.remove(subscription.uri, subscription.match)
             del self._subscriptions_by_id[subscription_id]
@@ -183,7 +191,7 @@ class LocalRoutingState:
         if registration is None or session_id not in registration.callees:
             return None
         registration.callees.remove(session_id)
-        self._own(session_id)[1].discard(registration_id)
+        self._disown(session_id, registration_id, 1)
         if not registration.callees:
             self._registrations.remove(registration.uri, registration.match)
             del self._registrations_by_id[registration_id]
@@ -206,12 +214,11 @@ class LocalRoutingState:
         return [e for t, e in self._retained.items() if uri_matches(topic, match, t)]
 
     def drop_session(self, session_id: int) -> None:
-        subscriptions, registrations = self._by_session.pop(session_id, (set(), set()))
+        subscriptions, registrations = self._by_session.get(session_id, (set(), set()))
         for subscription_id in list(subscriptions):
             self.unsubscribe(session_id, subscription_id)
         for registration_id in list(registrations):
             self.unregister(session_id, registration_id)
-        self._by_session.pop(session_id, None)
 
     def is_empty(self) -> bool:
         return not (self._subscriptions_by_id or self._registrations_by_id or self._by_session)
