@@ -37,17 +37,17 @@ class Client(ApplicationSession):  # type: ignore[misc]
         self.left: asyncio.Future[Any] = loop.create_future()
         self.closed = asyncio.Event()
 
-    async def onJoin(self, details: Any) -> None:  # noqa: N802 (autobahn's name)
+    async def onJoin(self, details: Any) -> None:
         self.joined.set_result(details)
 
-    def onLeave(self, details: Any) -> None:  # noqa: N802
+    def onLeave(self, details: Any) -> None:
         if not self.joined.done():
             self.joined.set_exception(RuntimeError(f"refused: {details.reason} {details.message}"))
         if not self.left.done():
             self.left.set_result(details)
         self.disconnect()
 
-    def onDisconnect(self) -> None:  # noqa: N802
+    def onDisconnect(self) -> None:
         self.closed.set()
 
 
