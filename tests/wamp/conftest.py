@@ -106,6 +106,15 @@ class Wamp:
         """``in_router_loop`` for async tests."""
         return await asyncio.to_thread(self.in_router_loop, function)
 
+    async def idle_calls(self, timeout: float = 5.0) -> bool:
+        """Wait until no call is pending in any realm."""
+        for _ in range(int(timeout / 0.02)):
+            realms = await self.run_in_router(lambda: list(self.router._realms.values()))
+            if not any(realm.dealer.pending for realm in realms):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
     async def idle(self, timeout: float = 5.0) -> bool:
         """Wait until every realm is idle (no session, subscription, registration or call)."""
         for _ in range(int(timeout / 0.02)):
