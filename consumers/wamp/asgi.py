@@ -63,23 +63,26 @@ class WebSocketPeer:
 
 
 async def _write(peer: WebSocketPeer, session: Session, send: Send) -> None:
+    """Drain the peer's frames to the client, in order; close when the session ends."""
     key = "bytes" if peer.codec.binary else "text"
-    while True:
-        await peer.wakeup.wait()
-        peer.wakeup.clear()
-        while peer.frames and not peer.overflowed:
-            frame = peer.frames.popleft()
-            await send(
-                {"type": "websocket.send", key: frame if peer.codec.binary else frame.decode()}
-            )
-        if peer.overflowed:
-            logger.warning("WAMP session %s closed: it read too slowly", session.id)
-            session.lost()
-            await send({"type": "websocket.close", "code": 1008, "reason": "too slow"})
-            return
-        if peer.closing:
-            await send({"type": "websocket.close", "code": 1000})
-            return
+    binary = peer.codec.binary
+    try:
+        while True:
+            await peer.wakeup.wait()
+            peer.wakeup.clear()
+            while peer.frames and not peer.overflowed:
+                frame = peer.frames.popleft()
+                await send({"type": "websocket.send", key: frame if binary else frame.decode()})
+            if peer.overflowed:
+                logger.warning("WAMP session %s closed: it read too slowly", session.id)
+                session.lost()
+                await send({"type": "websocket.close", "code": 1008, "reason": "too slow"})
+                return
+            if peer.closing:
+                await send({"type": "websocket.close", "code": 1000})
+                return
+    except OSError:  # the client went away under a send: the reader sees the disconnect
+        peer.closing = True
 
 
 async def _refuse(scope: dict[str, Any], send: Send) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .codec import Message
@@ -153,6 +154,8 @@ class Session:
             return
         self.id = global_id()
         self.roles = dict(hello.roles)
+        # Authentication (issue 12) hooks in here: a CHALLENGE/AUTHENTICATE round between HELLO
+        # and WELCOME that sets authid, authrole and authmethod. Today: anonymous.
         if self.authid is None:
             # Anonymous: the router picks the authid (a client's claimed one is not trusted).
             self.authid = "anonymous-" + secrets.token_hex(6)
@@ -178,22 +181,27 @@ class Session:
         request = getattr(message, "request", None)
         if request is not None and not 1 <= request <= MAX_ID:  # the spec's ID range
             raise ProtocolViolation(f"request ID {request} is outside 1..2^53")
+        # The hot paths first: a publish or a call costs one type test.
         if kind is m.Publish:
             realm.broker.publish(self, message, raw)
         elif kind is m.Call:
             realm.dealer.call(self, message, raw)
         elif kind is m.Yield:
             realm.dealer.yield_(self, message)
-        elif kind is m.Subscribe:
-            realm.broker.subscribe(self, message)
-        elif kind is m.Unsubscribe:
-            realm.broker.unsubscribe(self, message)
-        elif kind is m.Register:
-            realm.dealer.register(self, message)
-        elif kind is m.Unregister:
-            realm.dealer.unregister(self, message)
-        elif kind is m.Cancel:
-            realm.dealer.cancel(self, message)
+        else:
+            self._established_other(realm, kind, message)
+
+    def _established_other(self, realm: RealmRouter, kind: type, message: Message) -> None:
+        routes: dict[type, Callable[[Session, Any], None]] = {
+            m.Subscribe: realm.broker.subscribe,
+            m.Unsubscribe: realm.broker.unsubscribe,
+            m.Register: realm.dealer.register,
+            m.Unregister: realm.dealer.unregister,
+            m.Cancel: realm.dealer.cancel,
+        }
+        route = routes.get(kind)
+        if route is not None:
+            route(self, message)
         elif kind is m.Error:
             if message.request_type != m.Invocation.MESSAGE_TYPE:
                 raise ProtocolViolation("ERROR is only valid in reply to an INVOCATION")
@@ -205,7 +213,7 @@ class Session:
             self._end()
         elif kind is m.Hello:
             raise ProtocolViolation("HELLO on an established session")
-        elif isinstance(message, _ROUTER_ONLY):
+        elif issubclass(kind, _ROUTER_ONLY):
             raise ProtocolViolation(f"{kind.__name__} is sent by routers, not clients")
         else:
             raise ProtocolViolation(f"{kind.__name__} is not supported by this router")

@@ -12,7 +12,7 @@ import pytest
 import websockets
 from autobahn.wamp.exception import ApplicationError
 
-from consumers.wamp import Limits, Realm, Router
+from consumers.wamp import Limits, Realm, Router, publish_sync
 from tests.wamp._core import CLIENT_ROLES
 from tests.wamp.conftest import application
 
@@ -196,3 +196,33 @@ async def test_loose_uris_per_realm(wamp_server: Any) -> None:
         assert info.value.error == "wamp.error.invalid_uri"
         await loose.register(lambda: 1, "com.Example.Upper")
         assert await loose.call("com.Example.Upper") == 1
+
+
+async def test_a_client_that_does_not_read_is_cut_off_not_buffered(run_server: Any) -> None:
+    router = Router(realms=[Realm("realm1")], limits=Limits(max_outgoing_queue=10))
+    with run_server(application(router)) as server:
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        async with raw_client(url) as connection:
+            client = RawClient(connection)
+            await client.join()
+            await client.send(32, 1, {}, "com.flood")
+            assert (await client.recv())[0] == 33
+
+            def flood() -> None:  # 100 events in one loop turn: the writer cannot keep up
+                for i in range(100):
+                    publish_sync("realm1", "com.flood", i)
+
+            assert router.loop is not None
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_run(flood), router.loop))
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                while True:
+                    await client.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+        realm = router._realms["realm1"]
+        assert realm.state.is_empty() and list(realm.sessions.values()) == [
+            router._system["realm1"].session  # only the router's own publisher is left
+        ]
+
+
+async def _run(function: Any) -> None:
+    function()
