@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import txaio
 
-txaio.use_asyncio()
-
-from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
-from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
-from autobahn.wamp.types import ComponentConfig  # noqa: E402
-
-from consumers.routing import ProtocolTypeRouter, URLRouter, path  # noqa: E402
-from consumers.wamp import Limits, Realm, Router  # noqa: E402
+from consumers.routing import ProtocolTypeRouter, URLRouter, path
+from consumers.wamp import Realm, Router
+from tests.wamp._autobahn import (
+    ApplicationSession,
+    CBORSerializer,
+    ComponentConfig,
+    JsonSerializer,
+    MsgPackSerializer,
+    WampWebSocketClientFactory,
+)
 
 SERIALIZERS: dict[str, Callable[[], Any]] = {
     "json": JsonSerializer,
@@ -27,7 +27,7 @@ SERIALIZERS: dict[str, Callable[[], Any]] = {
 }
 
 
-class Client(ApplicationSession):  # type: ignore[misc]
+class Client(ApplicationSession):  # type: ignore[misc]  # a class of type Any
     """An autobahn-python session that resolves ``joined`` on join and ``left`` on disconnect."""
 
     def __init__(self, config: Any) -> None:
@@ -54,7 +54,9 @@ class Client(ApplicationSession):  # type: ignore[misc]
 class Wamp:
     """A running router behind the real server, and a factory of connected clients."""
 
-    def __init__(self, router: Router, url: str, host: str, port: int, serializer: str) -> None:
+    def __init__(
+        self, router: Router | None, url: str, host: str, port: int, serializer: str
+    ) -> None:
         self.router = router
         self.url = url
         self.host = host
@@ -98,7 +100,7 @@ class Wamp:
 
     def in_router_loop(self, function: Callable[[], Any]) -> Any:
         """Run ``function`` in the router's loop thread and return its result (from a thread)."""
-        assert self.router.loop is not None
+        assert self.router is not None and self.router.loop is not None
         future = asyncio.run_coroutine_threadsafe(_call(function), self.router.loop)
         return future.result(5)
 
@@ -106,10 +108,14 @@ class Wamp:
         """``in_router_loop`` for async tests."""
         return await asyncio.to_thread(self.in_router_loop, function)
 
+    def _realms(self) -> list[Any]:
+        assert self.router is not None
+        return list(self.router._realms.values())
+
     async def idle_calls(self, timeout: float = 5.0) -> bool:
         """Wait until no call is pending in any realm."""
         for _ in range(int(timeout / 0.02)):
-            realms = await self.run_in_router(lambda: list(self.router._realms.values()))
+            realms = await self.run_in_router(self._realms)
             if not any(realm.dealer.pending for realm in realms):
                 return True
             await asyncio.sleep(0.02)
@@ -118,7 +124,7 @@ class Wamp:
     async def idle(self, timeout: float = 5.0) -> bool:
         """Wait until every realm is idle (no session, subscription, registration or call)."""
         for _ in range(int(timeout / 0.02)):
-            realms = await self.run_in_router(lambda: list(self.router._realms.values()))
+            realms = await self.run_in_router(self._realms)
             if all(realm.is_idle() for realm in realms):
                 return True
             await asyncio.sleep(0.02)
@@ -162,8 +168,3 @@ def wamp_server(
                 await wamp.close()
 
     return factory
-
-
-@pytest.fixture
-def limits() -> Iterator[type[Limits]]:
-    yield Limits

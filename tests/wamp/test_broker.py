@@ -7,7 +7,7 @@ from typing import Any
 from consumers.wamp.codec import SUBPROTOCOLS
 from consumers.wamp.ids import MAX_ID
 from consumers.wamp.settings import LIMIT_EXCEEDED, Limits
-from tests.wamp._core import Core
+from tests.wamp._core import Core, Peer
 
 SUBSCRIBED, EVENT, PUBLISHED, UNSUBSCRIBED, ERROR = 33, 36, 17, 35, 8
 
@@ -18,7 +18,7 @@ def subscribe(client: Any, topic: str, request: int = 1, **options: Any) -> int:
     return int(reply[2])
 
 
-def events(client: Any) -> list[list[Any]]:
+def events(client: Peer) -> list[list[Any]]:
     got = client.take()
     assert all(message[0] == EVENT for message in got), got
     return got

@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 import pytest
-from autobahn.wamp.exception import ApplicationError
 
 from consumers.wamp import JoinRefused, Realm, Router, call, call_sync, publish, publish_sync
+from tests.wamp._autobahn import ApplicationError
 
 pytestmark = pytest.mark.transports("asyncio")
 
@@ -96,7 +96,7 @@ async def test_joined_component_with_a_role_and_timeouts(wamp_server: Any) -> No
         component = await wamp.run_in_router(lambda: router.join("realm1", authrole="backend"))
         await wamp.run_in_router(lambda: component.subscribe("com.jobs", deliver))
         client.publish("com.jobs", "for backends")
-        from autobahn.wamp.types import PublishOptions
+        from tests.wamp._autobahn import PublishOptions
 
         await client.publish(
             "com.jobs",

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from consumers.wamp.settings import LIMIT_EXCEEDED, Limits
-from tests.wamp._core import CLIENT_ROLES, Core
+from tests.wamp._core import CLIENT_ROLES, Core, Peer
 
 ERROR, CALL, CANCEL, RESULT, REGISTERED, UNREGISTERED, INVOCATION, INTERRUPT = (
     8,
@@ -20,7 +20,7 @@ ERROR, CALL, CANCEL, RESULT, REGISTERED, UNREGISTERED, INVOCATION, INTERRUPT = (
     69,
 )
 
-NO_CANCELING = {"callee": {"features": {}}, "caller": {"features": {}}}
+NO_CANCELING: dict[str, Any] = {"callee": {"features": {}}, "caller": {"features": {}}}
 
 
 def register(client: Any, procedure: str, request: int = 1, **options: Any) -> int:
@@ -29,7 +29,7 @@ def register(client: Any, procedure: str, request: int = 1, **options: Any) -> i
     return int(reply[2])
 
 
-def invocation(callee: Any) -> list[Any]:
+def invocation(callee: Peer) -> list[Any]:
     [message] = callee.take()
     assert message[0] == INVOCATION, message
     return message

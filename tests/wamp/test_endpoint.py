@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import websockets
-from autobahn.wamp.exception import ApplicationError
 
 from consumers.wamp import Limits, Realm, Router, publish_sync
+from tests.wamp._autobahn import ApplicationError
 from tests.wamp._core import CLIENT_ROLES
 from tests.wamp.conftest import application
 
@@ -157,7 +157,7 @@ async def test_vanished_clients_leave_zero_routing_state(wamp_server: Any) -> No
 
 
 def _prefix() -> Any:
-    from autobahn.wamp.types import SubscribeOptions
+    from tests.wamp._autobahn import SubscribeOptions
 
     return SubscribeOptions(match="prefix")
 

@@ -6,10 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import EventDetails, PublishOptions, SubscribeOptions
 
 from consumers.wamp import Limits, Realm, Router
+from tests.wamp._autobahn import ApplicationError, PublishOptions, SubscribeOptions
 
 pytestmark = pytest.mark.transports("asyncio")
 
@@ -20,7 +19,7 @@ class Inbox:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[tuple[tuple[Any, ...], dict[str, Any], Any]] = asyncio.Queue()
 
-    def __call__(self, *args: Any, details: EventDetails | None = None, **kwargs: Any) -> None:
+    def __call__(self, *args: Any, details: Any = None, **kwargs: Any) -> None:
         self.queue.put_nowait((args, kwargs, details))
 
     async def get(self, timeout: float = 2.0) -> tuple[tuple[Any, ...], dict[str, Any], Any]:

@@ -198,7 +198,7 @@ def test_router_goodbye_waits_for_the_client_reply() -> None:
     assert client.session.state is State.CLOSING and core.realm.is_idle()
     assert client.send(16, 1, {"acknowledge": True}, "com.topic") == []  # ignored while closing
     client.send(6, {}, "wamp.close.goodbye_and_out")
-    assert client.session.state is State.CLOSED and client.peer.closed
+    assert client.session.state.value == "closed" and client.peer.closed
 
 
 def test_client_abort_ends_the_session_without_reply() -> None:
