@@ -226,3 +226,15 @@ async def test_a_client_that_does_not_read_is_cut_off_not_buffered(run_server: A
 
 async def _run(function: Any) -> None:
     function()
+
+
+@pytest.mark.transports("asyncio", "twisted")
+async def test_pubsub_and_rpc_on_both_server_transports(wamp_server: Any) -> None:
+    async with wamp_server() as wamp:
+        a, b = await wamp.connect(), await wamp.connect()
+        got: asyncio.Queue[Any] = asyncio.Queue()
+        await a.subscribe(lambda *args, **kw: got.put_nowait((args, kw)), "com.example.t")
+        b.publish("com.example.t", 1, b"\x00\xff", x=3)
+        assert await asyncio.wait_for(got.get(), 2) == ((1, b"\x00\xff"), {"x": 3})
+        await a.register(lambda x, y: x + y, "com.example.add")
+        assert await b.call("com.example.add", 2, 3) == 5
