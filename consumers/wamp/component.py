@@ -104,6 +104,8 @@ class ComponentSession:
         return self.session.state is State.ESTABLISHED
 
     def _request(self, message: Message) -> Message:
+        if not self.is_attached:
+            raise RuntimeError("this component session has left its realm; join again")
         self.session.receive(message)
         reply = self._replies.pop(message.request)
         if isinstance(reply, m.Error):
@@ -152,6 +154,8 @@ class ComponentSession:
     ) -> Any:
         """Call ``procedure`` and return its result (one value, or a CallResult for several);
         ``timeout`` is in seconds and enforced by the router. Raises ``ApplicationError``."""
+        if not self.is_attached:
+            raise RuntimeError("this component session has left its realm; join again")
         request = self._requests.next()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.on_progress = on_progress  # type: ignore[attr-defined]

@@ -118,6 +118,8 @@ async def test_joined_component_with_a_role_and_timeouts(wamp_server: Any) -> No
         assert info.value.error == "wamp.error.timeout"
         await wamp.run_in_router(component.leave)
         assert not component.is_attached
+        with pytest.raises(RuntimeError, match="has left"):
+            await wamp.run_in_router(lambda: component.publish("com.jobs"))
         with pytest.raises(JoinRefused, match="no_such_realm"):
             await wamp.run_in_router(lambda: router.join("nowhere"))
 
