@@ -1,0 +1,29 @@
+"""The router's limits: one frozen dataclass, the only place their defaults are written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The error a request gets when it would cross a per-session limit (not a spec URI: the spec
+#: defines none for this).
+LIMIT_EXCEEDED = "crossway.error.limit_exceeded"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-router limits; each is documented in the README's WAMP section."""
+
+    #: The largest WAMP message (one WebSocket message) a client may send, in bytes; a larger one
+    #: closes the connection (WebSocket close 1009) and ends the session.
+    max_message_size: int = 1024 * 1024
+    #: Subscriptions one session may hold; the next SUBSCRIBE gets LIMIT_EXCEEDED.
+    max_subscriptions_per_session: int = 1000
+    #: Registrations one session may hold; the next REGISTER gets LIMIT_EXCEEDED.
+    max_registrations_per_session: int = 1000
+    #: Calls one session may have in flight; the next CALL gets LIMIT_EXCEEDED.
+    max_pending_calls_per_session: int = 1000
+    #: Topics whose retained event a realm keeps; past it the least recently retained is dropped.
+    max_retained_events: int = 1000
+    #: Messages queued for one WebSocket client that reads too slowly; past it the session is
+    #: closed (close 1008) rather than letting the router's memory grow without bound.
+    max_outgoing_queue: int = 10000
