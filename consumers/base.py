@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from asgiref.sync import async_to_sync
 
-from ._dispatch import Dispatcher, in_disconnect_handler
+from .lifecycle import Dispatcher, in_disconnect_handler
 from .exceptions import ClientDisconnected, InvalidChannelLayerError, NoHandlerError
 from .sync import database_sync_to_async
 
