@@ -12,19 +12,27 @@ Cases, each measured as CPU microseconds (process time) per message, the best of
 - group: receive() does group_send to the consumer's own group on the in-memory layer, and the
   group handler sends the text to the client (a chat room of one).
 
-Usage: ``.venv/bin/python -m benchmarks.consumer_dispatch [--rounds 5] [--messages 5000]``
+``--idle N`` (ours only) answers another question: what does an idle consumer in a group hold?
+N connections are opened on the same queues, each a consumer that joined one group on the
+in-memory layer, and left idle; it prints the Python heap (tracemalloc) and the asyncio tasks per
+connection, for the consumer and for the raw loop (the harness's own share), and the difference.
+
+Usage: ``.venv/bin/python -m benchmarks.consumer_dispatch [--rounds 5] [--messages 5000]``,
+``.venv/bin/python -m benchmarks.consumer_dispatch --idle 2000``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,6 +104,45 @@ async def cpu_per_message(application: Any, messages: int) -> float:
     return elapsed / messages * 1e6
 
 
+async def idle_cost(application: Any, connections: int) -> tuple[float, float]:
+    """Heap bytes and asyncio tasks per idle connection to ``application`` (after its accept)."""
+    gc.collect()
+    tasks_before = len(asyncio.all_tasks())
+    heap_before = tracemalloc.get_traced_memory()[0]
+    held = []
+    for _ in range(connections):
+        incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {"type": "websocket", "path": "/", "headers": [], "subprotocols": []}
+        task = asyncio.ensure_future(application(scope, incoming.get, outgoing.put))
+        await incoming.put({"type": "websocket.connect"})
+        await outgoing.get()
+        held.append((incoming, task))
+    await asyncio.sleep(0.1)  # let every consumer settle into its idle wait
+    gc.collect()
+    heap = (tracemalloc.get_traced_memory()[0] - heap_before) / connections
+    tasks = (len(asyncio.all_tasks()) - tasks_before) / connections
+    for incoming, _ in held:
+        await incoming.put({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait([task for _, task in held], timeout=30)
+    return heap, tasks
+
+
+async def idle(connections: int) -> None:
+    """Print the idle cost of a consumer in a group, next to the raw loop's."""
+    apps = consumer_apps("crossway")
+    tracemalloc.start()
+    await idle_cost(apps["group"], 50)  # warm-up: imports, the layer, caches
+    raw_heap, raw_tasks = await idle_cost(apps["raw"], connections)
+    heap, tasks = await idle_cost(apps["group"], connections)
+    print(f"idle, {connections} connections: per connection")
+    print(f"{'':<26}{'heap KiB':>10}{'tasks':>8}")
+    print(f"{'raw loop (harness)':<26}{raw_heap / 1024:>10.2f}{raw_tasks:>8.2f}")
+    print(f"{'consumer in a group':<26}{heap / 1024:>10.2f}{tasks:>8.2f}")
+    own_heap, own_tasks = (heap - raw_heap) / 1024, tasks - raw_tasks
+    print(f"{'the consumer own share':<26}{own_heap:>10.2f}{own_tasks:>8.2f}")
+
+
 async def child(framework: str, messages: int) -> dict[str, float]:
     """One round in a child process: the best of three batches per case."""
     apps = consumer_apps(framework)
@@ -120,8 +167,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--idle", type=int, default=0, help="measure N idle consumers instead")
     parser.add_argument("--child", choices=sorted(PYTHONS), help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.idle:
+        asyncio.run(idle(options.idle))
+        return
     if options.child:
         print(json.dumps(asyncio.run(child(options.child, options.messages))))
         return

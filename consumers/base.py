@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from asgiref.sync import async_to_sync
 
-from .lifecycle import Dispatcher, in_disconnect_handler
 from .exceptions import ClientDisconnected, InvalidChannelLayerError, NoHandlerError
+from .lifecycle import Dispatcher, in_disconnect_handler
+from .serial_loop import SerialLoop
 from .sync import database_sync_to_async
 
 if TYPE_CHECKING:
@@ -72,43 +73,68 @@ class AsyncConsumer:
     scope: Scope
     channel_layer: BaseChannelLayer | None
     channel_name: str | None
-    channel_receive: Receive | None
+    # Class-level defaults, not per-instance attributes: an idle consumer holds only what differs.
+    _joined_groups: tuple[str, ...] = ()
+    _dispatcher: Dispatcher | SerialLoop | None = None
+    _raw_send: Send | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         for key, value in kwargs.items():
             setattr(self, key, value)
-        self.groups = list(self.groups or [])  # a copy: never share the class's list
+        self.groups = list(self.groups or ())  # a copy: never share the class's list
         self.channel_layer = None
         self.channel_name = None
-        self.channel_receive = None
-        self._joined_groups: list[str] = []
-        self._dispatcher: Dispatcher | None = None
-        self._raw_send: Send | None = None
+
+    @property
+    def channel_receive(self) -> Receive | None:
+        """A callable returning the next message of this consumer's channel (as in Channels)."""
+        if self.channel_layer is None or self.channel_name is None:
+            return None
+        return functools.partial(self.channel_layer.receive, self.channel_name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the consumer for one connection (the ASGI application instance)."""
         self.scope = scope
         self._raw_send = send
-        sources: dict[str, Receive] = {"client": receive}
         self.channel_layer = self._load_channel_layer()
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources["layer"] = self.channel_receive
-        self._dispatcher = Dispatcher(
+        loop = self._dispatcher = self._make_loop(receive, str(scope.get("type", "")))
+        try:
+            await self._join_groups()
+            await loop.run()
+        finally:
+            await self._leave_groups()
+
+    def _make_loop(self, receive: Receive, scope_type: str) -> Dispatcher | SerialLoop:
+        """The default one-at-a-time loop, or the general one for concurrent handlers."""
+        layer_receive = self._receive_layer if self.channel_layer is not None else None
+        if self.max_concurrent_handlers == 1:
+            return SerialLoop(
+                label=self._label,
+                receive=receive,
+                layer_receive=layer_receive,
+                handle=self._handle,
+                disconnect_timeout=self.disconnect_timeout,
+                scope_type=scope_type,
+            )
+        sources: dict[str, Receive] = {"client": receive}
+        if layer_receive is not None:
+            sources["layer"] = layer_receive
+        return Dispatcher(
             label=self._label(),
             sources=sources,
             handle=self._handle,
             order_key=self.handler_order_key,
             max_concurrent=self.max_concurrent_handlers,
             disconnect_timeout=self.disconnect_timeout,
-            scope_type=str(scope.get("type", "")),
+            scope_type=scope_type,
         )
-        try:
-            await self._join_groups()
-            await self._dispatcher.run()
-        finally:
-            await self._leave_groups()
+
+    async def _receive_layer(self) -> Message:
+        """The next message of this consumer's layer channel."""
+        assert self.channel_layer is not None and self.channel_name is not None
+        return await self.channel_layer.receive(self.channel_name)
 
     def _label(self) -> str:
         where = self.scope.get("path") or self.scope.get("channel") or ""
@@ -200,12 +226,12 @@ class AsyncConsumer:
         assert self.channel_name is not None
         for group in self.groups:
             await layer.group_add(group, self.channel_name)
-            self._joined_groups.append(group)
+            self._joined_groups += (group,)
 
     async def _leave_groups(self) -> None:
         """Discard every joined group; idempotent, bounded, and it never raises (a cleanup)."""
         layer, joined = self.channel_layer, self._joined_groups
-        self._joined_groups = []
+        self._joined_groups = ()
         if layer is None or self.channel_name is None:
             return
         for group in joined:

@@ -1,4 +1,9 @@
-"""The generic consumers at Channels' import path (``channels.consumer``)."""
+"""Channels-compatibility alias (``channels.consumer``): re-exports :mod:`consumers.base`.
+
+No code lives here. The aliases (``consumer.py``, ``db.py``, ``layers.py``, ``generic/``,
+``security/websocket.py``) exist so that replacing ``channels.`` with ``consumers.`` in an import
+keeps working; new code imports from the real modules.
+"""
 
 from __future__ import annotations
 

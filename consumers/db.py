@@ -1,4 +1,5 @@
-"""``database_sync_to_async``, at the import path Channels users know (``channels.db``).
+"""Channels-compatibility alias (``channels.db``): re-exports `database_sync_to_async` from
+:mod:`consumers.sync`.
 
 It is ``sync_to_async`` that closes stale Django database connections before and after the call,
 as Django's request cycle does; the implementation lives in ``consumers.sync``.

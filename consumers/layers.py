@@ -1,4 +1,4 @@
-"""The channel layer API at Channels' import path (``channels.layers``).
+"""Channels-compatibility alias (``channels.layers``): re-exports :mod:`channel_layers`.
 
 The layers live in the ``channel_layers`` package; this module re-exports what Channels users
 import from ``channels.layers``, so ``from consumers.layers import get_channel_layer`` works.

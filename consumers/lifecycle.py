@@ -1,17 +1,28 @@
-"""A consumer's message loop: read the client and the layer channel, run handlers, bound the end.
+"""The rules of a consumer's life, and the loop that runs concurrent handlers.
 
-Each source (the client's ``receive()``, the consumer's layer channel) has at most one message
-waiting for a handler, as in Channels' loop, so the two sources take turns fairly. The client is
-read further ahead into a bounded holding queue (``CLIENT_READ_AHEAD``): its disconnect queues
-behind the messages it sent before leaving, and a stuck handler must not hide it (channels#1119).
-A held message joins the scheduling only when the one before it has started, so reading ahead
-does not let the client jump ahead of the layer. Past the bounds, a slow consumer pushes back on
-the server and the layer.
+What every consumer loop guarantees (the default one-at-a-time loop is
+:class:`consumers.serial_loop.SerialLoop`; :class:`Dispatcher` below runs
+``max_concurrent_handlers`` >= 2):
 
-Ordering: handlers start in arrival order. At most ``max_concurrent`` run at once, and two
-messages with the same ordering key never overlap, so each key's messages are handled one after
-another in arrival order. A disconnect is a barrier: it is handled after every earlier handler has
-finished, and nothing starts after it.
+- Sources. A consumer reads two sources: its client (the ASGI ``receive()``) and its layer
+  channel. The client is read ahead into a bounded holding queue (``CLIENT_READ_AHEAD``), so that
+  its disconnect, queued behind the messages it sent before leaving, is noticed while a handler is
+  stuck (channels#1119). The layer has at most one message waiting; past these bounds a slow
+  consumer pushes back on the server and the layer. The two sources take turns, as in Channels.
+- Ordering. Handlers start in arrival order. At most ``max_concurrent_handlers`` run at once, and
+  two messages with the same ordering key (``handler_order_key``) never overlap, so each key's
+  messages are handled one after another in arrival order.
+- The disconnect barrier. The client's disconnect is handled after every earlier handler has
+  finished, and nothing starts after it; the consumer's groups are left just before it.
+- ``disconnect_timeout``. Once the client is gone (its disconnect read, or a send refused),
+  handlers still running that many seconds later are cancelled with a WARNING showing where they
+  were stuck, messages waiting behind them are dropped, and disconnect() still runs exactly once
+  (made up with code 1006 when the server never delivered the disconnect).
+- A handler's StopConsumer ends the consumer; an OSError from a send to a vanished client is
+  expected and only logged at DEBUG; any other exception propagates after everything is cancelled.
+
+Here, each held message joins the scheduling only when the one before it from the same source has
+started, so reading ahead does not let the client jump ahead of the layer.
 """
 
 from __future__ import annotations

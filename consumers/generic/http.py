@@ -1,4 +1,4 @@
-"""The HTTP consumer at Channels' import path (``channels.generic.http``)."""
+"""Channels-compatibility alias (``channels.generic.http``): re-exports :mod:`consumers.http`."""
 
 from __future__ import annotations
 

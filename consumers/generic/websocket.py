@@ -1,4 +1,5 @@
-"""The WebSocket consumers at Channels' import path (``channels.generic.websocket``)."""
+"""Channels-compatibility alias (``channels.generic.websocket``): re-exports
+:mod:`consumers.websocket`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The origin validators at Channels' import path (``channels.security.websocket``)."""
+"""Channels-compatibility alias (``channels.security.websocket``): re-exports
+:mod:`consumers.security`."""
 
 from __future__ import annotations
 

@@ -1,0 +1,292 @@
+"""The default consumer loop (``max_concurrent_handlers = 1``): one handler at a time, no task per
+message.
+
+The rules are those of :mod:`consumers.lifecycle` (arrival order, the client read ahead so that
+its disconnect is seen during a long handler, the disconnect as a barrier, ``disconnect_timeout``),
+run with two long-lived tasks instead of two reader tasks plus a task and an ``asyncio.wait`` per
+message:
+
+- the application's own task reads the client: each message goes into a bounded queue
+  (``CLIENT_READ_AHEAD``), so a disconnect is noticed at once, whatever a handler is doing;
+- one worker task awaits the handlers directly, one after another, and reads the consumer's
+  layer channel itself whenever no client message is waiting. A client message that arrives while
+  it waits on the layer interrupts that wait: the layer contract makes ``receive()`` cancel-safe
+  (a cancelled receive loses no message), so the wait is simply cancelled and started again later.
+
+Turns: after a client message, if more client messages wait, the worker first looks whether the
+layer has a message ready (one loop iteration), so a client backlog cannot starve layer events;
+the two sources alternate as they do in Channels' loop.
+
+An idle consumer is therefore the application's task waiting in ``receive()`` plus the worker
+waiting in the layer's ``receive()`` (or on a future when there is no layer): no other task, no
+timer, no per-message allocation beyond the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .exceptions import StopConsumer
+from .lifecycle import CLIENT_READ_AHEAD, describe_await_chain, in_disconnect_handler, logger
+
+Message = dict[str, Any]
+
+
+class SerialLoop:
+    """Runs one consumer's handlers one at a time for its client and its layer channel."""
+
+    __slots__ = (
+        "_app_task",
+        "_client",
+        "_deadline",
+        "_deadline_cancel",
+        "_disconnect_seen",
+        "_handle",
+        "_interrupted",
+        "_label",
+        "_layer_receive",
+        "_polls",
+        "_reader_interrupted",
+        "_reading",
+        "_receive",
+        "_running",
+        "_scope_type",
+        "_space",
+        "_stopping",
+        "_timeout",
+        "_waiting_layer",
+        "_wakeup",
+        "_worker",
+        "client_gone",
+    )
+
+    def __init__(
+        self,
+        *,
+        label: Callable[[], str],
+        receive: Callable[[], Awaitable[Message]],
+        layer_receive: Callable[[], Awaitable[Message]] | None,
+        handle: Callable[[Message, bool], Awaitable[None]],
+        disconnect_timeout: float,
+        scope_type: str,
+    ) -> None:
+        self._label = label
+        self._receive = receive
+        self._layer_receive = layer_receive
+        self._handle = handle
+        self._timeout = disconnect_timeout
+        self._scope_type = scope_type
+        # Read, not yet started, in arrival order. A list (at most CLIENT_READ_AHEAD long): an
+        # empty deque costs 700 bytes more per idle consumer.
+        self._client: list[Message] = []
+        self._app_task: asyncio.Task[Any] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None  # the worker waits for the client
+        self._space: asyncio.Future[None] | None = None  # the reader waits for queue space
+        self._deadline: asyncio.TimerHandle | None = None
+        self._reading = False  # the application task is in the client's receive()
+        self._waiting_layer = 0  # nonzero while the worker waits on the layer (a poll's id)
+        self._polls = 0  # numbers each look at the layer, so a late end-of-poll is ignored
+        # We cancelled a wait ourselves (not a real cancellation): the worker's, the reader's.
+        self._interrupted = False
+        self._reader_interrupted = False
+        self._deadline_cancel = False  # we cancelled the running handler at the deadline
+        self._running: Message | None = None
+        self._disconnect_seen = False
+        self._stopping = False
+        #: True once the client is known to be gone (its disconnect message, or a failed send).
+        self.client_gone = False
+
+    def note_send_failed(self) -> None:
+        """The server refused a send: the client is gone even if its disconnect is not read yet."""
+        self.client_gone = True
+        self._start_deadline()
+
+    async def run(self) -> None:
+        """Read the client until it disconnects, while the worker runs the handlers; return when
+        the worker stops (StopConsumer, or the disconnect handled). A handler's unexpected
+        exception propagates after everything is cancelled."""
+        self._app_task = asyncio.current_task()
+        worker = self._worker = asyncio.ensure_future(self._work())
+        worker.add_done_callback(self._worker_done)
+        try:
+            await self._read_client(worker)
+            await worker
+        finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            if not worker.done():
+                worker.cancel()
+                await asyncio.wait((worker,))
+
+    # --- the application task: reading the client ------------------------------------------
+
+    async def _read_client(self, worker: asyncio.Task[None]) -> None:
+        task = self._app_task
+        assert task is not None
+        while not self._disconnect_seen and not worker.done():
+            try:
+                if len(self._client) >= CLIENT_READ_AHEAD:
+                    self._space = asyncio.get_running_loop().create_future()
+                    await self._space
+                    continue
+                self._reading = True
+                message = await self._receive()
+            except asyncio.CancelledError:
+                if not self._reader_interrupted or task.uncancel() > 0:
+                    raise
+                self._reader_interrupted = False
+                continue  # the worker ended, or the deadline made up a disconnect
+            finally:
+                self._reading = False
+                self._space = None
+            self._deliver(message)
+
+    def _deliver(self, message: Message) -> None:
+        """Queue a client message for the worker and wake it (or interrupt its layer wait)."""
+        if message.get("type") == f"{self._scope_type}.disconnect":
+            self._disconnect_seen = True
+            self.client_gone = True
+            self._start_deadline()
+        self._client.append(message)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        elif self._waiting_layer and not self._interrupted:
+            self._interrupt_worker()
+
+    def _interrupt_worker(self) -> None:
+        worker = self._worker
+        if worker is not None and not worker.done():
+            self._interrupted = True
+            worker.cancel()
+
+    def _interrupt_reader(self) -> None:
+        task = self._app_task
+        reading = self._reading or self._space is not None
+        if reading and task is not None and not self._reader_interrupted:
+            self._reader_interrupted = True
+            task.cancel()
+
+    def _worker_done(self, worker: asyncio.Future[None]) -> None:
+        self._interrupt_reader()  # stop reading: nobody would handle it
+
+    # --- the worker task: running handlers ------------------------------------------------
+
+    async def _work(self) -> None:
+        layer_turn = False
+        while not self._stopping:
+            can_read_layer = self._layer_receive is not None and not self._disconnect_seen
+            if self._client and not (layer_turn and can_read_layer):
+                message = self._client.pop(0)
+                if self._space is not None and not self._space.done():
+                    self._space.set_result(None)
+                layer_turn = True
+            elif can_read_layer:
+                layer_turn = False
+                layer_message = await self._read_layer(poll=bool(self._client))
+                if layer_message is None:
+                    continue
+                message = layer_message
+            else:
+                self._wakeup = asyncio.get_running_loop().create_future()
+                try:
+                    await self._wakeup
+                finally:
+                    self._wakeup = None
+                continue
+            await self._run(message)
+
+    async def _read_layer(self, *, poll: bool) -> Message | None:
+        """The next layer message, or None when a client message (or, for a poll, one loop
+        iteration) interrupted the wait; cancelling the layer's receive() loses nothing."""
+        assert self._layer_receive is not None and self._worker is not None
+        if poll:
+            self._polls += 1
+            self._waiting_layer = self._polls
+            asyncio.get_running_loop().call_soon(self._end_poll, self._polls)
+        else:
+            self._waiting_layer = -1
+        try:
+            return await self._layer_receive()
+        except asyncio.CancelledError:
+            if not self._interrupted or self._worker.uncancel() > 0:
+                raise
+            return None
+        finally:
+            self._waiting_layer = 0
+            self._interrupted = False
+
+    def _end_poll(self, poll_id: int) -> None:
+        if self._waiting_layer == poll_id and not self._interrupted:
+            self._interrupt_worker()
+
+    async def _run(self, message: Message) -> None:
+        is_disconnect = message.get("type") == f"{self._scope_type}.disconnect"
+        token = in_disconnect_handler.set(True) if is_disconnect else None
+        self._running = message
+        try:
+            await self._handle(message, is_disconnect)
+        except asyncio.CancelledError:
+            assert self._worker is not None
+            if not self._deadline_cancel or self._worker.uncancel() > 0:
+                raise
+        except StopConsumer:
+            self._stopping = True
+        except OSError as exc:
+            if not self.client_gone:
+                raise
+            # A send loop that met the vanished client: expected, and disconnect() still runs.
+            logger.debug("%s: handler ended because the client is gone: %r", self._label(), exc)
+        finally:
+            self._running = None
+            self._deadline_cancel = False
+            if token is not None:
+                in_disconnect_handler.reset(token)
+        if is_disconnect:
+            self._stopping = True
+
+    # --- the end of a connection -------------------------------------------------------------
+
+    def _start_deadline(self) -> None:
+        if self._deadline is None:
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.call_later(self._timeout, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        """Cancel a handler still running ``disconnect_timeout`` after the client left (#1119);
+        drop what waited behind it (only the disconnect is still handled)."""
+        disconnect_type = f"{self._scope_type}.disconnect"
+        overdue = [m for m in self._client if m.get("type") != disconnect_type]
+        if overdue:
+            logger.warning(
+                "%s: dropping %d unhandled message(s) (%s) because it is overdue after its "
+                "client disconnected",
+                self._label(),
+                len(overdue),
+                ", ".join(sorted({str(m.get("type")) for m in overdue})),
+            )
+            kept = [m for m in self._client if m.get("type") == disconnect_type]
+            self._client.clear()
+            self._client.extend(kept)
+        running, worker = self._running, self._worker
+        if running is not None and worker is not None and not self._deadline_cancel:
+            logger.warning(
+                "%s did not finish %.3gs after its client disconnected; cancelling its handler "
+                "for %r, stuck at:\n%s\nMake handlers return once the client is gone, or raise "
+                "the consumer's disconnect_timeout.",
+                self._label(),
+                self._timeout,
+                running.get("type"),
+                "\n".join("  " + line for line in describe_await_chain(worker)),
+            )
+            self._deadline_cancel = True
+            worker.cancel()
+        if not self._disconnect_seen:
+            # The server refused a send but never delivered the disconnect: make one up, so
+            # disconnect() still runs exactly once, and stop reading the client.
+            self._deliver({"type": disconnect_type, "code": 1006})
+            self._interrupt_reader()
+        self._deadline = asyncio.get_running_loop().call_later(self._timeout, self._deadline_passed)
