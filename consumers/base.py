@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from asgiref.sync import async_to_sync
 
-from .exceptions import ClientDisconnected, InvalidChannelLayerError, NoHandlerError
+from channel_layers.base import LayerUnavailable
+
+from .exceptions import ClientDisconnected, InvalidChannelLayerError, NoHandlerError, StopConsumer
+from .layer_link import leave_outage, membership_view, receive_through_outages
 from .lifecycle import Dispatcher, in_disconnect_handler
 from .serial_loop import SerialLoop
 from .sync import database_sync_to_async
@@ -74,7 +77,11 @@ class AsyncConsumer:
     channel_layer: BaseChannelLayer | None
     channel_name: str | None
     # Class-level defaults, not per-instance attributes: an idle consumer holds only what differs.
-    _joined_groups: tuple[str, ...] = ()
+    _joined_groups: tuple[str, ...] = ()  # joined from ``groups``, left at disconnect
+    _memberships: tuple[str, ...] = ()  # every group this channel is in (re-added after outages)
+    _accepted = False  # a websocket.accept was sent
+    _layer_retry_at = 0.0  # during a layer outage: when to try again (see layer_link)
+    _layer_retry_delay = 0.0
     _dispatcher: Dispatcher | SerialLoop | None = None
     _raw_send: Send | None = None
 
@@ -96,14 +103,20 @@ class AsyncConsumer:
         """Run the consumer for one connection (the ASGI application instance)."""
         self.scope = scope
         self._raw_send = send
-        self.channel_layer = self._load_channel_layer()
-        if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
+        layer = self._load_channel_layer()
+        if layer is not None:
+            self.channel_layer = membership_view(layer, self)
+            self.channel_name = await layer.new_channel()
         loop = self._dispatcher = self._make_loop(receive, str(scope.get("type", "")))
         try:
-            await self._join_groups()
+            try:
+                await self._join_groups()
+            except LayerUnavailable as exc:
+                await self._refuse(exc)
+                return
             await loop.run()
         finally:
+            leave_outage(self, str(self.channel_layer_alias), recovered=False)
             await self._leave_groups()
 
     def _make_loop(self, receive: Receive, scope_type: str) -> Dispatcher | SerialLoop:
@@ -132,9 +145,33 @@ class AsyncConsumer:
         )
 
     async def _receive_layer(self) -> Message:
-        """The next message of this consumer's layer channel."""
+        """The next message of this consumer's layer channel, waiting out layer outages."""
         assert self.channel_layer is not None and self.channel_name is not None
-        return await self.channel_layer.receive(self.channel_name)
+        alias = str(self.channel_layer_alias)
+        return await receive_through_outages(self.channel_layer, self.channel_name, self, alias)
+
+    async def _refuse(self, exc: LayerUnavailable) -> None:
+        """Turn a connection away because the layer it needs is down: one log line, and a 503
+        (or a close, where the server cannot send a response or the socket was accepted)."""
+        logger.warning(
+            "%s: refused the connection: channel layer %r unavailable (%s)",
+            self._label(),
+            self.channel_layer_alias,
+            exc,
+        )
+        if self.scope.get("type") != "websocket" or self._raw_send is None:
+            return
+        extensions = self.scope.get("extensions") or {}
+        if not self._accepted and "websocket.http.response" in extensions:
+            body = b"The channel layer is unavailable; retry shortly.\n"
+            headers = [(b"content-type", b"text/plain"), (b"retry-after", b"2")]
+            await self._raw_send(
+                {"type": "websocket.http.response.start", "status": 503, "headers": headers}
+            )
+            await self._raw_send({"type": "websocket.http.response.body", "body": body})
+        else:
+            reason = "channel layer unavailable"
+            await self._raw_send({"type": "websocket.close", "code": 1011, "reason": reason})
 
     def _label(self) -> str:
         where = self.scope.get("path") or self.scope.get("channel") or ""
@@ -164,7 +201,21 @@ class AsyncConsumer:
     async def _handle(self, message: Message, is_disconnect: bool) -> None:
         if is_disconnect:
             await self._leave_groups()  # before disconnect(), as Channels does
-        await self.dispatch(message)
+        try:
+            await self.dispatch(message)
+        except LayerUnavailable as exc:
+            if message.get("type") == "websocket.connect":
+                await self._refuse(exc)
+                raise StopConsumer() from exc
+            # One line, no traceback: the connection outlives the outage, this message does not.
+            logger.error(
+                "%s: the handler for %r failed: channel layer %r unavailable (%s); the "
+                "message is dropped and the connection stays open",
+                self._label(),
+                message.get("type"),
+                self.channel_layer_alias,
+                exc,
+            )
 
     async def dispatch(self, message: Message) -> None:
         """Call the handler method for ``message``'s type."""
@@ -197,6 +248,8 @@ class AsyncConsumer:
             raise ClientDisconnected(
                 f"{self._label()}: the client has disconnected; stop sending to it"
             )
+        if message.get("type") == "websocket.accept":
+            self._accepted = True
         try:
             await self._raw_send(message)
         except OSError:

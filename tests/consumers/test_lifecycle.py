@@ -233,3 +233,31 @@ async def test_client_backlog_does_not_starve_layer_events() -> None:
         worst = max(worst, lag)
     assert lag == 0 and worst <= 2
     await communicator.disconnect()
+
+
+async def test_the_default_loop_holds_one_task_and_makes_none_per_message() -> None:
+    """max_concurrent_handlers = 1: an idle consumer with a layer channel is its application task
+    plus one worker, and its messages (client and layer alike) start no task of ours."""
+    loop = asyncio.get_running_loop()
+    started: list[str] = []
+
+    def counting_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        started.append(getattr(coro, "__qualname__", ""))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    before = asyncio.all_tasks()
+    communicator = WebsocketCommunicator(Interleaved.as_asgi(), "/ws/")
+    await communicator.connect()
+    await asyncio.sleep(0.01)
+    assert len(asyncio.all_tasks() - before) == 2  # the application's task and the worker
+    loop.set_task_factory(counting_factory)
+    try:
+        for number in range(10):
+            await communicator.send_to(text_data=str(number))
+            assert await communicator.receive_from() == f"client {number}"
+            assert await communicator.receive_from() == f"layer {number}"
+    finally:
+        loop.set_task_factory(None)
+    ours = ("Dispatcher", "SerialLoop", "AsyncConsumer", "InMemoryChannelLayer", "Queue")
+    assert not [name for name in started if name.startswith(ours)], started
+    await communicator.disconnect()
