@@ -37,6 +37,22 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_reported_unhandled: set[tuple[type[Any], str]] = set()
+
+
+def _report_unhandled(consumer_class: type[Any], message: Message, exc: NoHandlerError) -> None:
+    """Log a dropped layer message once per consumer class and message type."""
+    key = (consumer_class, str(message.get("type")))
+    if key not in _reported_unhandled:
+        _reported_unhandled.add(key)
+        logger.error(
+            "%s; dropped this layer message (and will drop further ones of this type without "
+            "logging again), the connection stays open. Set raise_on_unhandled_layer_message = "
+            "True to end the consumer instead, as Channels does",
+            exc,
+        )
+
+
 def get_handler_name(message: Message) -> str:
     """The method name for a message: its ``type`` with dots turned into underscores."""
     message_type = message.get("type")
@@ -65,6 +81,11 @@ class AsyncConsumer:
       then its handlers are cancelled, with a WARNING that shows where they were stuck.
     - ``max_concurrent_handlers``: how many handlers may run at once (1 = one at a time, as in
       Channels). See ``handler_order_key`` for what may overlap.
+    - ``raise_on_unhandled_layer_message``: False (the default) drops a layer message whose type
+      has no handler, with an ERROR logged once per consumer class and type, and the connection
+      stays open; True raises NoHandlerError and ends the consumer, as Channels does (one bad
+      group_send then closes every member of the group). A client message without a handler
+      always raises.
     """
 
     _sync: ClassVar[bool] = False
@@ -72,6 +93,7 @@ class AsyncConsumer:
     groups: list[str] | None = None
     disconnect_timeout: float = 10.0
     max_concurrent_handlers: int = 1
+    raise_on_unhandled_layer_message: bool = False
 
     scope: Scope
     channel_layer: BaseChannelLayer | None
@@ -198,11 +220,15 @@ class AsyncConsumer:
 
     # --- dispatch ------------------------------------------------------------------------------
 
-    async def _handle(self, message: Message, is_disconnect: bool) -> None:
+    async def _handle(self, message: Message, is_disconnect: bool, from_layer: bool) -> None:
         if is_disconnect:
             await self._leave_groups()  # before disconnect(), as Channels does
         try:
             await self.dispatch(message)
+        except NoHandlerError as exc:
+            if not from_layer or self.raise_on_unhandled_layer_message:
+                raise
+            _report_unhandled(type(self), message, exc)
         except LayerUnavailable as exc:
             if message.get("type") == "websocket.connect":
                 await self._refuse(exc)

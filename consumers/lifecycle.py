@@ -70,7 +70,7 @@ class Dispatcher:
         *,
         label: str,
         sources: dict[str, Receive],
-        handle: Callable[[Message, bool], Awaitable[None]],
+        handle: Callable[[Message, bool, bool], Awaitable[None]],
         order_key: Callable[[Message, str], Hashable | None],
         max_concurrent: int,
         disconnect_timeout: float,
@@ -200,7 +200,7 @@ class Dispatcher:
     async def _run_handler(self, pending: _Pending) -> None:
         if pending.is_disconnect:
             in_disconnect_handler.set(True)  # this task runs in its own copy of the context
-        await self._handle(pending.message, pending.is_disconnect)
+        await self._handle(pending.message, pending.is_disconnect, pending.source == "layer")
 
     def _on_handler_done(self, task: asyncio.Future[Any]) -> None:
         pending = self._running.pop(task)

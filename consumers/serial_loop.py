@@ -68,7 +68,7 @@ class SerialLoop:
         label: Callable[[], str],
         receive: Callable[[], Awaitable[Message]],
         layer_receive: Callable[[], Awaitable[Message]] | None,
-        handle: Callable[[Message, bool], Awaitable[None]],
+        handle: Callable[[Message, bool, bool], Awaitable[None]],
         disconnect_timeout: float,
         scope_type: str,
     ) -> None:
@@ -189,7 +189,8 @@ class SerialLoop:
                 layer_message = await self._read_layer(poll=bool(self._client))
                 if layer_message is None:
                     continue
-                message = layer_message
+                await self._run(layer_message, from_layer=True)
+                continue
             else:
                 self._wakeup = asyncio.get_running_loop().create_future()
                 try:
@@ -197,7 +198,7 @@ class SerialLoop:
                 finally:
                     self._wakeup = None
                 continue
-            await self._run(message)
+            await self._run(message, from_layer=False)
 
     async def _read_layer(self, *, poll: bool) -> Message | None:
         """The next layer message, or None when a client message (or, for a poll, one loop
@@ -223,12 +224,12 @@ class SerialLoop:
         if self._waiting_layer == poll_id and not self._interrupted:
             self._interrupt_worker()
 
-    async def _run(self, message: Message) -> None:
+    async def _run(self, message: Message, *, from_layer: bool) -> None:
         is_disconnect = message.get("type") == f"{self._scope_type}.disconnect"
         token = in_disconnect_handler.set(True) if is_disconnect else None
         self._running = message
         try:
-            await self._handle(message, is_disconnect)
+            await self._handle(message, is_disconnect, from_layer)
         except asyncio.CancelledError:
             assert self._worker is not None
             if not self._deadline_cancel or self._worker.uncancel() > 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import threading
@@ -182,3 +183,39 @@ def test_import_consumers_without_django() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ran"
+
+
+async def test_a_layer_message_without_handler_is_dropped_and_logged_once(
+    memory_layer: BaseChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One bad group_send must not close every member: each drops it, logs once per class and
+    type, and goes on handling the good ones."""
+    members = [TypedCommunicator(Relay.as_asgi(), dict(SCOPE)) for _ in range(2)]
+    for member in members:
+        await member.send_input({"type": "who"})
+        await member.receive_output()
+    with caplog.at_level(logging.ERROR, logger="consumers"):
+        for _ in range(3):
+            await memory_layer.group_send("lobby", {"type": "lobby.typo", "text": "x"})
+        await memory_layer.group_send("lobby", {"type": "lobby.event", "text": "still here"})
+        for member in members:
+            assert await member.receive_output() == {"type": "event", "text": "still here"}
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1, errors
+    assert "Relay has no handler for message type 'lobby.typo'" in errors[0]
+    assert "raise_on_unhandled_layer_message" in errors[0]
+    for member in members:
+        await member.send_input({"type": "custom.disconnect"})
+        await member.wait(1)
+
+
+async def test_unhandled_layer_messages_can_end_the_consumer_as_in_channels(
+    memory_layer: BaseChannelLayer,
+) -> None:
+    strict = Relay.as_asgi(raise_on_unhandled_layer_message=True)
+    communicator = TypedCommunicator(strict, dict(SCOPE))
+    await communicator.send_input({"type": "who"})
+    await communicator.receive_output()
+    await memory_layer.group_send("lobby", {"type": "lobby.typo"})
+    with pytest.raises(NoHandlerError, match=r"'lobby\.typo'"):
+        await communicator.wait(1)
