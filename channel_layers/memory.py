@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
+import datetime
+import decimal
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,6 +24,22 @@ from channel_layers.base import BaseChannelLayer, CapacityPattern, ChannelFull, 
 
 # Values that need no copy: immutable scalars. bytes is immutable; bytearray is not.
 _IMMUTABLE: frozenset[type] = frozenset({str, bytes, int, float, bool, type(None)})
+# What the Redis layers' serializers carry beyond those, dicts, lists and tuples (see
+# channel_layers.serializers): immutable too, so shared rather than copied. Anything else (a set,
+# a custom object) is refused here as Redis would refuse it, so that code developed on this layer
+# does not first fail in production.
+_EXTRA_SERIALIZABLE: tuple[type, ...] = (
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    uuid.UUID,
+)
+_SUPPORTED = "dict, list, tuple, str, bytes, int, float, bool, None, datetime, date, time, " + (
+    "timedelta, Decimal and UUID"
+)
+_INT_RANGE = range(-(2**63), 2**64)  # msgpack's integers
 
 
 class _Channel:
@@ -51,12 +69,56 @@ class _Channel:
 
 
 def is_flat(message: Mapping[str, Any]) -> bool:
-    """True when every value of ``message`` is an immutable scalar, so a shallow copy suffices."""
+    """True when every key of ``message`` is a str and every value an immutable scalar that the
+    serializers carry, so a shallow copy suffices and nothing needs validating."""
     # A plain loop: all() over a generator costs three times as much on a small dict.
-    for value in message.values():  # noqa: SIM110
-        if type(value) not in _IMMUTABLE:
+    for key, value in message.items():
+        cls = type(value)
+        if cls not in _IMMUTABLE or type(key) is not str:
+            return False
+        if cls is int and value not in _INT_RANGE:
             return False
     return True
+
+
+def require_serializable(message: dict[str, Any]) -> None:
+    """Raise InvalidMessage when a value of ``message`` is one no Redis serializer carries (a
+    set, a custom object, a non-str/int key, an int beyond 64 bits), naming where it sits. A
+    type walk, far cheaper than encoding; only messages that are not flat need it."""
+    found = _find_invalid(message, "message")
+    if found is not None:
+        where, kind = found
+        raise InvalidMessage(
+            f"{where} has type {kind}, which the Redis layers cannot serialize; send only "
+            f"{_SUPPORTED} (convert other values, e.g. to str or list, before sending)"
+        )
+
+
+def _find_invalid(value: Any, path: str) -> tuple[str, str] | None:
+    cls = type(value)
+    if cls in _IMMUTABLE:
+        if cls is int and value not in _INT_RANGE:
+            return path, "int beyond 64 bits"
+        return None
+    if cls is dict:
+        for key, item in value.items():
+            if type(key) is not str and type(key) is not int:
+                return f"{path} key {key!r}", type(key).__name__
+            found = _find_invalid(item, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+        return None
+    if cls is bytearray:  # msgpack, the default format, carries it (as bytes)
+        return None
+    if cls is list or cls is tuple:
+        for index, item in enumerate(value):
+            found = _find_invalid(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, _EXTRA_SERIALIZABLE):
+        return None
+    return path, cls.__name__
 
 
 def copy_value(value: Any) -> Any:
@@ -83,17 +145,14 @@ def copy_value(value: Any) -> Any:
         return value
     if cls is tuple:
         return tuple(copy_value(item) for item in value)
-    try:
-        return copy.deepcopy(value)
-    except Exception as exc:
-        raise InvalidMessage(
-            f"message value of type {cls.__name__} cannot be copied ({exc}); send dicts, "
-            "lists, str, bytes, numbers, bools and None"
-        ) from exc
+    if cls is bytearray:
+        return bytearray(value)
+    return value  # one of the immutable _EXTRA_SERIALIZABLE (validated before copying)
 
 
 def copy_message(message: dict[str, Any], flat: bool) -> dict[str, Any]:
-    """One receiver's private copy of ``message`` (``flat`` from :func:`is_flat`)."""
+    """One receiver's private copy of ``message`` (``flat`` from :func:`is_flat`; a message that
+    is not flat must have passed :func:`require_serializable`)."""
     if flat:
         return message.copy()
     result: dict[str, Any] = copy_value(message)
@@ -105,7 +164,7 @@ def copier(message: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     when a value cannot be copied, so that a bad message reaches no member rather than some."""
     if is_flat(message):
         return message.copy
-    copy_value(message)
+    require_serializable(message)
     return lambda: copy_value(message)
 
 
@@ -151,7 +210,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     "its consumer is not keeping up: retry later, or raise 'capacity' or "
                     "'channel_capacity'"
                 )
-        state.queue.append((now + self.expiry, copy_message(message, is_flat(message))))
+        flat = is_flat(message)
+        if not flat:
+            require_serializable(message)
+        state.queue.append((now + self.expiry, copy_message(message, flat)))
         self.stats.sent += 1
         if state.waiters:
             state.wake_one()
@@ -167,14 +229,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 if queue:
                     self.stats.received += 1
                     # An emptied channel stays (recreating it per message would cost more);
-                    # the periodic sweep forgets it once idle.
+                    # it is forgotten when its last receiver leaves, or by the periodic sweep.
                     return queue.popleft()[1]
-            await self._wait(state)
+            await self._wait(channel, state)
 
-    async def _wait(self, state: _Channel) -> None:
+    async def _wait(self, name: str, state: _Channel) -> None:
         """Park until a send wakes us. The message stays queued until we pop it, so a
         cancellation here cannot lose it; a wake-up we can no longer use is passed on."""
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         state.waiters.append(waiter)
         try:
             await waiter
@@ -184,7 +247,16 @@ class InMemoryChannelLayer(BaseChannelLayer):
             else:
                 with contextlib.suppress(ValueError):
                     state.waiters.remove(waiter)
+            if not state.waiters and not state.queue:
+                # The last receiver left (a consumer ended): forget the channel, unless someone
+                # waits on it again by then (a consumer's loop interrupts and restarts its
+                # receive whenever its client speaks, so the check waits one loop iteration).
+                loop.call_soon(self._release, name, state)
             raise
+
+    def _release(self, name: str, state: _Channel) -> None:
+        if not state.waiters and not state.queue and self._channels.get(name) is state:
+            del self._channels[name]
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """A fresh process-local channel name, ``"<prefix>.inmemory!<random>"``."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import decimal
 import logging
 import re
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -190,6 +193,53 @@ async def test_a_message_the_layer_cannot_carry_raises_and_reaches_nobody(
     with pytest.raises(InvalidMessage):
         await layer.group_send("nobody-yet", message)  # checked even without members
     assert await receive_soon(layer, "member", 0.05) is None
+
+
+class Point:
+    """A custom object: no serializer carries it."""
+
+    x = 1
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ({1, 2}, r"message\['tags'\] has type set"),
+        (frozenset({1}), r"message\['tags'\] has type frozenset"),
+        (Point(), r"message\['tags'\] has type Point"),
+        ([1, {"deep": {2}}], r"message\['tags'\]\[1\]\['deep'\] has type set"),
+        (2**64, r"message\['tags'\] has type int beyond 64 bits"),
+    ],
+    ids=["set", "frozenset", "custom-object", "nested-set", "huge-int"],
+)
+async def test_every_backend_refuses_what_redis_cannot_serialize(
+    layer: BaseChannelLayer, value: Any, complaint: str
+) -> None:
+    """The in-memory layer refuses what Redis refuses, naming where the value sits, so code
+    developed on memory does not first fail in production (issue 17, item 6)."""
+    await layer.group_add("members", "member")
+    message = {"type": "m", "tags": value}
+    with pytest.raises(InvalidMessage, match=complaint):
+        await layer.send("target", message)
+    with pytest.raises(InvalidMessage, match=complaint):
+        await layer.group_send("members", message)
+    assert await receive_soon(layer, "member", 0.05) is None
+
+
+@pytest.mark.layer_needs("storage")  # pub/sub: a send before any receive is lost
+async def test_every_backend_carries_the_serializers_extra_types(layer: BaseChannelLayer) -> None:
+    message = {
+        "type": "m",
+        "when": datetime.datetime(2026, 12, 4, 18, 0, tzinfo=datetime.UTC),
+        "day": datetime.date(2026, 12, 4),
+        "at": datetime.time(18, 0),
+        "took": datetime.timedelta(seconds=1.5),
+        "price": decimal.Decimal("1.10"),
+        "id": uuid.UUID(int=7),
+        "by_number": {1: "int keys", 2: [b"\x00", None, 2**63]},
+    }
+    await layer.send("typed", message)
+    assert await layer.receive("typed") == message
 
 
 # --- capacity ------------------------------------------------------------------------------

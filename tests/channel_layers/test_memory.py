@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 
+from channel_layers.base import InvalidMessage
 from channel_layers.memory import InMemoryChannelLayer, copy_value
-
-
-class Point:
-    """A user object in a message: the in-memory layer deep-copies it like Channels does."""
-
-    def __init__(self, coordinates: list[int]) -> None:
-        self.coordinates = coordinates
 
 
 async def test_every_receiver_gets_a_distinct_object() -> None:
@@ -27,17 +21,28 @@ async def test_every_receiver_gets_a_distinct_object() -> None:
 
 async def test_nested_and_unusual_values_are_deep_copied() -> None:
     layer = InMemoryChannelLayer()
-    point = Point([1, 2])
+    nested = {"coordinates": [1, 2]}
     buffer = bytearray(b"ab")
     pair = ([1], "x")
-    await layer.send("one", {"type": "m", "point": point, "buffer": buffer, "pair": pair})
-    point.coordinates.append(3)
+    await layer.send("one", {"type": "m", "point": nested, "buffer": buffer, "pair": pair})
+    nested["coordinates"].append(3)
     buffer.extend(b"c")
     pair[0].append(2)
     received = await layer.receive("one")
-    assert received["point"].coordinates == [1, 2]
+    assert received["point"] == {"coordinates": [1, 2]}
     assert received["buffer"] == bytearray(b"ab")
     assert received["pair"] == ([1], "x")
+
+
+async def test_values_no_serializer_carries_are_refused_like_redis_refuses_them() -> None:
+    """Custom objects were deep-copied here and refused by Redis (issue 17, item 6); a key msgpack
+    packs but cannot unpack (a tuple) is refused here too."""
+    layer = InMemoryChannelLayer()
+    with pytest.raises(InvalidMessage, match=r"message\['by'\] key \(1, 2\) has type tuple"):
+        await layer.send("one", {"type": "m", "by": {(1, 2): "pair"}})
+    with pytest.raises(InvalidMessage, match=r"message\['when'\] has type object"):
+        await layer.send("one", {"type": "m", "when": object()})
+    assert layer.channels == {}
 
 
 def test_copy_value_shares_only_immutable_values() -> None:
@@ -54,11 +59,11 @@ async def test_group_members_do_not_share_nested_state() -> None:
     layer = InMemoryChannelLayer()
     for member in ("a", "b"):
         await layer.group_add("room", member)
-    await layer.group_send("room", {"type": "m", "point": Point([1]), "items": [{"n": 1}]})
+    await layer.group_send("room", {"type": "m", "point": {"xy": [1]}, "items": [{"n": 1}]})
     first, second = await layer.receive("a"), await layer.receive("b")
-    first["point"].coordinates.append(2)
+    first["point"]["xy"].append(2)
     first["items"][0]["n"] = 99
-    assert second["point"].coordinates == [1] and second["items"] == [{"n": 1}]
+    assert second["point"] == {"xy": [1]} and second["items"] == [{"n": 1}]
 
 
 async def test_group_send_never_suspends() -> None:
@@ -115,6 +120,31 @@ async def test_idle_channels_and_stale_memberships_are_forgotten() -> None:
     assert set(layer._channels) == {"alive"}
     assert layer._groups == {}
     assert layer.stats.expired == 100
+
+
+async def test_a_channel_is_released_when_its_last_receiver_leaves() -> None:
+    """8,000 consumers that came and went leave no channel entries behind (issue 17, item 7);
+    a receiver that comes straight back (a consumer's loop restarting its wait) keeps its own."""
+    layer = InMemoryChannelLayer()
+    names = [await layer.new_channel() for _ in range(8000)]
+    receivers = [asyncio.ensure_future(layer.receive(name)) for name in names]
+    await asyncio.sleep(0)
+    assert len(layer._channels) == 8000
+    for receiver in receivers:
+        receiver.cancel()
+    await asyncio.gather(*receivers, return_exceptions=True)
+    restarted = asyncio.ensure_future(layer.receive(names[0]))  # back before the release runs
+    await asyncio.sleep(0.01)
+    assert list(layer._channels) == [names[0]]
+    await layer.send(names[0], {"type": "m"})
+    assert await asyncio.wait_for(restarted, 1) == {"type": "m"}
+    # A channel holding messages is kept for its next receiver, whoever leaves.
+    waiting = asyncio.ensure_future(layer.receive("mailbox"))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await layer.send("mailbox", {"type": "kept"})
+    await asyncio.sleep(0.01)
+    assert await asyncio.wait_for(layer.receive("mailbox"), 1) == {"type": "kept"}
 
 
 def test_a_waiter_from_a_closed_event_loop_is_skipped() -> None:
