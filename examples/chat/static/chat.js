@@ -44,6 +44,7 @@ function join(room) {
   const ws = new WebSocket(`${scheme}://${location.host}/ws/chat/${encodeURIComponent(room)}/`);
   socket = ws;
   ws.addEventListener("message", (event) => {
+    if (socket !== ws) return;  // a room we left: its last messages are not for this one
     const data = JSON.parse(event.data);
     if (data.type === "joined") {
       setConnected(data.room);
@@ -60,13 +61,18 @@ function join(room) {
   });
 }
 
-elements.roomForm.addEventListener("submit", (event) => {
-  event.preventDefault();
+// Join the room the form names, when it is a valid room name (the server's slug).
+function joinFromForm() {
   const room = elements.room.value.trim();
   if (/^[-a-zA-Z0-9_]+$/.test(room)) {
-    location.hash = room;
+    if (location.hash.slice(1) !== room) location.hash = room;
     join(room);
   }
+}
+
+elements.roomForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  joinFromForm();
 });
 
 elements.messageForm.addEventListener("submit", (event) => {
@@ -78,6 +84,8 @@ elements.messageForm.addEventListener("submit", (event) => {
   }
 });
 
+// On load, join the room in the address (#room), else the form's default room.
 if (location.hash.length > 1) {
   elements.room.value = decodeURIComponent(location.hash.slice(1));
 }
+joinFromForm();
