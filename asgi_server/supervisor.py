@@ -192,6 +192,9 @@ class Supervisor:
             self._watcher = make_watcher(self.config)
             logger.info("Watching %s for changes", ", ".join(self._watcher.directories))
         logger.info("Supervisor [%d] starting %d worker(s)", os.getpid(), self.config.workers)
+        # Inherited by the workers: the app side (channel_layers.startup) warns about a layer
+        # that cannot be shared between them. A name, not an import (see DESIGN.md).
+        os.environ["ASGI_SERVER_WORKERS"] = str(self._worker_count())
         for _ in range(self._worker_count()):
             self._spawn()
         try:

@@ -198,14 +198,32 @@ def _import_backend(path: str, alias: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        hint = " (install the extra: pip install 'crossway[redis]')" if "redis" in path else ""
-        raise ImportError(f"channel layer {alias!r}: cannot import {path}{hint}: {exc}") from exc
+        extra = _EXTRA_OF_MODULE.get((exc.name or "").partition(".")[0])
+        if extra is not None:
+            raise ImportError(
+                f"channel layer {alias!r} ({path}) needs the {exc.name!r} package, which is not "
+                f"installed; {_install_hint(extra)}"
+            ) from exc
+        raise ImportError(f"channel layer {alias!r}: cannot import {path}: {exc}") from exc
     try:
         return getattr(module, class_name)
     except AttributeError:
         raise ImportError(
             f"channel layer {alias!r}: module {module_name} has no {class_name!r}"
         ) from None
+
+
+# The third-party packages of our backends, and the extra of the distribution that has them.
+_EXTRA_OF_MODULE = {"redis": "redis", "msgpack": "redis"}
+
+
+def _install_hint(extra: str) -> str:
+    """How to install one of the distribution's extras. Crossway is on no package index, so
+    it is installed from a checkout or a built wheel, never by name alone."""
+    return (
+        f"install the {extra!r} extra: pip install -e '.[{extra}]' in a Crossway checkout, "
+        f"or pip install 'crossway[{extra}] @ file:///path/to/crossway' (a checkout or a wheel)"
+    )
 
 
 def layer_config_from_url(url: str) -> dict[str, Any]:

@@ -123,6 +123,9 @@ class BaseChannelLayer(abc.ABC):
 
     #: Optional features, as Channels advertises them.
     extensions: ClassVar[list[str]] = ["groups", "flush"]
+    #: True when channels and groups live in this process only (the in-memory layer): several
+    #: server processes then each have their own, and a group_send reaches one process's members.
+    process_local: ClassVar[bool] = False
     MAX_NAME_LENGTH: ClassVar[int] = MAX_NAME_LENGTH
 
     def __init__(

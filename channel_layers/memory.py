@@ -175,6 +175,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
     so the sender and each receiver hold separate objects.
     """
 
+    process_local = True
+
     def __init__(
         self,
         expiry: float = 60,

@@ -17,6 +17,8 @@ from typing import Any
 
 from asgiref.compatibility import guarantee_single_callable
 
+from channel_layers.startup import LayerStartupError, check_channel_layers
+
 from .base import ASGIApp, Receive, Scope, Send
 
 __all__ = [
@@ -39,7 +41,12 @@ def _single_callable(application: Any) -> ASGIApp:
 
 
 class ProtocolTypeRouter:
-    """Send each connection to the application registered for its scope type."""
+    """Send each connection to the application registered for its scope type.
+
+    The ``lifespan`` scope is answered even when no application is registered for it: at startup
+    the channel layers are built and described in the log (see ``channel_layers.startup``), and
+    a layer that cannot be built fails the startup with one line saying why.
+    """
 
     def __init__(self, application_mapping: Mapping[str, Any]) -> None:
         self.application_mapping = dict(application_mapping)
@@ -47,6 +54,8 @@ class ProtocolTypeRouter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route by ``scope["type"]``."""
         scope_type = scope["type"]
+        if scope_type == "lifespan":
+            return await self._lifespan(scope, receive, send)
         if scope_type not in self.application_mapping:
             raise ValueError(
                 f"No application configured for scope type {scope_type!r}; "
@@ -55,6 +64,26 @@ class ProtocolTypeRouter:
         application = _single_callable(self.application_mapping[scope_type])
         # Channels returns what the application returns; some tests and wrappers rely on it.
         return await application(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the channel layers, then run the registered lifespan application, if any;
+        else complete startup and shutdown here."""
+        try:
+            check_channel_layers()
+        except LayerStartupError as exc:
+            await receive()  # lifespan.startup: the server waits for our answer to it
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return None
+        if "lifespan" in self.application_mapping:
+            application = _single_callable(self.application_mapping["lifespan"])
+            return await application(scope, receive, send)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return None
 
 
 def get_default_application() -> Any:
