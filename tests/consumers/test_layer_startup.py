@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
 
 import channel_layers
 from channel_layers.startup import (
@@ -27,6 +26,7 @@ from channel_layers.startup import (
     describe_channel_layer,
 )
 from consumers.routing import ProtocolTypeRouter
+from consumers.testing import TypedCommunicator
 from tests.conftest import REPO_ROOT, get_free_port
 
 CHAT = "examples.chat.app:application"
@@ -134,7 +134,7 @@ def test_a_redis_url_without_redis_py_fails_at_startup_in_one_line(tmp_path: Pat
 
 async def run_lifespan(application: Any) -> list[dict[str, Any]]:
     """Drive ``application`` through lifespan startup and shutdown; return what it sent."""
-    communicator = ApplicationCommunicator(application, {"type": "lifespan", "state": {}})
+    communicator = TypedCommunicator(application, {"type": "lifespan", "state": {}})
     await communicator.send_input({"type": "lifespan.startup"})
     answers = [await communicator.receive_output(5)]
     if answers[0]["type"] == "lifespan.startup.complete":
