@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""The Django chat demo's manage.py: ``python manage.py runserver`` serves it through Crossway."""
+"""The Django chat demo's manage.py: ``python manage.py runserver`` serves it through Crossway.
+
+It works from any directory: ``.venv/bin/python examples/django_chat/manage.py migrate`` from the
+repository root puts this directory first on sys.path, so ``django_chat.settings`` is found."""
 
 import os
 import sys

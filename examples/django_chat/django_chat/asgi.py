@@ -1,7 +1,8 @@
 """The ASGI application: Django's views over HTTP, the chat consumer over WebSocket.
 
 Serve it with ``python manage.py runserver`` (development) or, in as many processes as you like,
-``asgi-server django_chat.asgi:application`` (they share rooms through the Redis layer).
+``asgi-server django_chat.asgi:application --app-dir examples/django_chat`` from the repository
+root (they share rooms through the Redis layer). The README's "Django quickstart" has the steps.
 """
 
 import os
