@@ -38,6 +38,14 @@ def test_every_contents_link_points_at_a_heading() -> None:
     assert [link for link in links if link not in anchors] == []
 
 
+def test_every_section_is_in_the_contents() -> None:
+    contents = README.split("## Contents\n", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"\]\(#([^)]+)\)", contents))
+    sections = re.findall(r"^## (.+)$", README, re.MULTILINE)
+    missing = [s for s in sections if heading_anchor(s) not in listed | {"quickstart", "contents"}]
+    assert missing == [], "add these sections to the README's Contents list"
+
+
 def test_the_readme_installs_crossway_only_from_a_checkout_or_a_file() -> None:
     by_name = re.findall(r"pip install[^`\n]*crossway\[[^\]]*\]'?(?! @)", README)
     assert by_name == []
