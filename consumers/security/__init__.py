@@ -8,6 +8,7 @@ for a WebSocket, the application closes before accepting, which the server answe
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -16,6 +17,8 @@ from urllib.parse import SplitResult, urlsplit
 from ..base import Receive, Scope, Send
 
 __all__ = ["AllowedHostsOriginValidator", "OriginValidator"]
+
+logger = logging.getLogger("consumers.security")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -75,6 +78,18 @@ class OriginValidator:
             raise TypeError("allowed_origins must be a list of patterns, not one string")
         self.allowed_origins = list(allowed_origins)
 
+    def _log_refusal(self, scope: Scope) -> None:
+        # Without this line a refused handshake is a bare 403 in the access log, and the user
+        # is left to guess which setting refused it.
+        header = next((v for k, v in scope.get("headers", []) if k == b"origin"), None)
+        logger.info(
+            "%s %s refused (403): origin %s is not allowed; allowed origins: %s",
+            "WebSocket" if scope["type"] == "websocket" else "HTTP",
+            scope.get("path", ""),
+            repr(header.decode("latin-1")) if header is not None else "(none sent)",
+            ", ".join(self.allowed_origins) or "(none)",
+        )
+
     def valid_origin(self, origin: SplitResult | None) -> bool:
         """Whether ``origin`` (None when the header is absent) may connect."""
         if origin is None:
@@ -89,7 +104,9 @@ class OriginValidator:
             )
         if self.valid_origin(_origin_from_scope(scope)):
             await self.application(scope, receive, send)
-        elif scope["type"] == "websocket":
+            return
+        self._log_refusal(scope)
+        if scope["type"] == "websocket":
             await receive()  # the websocket.connect
             await send({"type": "websocket.close", "code": 1000})  # before accept: a 403
         else:

@@ -144,7 +144,10 @@ async def test_room_broadcast_through_the_server(run_server: RunServer) -> None:
         assert sorted(Room.disconnects) == [1000, 1000, 1000]
 
 
-async def test_unrouted_and_denied_handshakes_are_refused(run_server: RunServer) -> None:
+async def test_unrouted_and_denied_handshakes_are_refused(
+    run_server: RunServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.security")
     with run_server(application) as server:
         with pytest.raises(websockets.InvalidStatus) as info:
             async with websockets.connect(server.ws_url + "/ws/nowhere/"):
@@ -156,10 +159,16 @@ async def test_unrouted_and_denied_handshakes_are_refused(run_server: RunServer)
             ):
                 pass
         assert info.value.response.status_code == 403
+        refusals = [r.getMessage() for r in caplog.records if r.name == "consumers.security"]
+        assert refusals == [
+            "WebSocket /ws/guarded/ refused (403): origin 'http://evil.example' is not allowed;"
+            " allowed origins: http://good.example"
+        ]
         async with websockets.connect(
             server.ws_url + "/ws/guarded/", origin=websockets.Origin("http://good.example")
         ):
             pass
+        assert len([r for r in caplog.records if r.name == "consumers.security"]) == 1
 
 
 async def test_client_vanishing_mid_send_loop(run_server: RunServer) -> None:
