@@ -141,14 +141,21 @@ class Dealer:
         caller.pending_calls[request.request] = call
         callee.invocations[invocation] = call
         self.pending.add(call)
-        if request.timeout:
+        if request.timeout:  # CALL.Options.timeout is in milliseconds; 0 means none
             call.timer = realm.timers.call_later(
                 request.timeout / 1000, lambda: self._timeout(call)
             )
         disclose = realm.config.disclose_caller or option(raw, 2, "disclose_me") is True
-        callee.peer.send(
+        self._invoke(call, registration, request, disclose)
+
+    @staticmethod
+    def _invoke(
+        call: PendingCall, registration: Registration, request: Message, disclose: bool
+    ) -> None:
+        caller = call.caller
+        call.callee.peer.send(
             m.Invocation(
-                invocation,
+                call.invocation,
                 registration.id,
                 args=request.args,
                 kwargs=request.kwargs,
@@ -156,7 +163,7 @@ class Dealer:
                 caller=caller.id if disclose else None,
                 caller_authid=caller.authid if disclose else None,
                 caller_authrole=caller.authrole if disclose else None,
-                procedure=procedure if registration.match != "exact" else None,
+                procedure=request.procedure if registration.match != "exact" else None,
             )
         )
 
