@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from .filter import PublishFilter
 from .ids import global_id
 from .index import PatternIndex
 from .uris import MatchPolicy, uri_matches
@@ -55,6 +56,7 @@ class RetainedEvent:
     publisher: int | None = None
     publisher_authid: str | None = None
     publisher_authrole: str | None = None
+    rules: PublishFilter | None = None  # who may receive it (plain sets of IDs and names)
 
 
 class RegistrationRefused(Exception):
