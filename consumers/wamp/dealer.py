@@ -92,13 +92,17 @@ class Dealer:
             limit = realm.limits.max_registrations_per_session
             error(session, kind, request.request, LIMIT_EXCEEDED, f"at most {limit} registrations")
             return
-        try:
-            registration = realm.state.register(session.id, procedure, match, invoke)
-        except RegistrationRefused as refused:
-            error(session, kind, request.request, refused.error, str(refused))
-            return
-        session.registrations.add(registration.id)
-        session.peer.send(m.Registered(request.request, registration.id))
+
+        def registered(outcome: Registration | RegistrationRefused) -> None:
+            if isinstance(outcome, RegistrationRefused):
+                error(session, kind, request.request, outcome.error, str(outcome))
+            elif session.realm is not realm or session.id not in realm.sessions:
+                realm.state.unregister(session.id, outcome.id)  # it left while the claim ran
+            else:
+                session.registrations.add(outcome.id)
+                session.peer.send(m.Registered(request.request, outcome.id))
+
+        realm.state.register(session.id, procedure, match, invoke, registered)
 
     def unregister(self, session: Session, request: Message) -> None:
         """UNREGISTER: answer UNREGISTERED or ERROR no_such_registration. Calls already
