@@ -63,6 +63,8 @@ class Broker:
         session.peer.send(m.Subscribed(request.request, subscription.id))
         if request.get_retained:
             for retained in realm.state.retained_for(request.topic, match):
+                if retained.rules is not None and not retained.rules.allows(session):
+                    continue  # the publication's exclude/eligible rules hold for replays too
                 session.peer.send(
                     m.Event(
                         subscription.id,
@@ -102,7 +104,9 @@ class Broker:
             return 0
         publication = global_id()
         disclose = realm.config.disclose_publisher or option(raw, 2, "disclose_me") is True
-        publisher = (session.id, session.authid, session.authrole) if disclose else (None,) * 3
+        publisher: tuple[int | None, str | None, str | None] = (
+            (session.id, session.authid, session.authrole) if disclose else (None, None, None)
+        )
         rules = PublishFilter.of(request, session.id)
         fast = rules.only_excludes_sessions
         sessions = realm.sessions
@@ -125,7 +129,7 @@ class Broker:
                     receiver.peer.send(event)
         if request.retain:
             realm.state.retain(
-                RetainedEvent(topic, publication, request.args, request.kwargs, *publisher)
+                RetainedEvent(topic, publication, request.args, request.kwargs, *publisher, rules)
             )
         if request.acknowledge:
             session.peer.send(m.Published(request.request, publication))

@@ -92,13 +92,17 @@ class Dealer:
             limit = realm.limits.max_registrations_per_session
             error(session, kind, request.request, LIMIT_EXCEEDED, f"at most {limit} registrations")
             return
-        try:
-            registration = realm.state.register(session.id, procedure, match, invoke)
-        except RegistrationRefused as refused:
-            error(session, kind, request.request, refused.error, str(refused))
-            return
-        session.registrations.add(registration.id)
-        session.peer.send(m.Registered(request.request, registration.id))
+
+        def registered(outcome: Registration | RegistrationRefused) -> None:
+            if isinstance(outcome, RegistrationRefused):
+                error(session, kind, request.request, outcome.error, str(outcome))
+            elif session.realm is not realm or session.id not in realm.sessions:
+                realm.state.unregister(session.id, outcome.id)  # it left while the claim ran
+            else:
+                session.registrations.add(outcome.id)
+                session.peer.send(m.Registered(request.request, outcome.id))
+
+        realm.state.register(session.id, procedure, match, invoke, registered)
 
     def unregister(self, session: Session, request: Message) -> None:
         """UNREGISTER: answer UNREGISTERED or ERROR no_such_registration. Calls already
@@ -141,14 +145,21 @@ class Dealer:
         caller.pending_calls[request.request] = call
         callee.invocations[invocation] = call
         self.pending.add(call)
-        if request.timeout:
+        if request.timeout:  # CALL.Options.timeout is in milliseconds; 0 means none
             call.timer = realm.timers.call_later(
                 request.timeout / 1000, lambda: self._timeout(call)
             )
         disclose = realm.config.disclose_caller or option(raw, 2, "disclose_me") is True
-        callee.peer.send(
+        self._invoke(call, registration, request, disclose)
+
+    @staticmethod
+    def _invoke(
+        call: PendingCall, registration: Registration, request: Message, disclose: bool
+    ) -> None:
+        caller = call.caller
+        call.callee.peer.send(
             m.Invocation(
-                invocation,
+                call.invocation,
                 registration.id,
                 args=request.args,
                 kwargs=request.kwargs,
@@ -156,7 +167,7 @@ class Dealer:
                 caller=caller.id if disclose else None,
                 caller_authid=caller.authid if disclose else None,
                 caller_authrole=caller.authrole if disclose else None,
-                procedure=procedure if registration.match != "exact" else None,
+                procedure=request.procedure if registration.match != "exact" else None,
             )
         )
 

@@ -97,6 +97,13 @@ class Router:
         }
         self._system = {}
         self.components = []
+        try:
+            self._join_declared()
+        except Exception as exc:
+            self.loop = None  # nothing half-started stays bound
+            raise RuntimeError(f"the Router's declared handlers could not start: {exc}") from exc
+
+    def _join_declared(self) -> None:
         by_realm: dict[str, ComponentSession] = {}
         for declared in self._declared:
             component = by_realm.get(declared.realm)

@@ -2,18 +2,22 @@
 
 The broker and the dealer never keep subscriptions, registrations or retained events themselves:
 they ask a ``RoutingState``. ``LocalRoutingState`` keeps them in this process. A cluster-wide
-implementation (the channel layer's registry capability, see issue 11) replaces it without touching
+implementation (the channel layer's registry capability, issue 11) replaces it without touching
 the broker or the dealer: every method takes and returns plain data (IDs, URIs, session IDs), never
-a session object, so each one maps onto a registry operation. ``register`` is the one that must be
-atomic across the cluster (a ``single`` registration is unique).
+a session object, so each one maps onto a registry operation. Lookups on the routing path
+(``subscriptions_matching``, ``registration_for``) are synchronous: a cluster-wide state answers
+them from its local replica of the registry. ``register`` reports through a callback, because the
+cluster must claim a ``single`` registration atomically before the callee hears REGISTERED.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from .filter import PublishFilter
 from .ids import global_id
 from .index import PatternIndex
 from .uris import MatchPolicy, uri_matches
@@ -55,6 +59,7 @@ class RetainedEvent:
     publisher: int | None = None
     publisher_authid: str | None = None
     publisher_authrole: str | None = None
+    rules: PublishFilter | None = None  # who may receive it (plain sets of IDs and names)
 
 
 class RegistrationRefused(Exception):
@@ -82,9 +87,16 @@ class RoutingState(Protocol):
         ...
 
     def register(
-        self, session_id: int, procedure: str, match: MatchPolicy, invoke: InvokePolicy
-    ) -> Registration:
-        """Add the session as a callee (atomically); raises ``RegistrationRefused``."""
+        self,
+        session_id: int,
+        procedure: str,
+        match: MatchPolicy,
+        invoke: InvokePolicy,
+        done: Callable[[Registration | RegistrationRefused], None],
+    ) -> None:
+        """Add the session as a callee, atomically, and report the outcome to ``done``: at once
+        here, after the cluster-wide claim in a registry-backed state (so the core stays
+        sans-IO: a callback, not an await)."""
         ...
 
     def unregister(self, session_id: int, registration_id: int) -> Registration | None:
@@ -161,6 +173,19 @@ class LocalRoutingState:
         return self._subscriptions.matching(topic)
 
     def register(
+        self,
+        session_id: int,
+        procedure: str,
+        match: MatchPolicy,
+        invoke: InvokePolicy,
+        done: Callable[[Registration | RegistrationRefused], None],
+    ) -> None:
+        try:
+            done(self._register(session_id, procedure, match, invoke))
+        except RegistrationRefused as refused:
+            done(refused)
+
+    def _register(
         self, session_id: int, procedure: str, match: MatchPolicy, invoke: InvokePolicy
     ) -> Registration:
         registration = self._registrations.get(procedure, match)

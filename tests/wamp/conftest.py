@@ -122,13 +122,24 @@ class Wamp:
         return False
 
     async def idle(self, timeout: float = 5.0) -> bool:
-        """Wait until every realm is idle (no session, subscription, registration or call)."""
+        """Wait until no remote client has left anything behind: no session, subscription,
+        registration or call in any realm except those of the router's in-process components."""
         for _ in range(int(timeout / 0.02)):
-            realms = await self.run_in_router(self._realms)
-            if all(realm.is_idle() for realm in realms):
+            if await self.run_in_router(self._only_components_left):
                 return True
             await asyncio.sleep(0.02)
         return False
+
+    def _only_components_left(self) -> bool:
+        assert self.router is not None
+        components = {component.id for component in self.router.components}
+        for realm in self.router._realms.values():
+            if not set(realm.sessions) <= components or realm.dealer.pending:
+                return False
+            owners = set(realm.state._by_session)  # type: ignore[attr-defined]
+            if not owners <= components:
+                return False
+        return True
 
 
 async def _call(function: Callable[[], Any]) -> Any:

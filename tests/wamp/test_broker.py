@@ -133,6 +133,15 @@ def test_retained_events_are_replayed_on_request_and_bounded() -> None:
     assert all(e[3] == {"retained": True, "topic": f"com.{e[4][0]}"} for e in got[1:])
 
 
+def test_retained_events_keep_their_receiver_rules() -> None:
+    core = Core()
+    publisher = core.join()
+    publisher.send(16, 1, {"retain": True, "eligible_authrole": ["admin"]}, "com.secret", ["s"])
+    user, admin = core.join(authrole="user"), core.join(authrole="admin")
+    assert len(user.send(32, 1, {"get_retained": True}, "com.secret")) == 1  # SUBSCRIBED only
+    assert len(admin.send(32, 1, {"get_retained": True}, "com.secret")) == 2
+
+
 def test_unsubscribe_and_errors() -> None:
     core = Core()
     a, b = core.join(), core.join()

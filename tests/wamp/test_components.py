@@ -130,3 +130,12 @@ def test_sync_helpers_need_a_running_router() -> None:
         publish_sync("idle-realm", "com.topic")
     with pytest.raises(LookupError, match="no Router"):
         publish_sync("no-such-realm", "com.topic")
+
+
+async def test_conflicting_declared_handlers_fail_clearly() -> None:
+    router = Router(realms=[Realm("realm1")])
+    router.register("realm1", "com.twice")(lambda: 1)
+    router.register("realm1", "com.twice")(lambda: 2)
+    with pytest.raises(RuntimeError, match="declared handlers could not start"):
+        router.bind()
+    assert router.loop is None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from consumers.wamp.settings import LIMIT_EXCEEDED, Limits
+from consumers.wamp.state import LocalRoutingState
 from tests.wamp._core import CLIENT_ROLES, Core, Peer
 
 ERROR, CALL, CANCEL, RESULT, REGISTERED, UNREGISTERED, INVOCATION, INTERRUPT = (
@@ -346,3 +348,30 @@ def test_yield_and_error_for_unknown_invocations_are_ignored() -> None:
     callee = core.join(CLIENT_ROLES)
     assert callee.send(70, 42, {}) == []
     assert callee.send(8, 68, 42, {}, "com.error") == []
+
+
+class DeferredClaims(LocalRoutingState):
+    """A state whose registrations complete later, as a cluster-wide claim would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims: list[Callable[[], None]] = []
+
+    def register(self, *args: Any, **kwargs: Any) -> None:
+        self.claims.append(lambda: super(DeferredClaims, self).register(*args, **kwargs))
+
+
+def test_registered_waits_for_the_claim_and_a_callee_gone_meanwhile_is_unregistered() -> None:
+    core = Core()
+    state = DeferredClaims()
+    core.realm.state = state
+    callee, leaver = core.join(), core.join()
+    assert callee.send(64, 1, {}, "com.proc") == []  # the claim is still running
+    assert leaver.send(64, 1, {}, "com.other") == []
+    state.claims.pop(0)()
+    assert callee.take()[0][0] == REGISTERED
+    leaver.session.lost()
+    state.claims.pop(0)()  # completes after its session left: undone, not leaked
+    assert leaver.take() == [] and state.registration_for("com.other") is None
+    callee.session.lost()
+    assert core.realm.is_idle()

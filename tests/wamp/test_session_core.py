@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -225,3 +226,15 @@ def test_ids_follow_the_spec() -> None:
     assert [counter.next() for _ in range(3)] == [1, 2, 3]
     counter._last = MAX_ID - 1
     assert [counter.next(), counter.next()] == [MAX_ID, 1]
+
+
+def test_a_protocol_violation_is_logged_with_the_session_and_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="consumers.wamp")
+    core = Core()
+    client = core.join()
+    client.send(36, 1, 2, {})  # an EVENT from a client
+    [record] = [r for r in caplog.records if r.name == "consumers.wamp"]
+    assert f"WAMP session {client.id} aborted: protocol violation" in record.getMessage()
+    assert "Event is sent by routers, not clients" in record.getMessage()
