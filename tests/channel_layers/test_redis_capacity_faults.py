@@ -89,3 +89,44 @@ async def test_the_count_of_an_empty_channel_is_zero_after_any_failures(
         await layer.send(channel, {"type": "m", "n": -1})
     await layer.flush()
     await layer.close()
+
+
+async def test_decrements_pending_when_redis_dies_are_not_lost(
+    redis_servers: RedisServers,
+) -> None:
+    # The bug as reported: entries taken by BLPOP are decremented by the next DRAIN; a DRAIN
+    # that failed (Redis down) dropped those decrements, so after the restart (data kept) the
+    # empty channel still counted them, for good.
+    server = redis_servers.start()
+    host = {"address": server.url, "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    layer = RedisChannelLayer(hosts=[host], prefix=f"t{os.urandom(3).hex()}", capacity=CAPACITY)
+    channel = await layer.new_channel()
+    taken = 5  # fewer than DRAIN_PENDING_AT: no DRAIN goes out for them while Redis is up
+    got: list[int] = []
+    # Always a receive waiting (as a consumer's reader): each message is then taken by BLPOP
+    # and its decrement waits for a later DRAIN.
+    receiver = asyncio.create_task(receive_forever(layer, channel, got))
+    for n in range(taken):
+        while b"cmd=blpop" not in redis_command(server.port, "CLIENT", "LIST"):
+            await asyncio.sleep(0.001)  # until the receive waits in BLPOP
+        await layer.send(channel, {"type": "m", "n": n})
+        while len(got) <= n:
+            await asyncio.sleep(0.001)
+    # Not taken down yet (the first message may have come by DRAIN, the rest by BLPOP).
+    assert count_of(server.port, layer, channel) in (b"$1\r\n%d\r\n" % n for n in (4, 5))
+
+    redis_command(server.port, "SAVE")  # the data survives the restart (as with AOF)
+    server.stop()
+    # The receiver retries while Redis is down: its pop loop's DRAINs fail meanwhile.
+    await asyncio.sleep(1.5)
+    server.start()
+    deadline = time.monotonic() + 10
+    while count_of(server.port, layer, channel) != b"$-1\r\n" and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert count_of(server.port, layer, channel) == b"$-1\r\n"
+    assert got == list(range(taken))
+    receiver.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await receiver
+    await layer.flush()
+    await layer.close()
