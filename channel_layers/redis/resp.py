@@ -322,6 +322,15 @@ def lean_params(host: Mapping[str, Any]) -> dict[str, Any] | None:
     return params
 
 
+def connect_error_text(exc: BaseException) -> str:
+    """Why a connection could not be made, in words a user searches for."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
+    if isinstance(exc, TimeoutError):
+        return "no answer within socket_connect_timeout"
+    return str(exc) or type(exc).__name__
+
+
 def _setup_refused(command: str, where: str, exc: Exception) -> redis_errors.ConnectionError:
     """The error for an AUTH or SELECT that Redis refused: a ConnectionError (the connection is
     unusable, and the layers report those as LayerUnavailable), AuthenticationError for AUTH."""
@@ -353,7 +362,7 @@ class LeanClient:
                     )
         except (OSError, TimeoutError) as exc:
             raise redis_errors.ConnectionError(
-                f"cannot connect to Redis at {where}: {exc}"
+                f"cannot connect to Redis at {where}: {connect_error_text(exc)}"
             ) from exc
         setup: list[tuple[Any, ...]] = []
         if params["password"] is not None:

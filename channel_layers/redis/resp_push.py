@@ -9,7 +9,7 @@ from typing import Any
 
 import redis.exceptions as redis_errors
 
-from channel_layers.redis.resp import _Connection, _encode
+from channel_layers.redis.resp import _Connection, _encode, connect_error_text
 
 
 class PushConnection(_Connection):
@@ -55,7 +55,9 @@ async def open_push_connection(
                 )
     except (OSError, TimeoutError) as exc:
         where = params["path"] or f"{params['host']}:{params['port']}"
-        raise redis_errors.ConnectionError(f"cannot connect to Redis at {where}: {exc}") from exc
+        raise redis_errors.ConnectionError(
+            f"cannot connect to Redis at {where}: {connect_error_text(exc)}"
+        ) from exc
     if params["password"] is not None:
         user = (params["username"],) if params["username"] else ()
         conn.write("AUTH", *user, params["password"])  # a failure shows as an error reply

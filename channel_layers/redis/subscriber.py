@@ -57,6 +57,10 @@ class Subscriber:
         self._push: PushConnection | None = None
         self._drained: asyncio.Future[None] | None = None  # close(): all unsubscribed
         self._ever_connected = False
+        # The reader's last failed attempt to connect (None once connected): subscribe() raises
+        # it at once instead of waiting for a connection that is being refused.
+        self._connect_error: BaseException | None = None
+        self._attempt_failed = asyncio.Event()
 
     async def subscribe(self, topic: str) -> None:
         """Subscribe to ``topic`` and wait for Redis to confirm (LayerUnavailable if down)."""
@@ -69,16 +73,38 @@ class Subscriber:
         if ack is None:
             ack = self._acks[topic] = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._connected.wait(), SUBSCRIBE_TIMEOUT)
+            await self._wait_connected()
             if not ack.done():
                 await self._command("SUBSCRIBE", topic)
             await asyncio.wait_for(asyncio.shield(ack), SUBSCRIBE_TIMEOUT)
         except _SUBSCRIBE_ERRORS as exc:
             # The topic stays in self.topics: the reader subscribes it once Redis is back.
+            cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise LayerUnavailable(
-                f"cannot subscribe at Redis {self.shard.name} ({type(exc).__name__}); check "
-                "that it is running (the layer reconnects and resubscribes by itself)"
+                f"cannot subscribe at Redis {self.shard.name} ({cause}); check that it is "
+                "running (the layer reconnects and resubscribes by itself)"
             ) from exc
+
+    async def _wait_connected(self) -> None:
+        """Return once the reader is connected; raise its error at once when its last attempt
+        to connect failed (a refused connection is not worth a 4 s timeout), TimeoutError
+        when it neither connects nor fails within SUBSCRIBE_TIMEOUT."""
+        if self._connected.is_set():
+            return
+        if self._connect_error is not None:
+            raise self._connect_error
+        waits = [asyncio.ensure_future(self._connected.wait())]
+        waits.append(asyncio.ensure_future(self._attempt_failed.wait()))
+        try:
+            await asyncio.wait(waits, timeout=SUBSCRIBE_TIMEOUT, return_when="FIRST_COMPLETED")
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if self._connected.is_set():
+            return
+        if self._connect_error is not None:
+            raise self._connect_error
+        raise TimeoutError(f"no connection within {SUBSCRIBE_TIMEOUT:g} s")
 
     async def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic`` (best effort while disconnected: it is not resubscribed)."""
@@ -137,6 +163,8 @@ class Subscriber:
             try:
                 if self._pubsub is None and self._push is None:
                     await self._connect()
+                    self._connect_error = None
+                    self._attempt_failed.clear()
                     if self._ever_connected:
                         logger.warning("reconnected to Redis %s", self.shard.name)
                         await self.fire_hook("reconnect")
@@ -151,6 +179,9 @@ class Subscriber:
                 message = await self._pubsub.get_message(timeout=1.0)
             except REDIS_DOWN_ERRORS as exc:
                 was_connected = self._connected.is_set()
+                if not was_connected:
+                    self._connect_error = exc
+                    self._attempt_failed.set()
                 await self._disconnect()
                 if was_connected:
                     logger.warning(

@@ -214,3 +214,19 @@ async def test_pubsub_plain_channel_reaches_every_subscribed_process(redis_url: 
     assert await asyncio.wait_for(one, 2) == await asyncio.wait_for(two, 2) == {"type": "job"}
     await first.close()
     await second.close()
+
+
+@pytest.mark.parametrize("layer_class", [RedisChannelLayer, RedisPubSubChannelLayer])
+async def test_a_refused_connection_says_so_at_once(
+    layer_class: type[RedisChannelLayer] | type[RedisPubSubChannelLayer], free_port: int
+) -> None:
+    # Issue 17: the pub/sub layer said "cannot subscribe ... (TimeoutError)" after 4.1 s.
+    layer = layer_class(hosts=[f"redis://127.0.0.1:{free_port}"], prefix="refused")
+    for call in (layer.new_channel(), layer.receive("plain"), layer.send("plain", {"type": "x"})):
+        started = time.monotonic()
+        with pytest.raises(LayerUnavailable, match="connection refused"):
+            await asyncio.wait_for(call, 5)
+        assert time.monotonic() - started < 1.5  # at once, give or take the 1 s cooldown
+        for shard in layer.shards:
+            shard._down_until = 0.0  # each call meets the refusal itself, not the cooldown
+    await layer.close()
