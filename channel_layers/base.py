@@ -76,7 +76,8 @@ class LayerUnavailable(ChannelLayerError):
     Raised by ``send`` or ``group_send`` it means *maybe delivered*: the command may have
     reached the server before the connection failed or the answer timed out (a frozen Redis
     runs it once it resumes). A caller that retries may therefore deliver twice; receivers
-    that must not act twice should drop duplicates by an id the sender puts in the message.
+    that must not act twice should drop duplicates by an id the sender puts in the message
+    (``channel_layers.dedup``).
     """
 
 
