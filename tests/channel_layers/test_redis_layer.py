@@ -32,6 +32,7 @@ SCRIPT_INNER = {
     "zrange",
     "exists",
     "zscore",
+    "del",  # DRAIN drops the counts of an empty process list (the layer itself never DELs here)
 }
 # Commands of the connection handshake and of the test's own bookkeeping.
 # (Redis 7 names subcommands, "client|setinfo"; Redis 6.2 counts them under "client".)
