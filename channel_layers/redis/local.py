@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -90,6 +91,15 @@ class LocalQueue:
                 waiter.set_exception(exc)
 
 
+class InFlight(enum.Enum):
+    """The callback-driven command a Poller has on the wire (at most one; the loop task,
+    when it runs, is the other way of popping, and excludes these)."""
+
+    NOTHING = enum.auto()
+    DRAIN = enum.auto()  # a DRAIN (maybe pipelined behind a send), reply to _drained
+    POP = enum.auto()  # a BLPOP on a lent blocking connection, reply to _popped
+
+
 class Poller:
     """What pops one Redis list for this event loop while receivers wait on it.
 
@@ -116,16 +126,16 @@ class Poller:
         self.waiting = 0
         self.channels: set[str] = set()
         self.task: asyncio.Task[None] | None = None
-        self.draining = False  # a fast DRAIN or BLPOP is on the wire
+        self.in_flight = InFlight.NOTHING  # a callback-driven command on the wire
+        self.pop_connection: CallbackConnection | None = None  # that of InFlight.POP
         self.ran_dry = False  # the last DRAIN found the list empty
-        self.blocked: CallbackConnection | None = None  # the connection of a fast BLPOP
         self.stopped = False
         # Channel fields of entries BLPOP took, whose counts the next DRAIN decrements.
         self.pending: list[str] = state.pending.setdefault(keys[0], []) if self.is_local else []
 
     def want(self) -> None:
         """A receiver waits on this list: make sure something pops for it."""
-        if self.draining or self.stopped or (self.task is not None and not self.task.done()):
+        if self.busy():
             return
         if self.is_local and self.waiting == 0:  # only counts to take down (see _after_dispatch)
             self._fast_drain(0)
@@ -137,12 +147,20 @@ class Poller:
         if not ((drain and self._fast_drain(self.batch)) or self._fast_pop()):
             self._start_loop(drain_first=self.is_local)
 
+    def busy(self) -> bool:
+        """True while a callback command or the loop task is under way, or after stop()."""
+        return self.in_flight is not InFlight.NOTHING or self.stopped or self.loop_running()
+
+    def loop_running(self) -> bool:
+        """True while the pop loop task runs."""
+        return self.task is not None and not self.task.done()
+
     def _start_loop(self, drain_first: bool) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(drain_first))
 
     def _connection(self) -> CallbackConnection | None:
         """The lean client's open shared connection when a fast drain may use it, else None."""
-        if self.draining or self.stopped or (self.task is not None and not self.task.done()):
+        if self.busy():
             return None
         return self.shard.client().ready_connection() if self.shard.available() else None
 
@@ -161,7 +179,7 @@ class Poller:
         conn.request_callback(
             args, socket_timeout(self.shard.host), partial(self._drained, decrements)
         )
-        self.draining = True
+        self.in_flight = InFlight.DRAIN
         return True
 
     def send_and_drain(self, send: tuple[Any, ...]) -> asyncio.Future[Any] | None:
@@ -178,11 +196,11 @@ class Poller:
         future: asyncio.Future[Any] = conn.request_then(
             send, drain, limit, partial(self._drained, decrements)
         )
-        self.draining = True
+        self.in_flight = InFlight.DRAIN
         return future
 
     def _drained(self, decrements: list[str], reply: Any) -> None:
-        self.draining = False
+        self.in_flight = InFlight.NOTHING
         if self.stopped:
             return
         if isinstance(reply, Exception):
@@ -213,11 +231,11 @@ class Poller:
         margin = 1.0 if limit is None else min(limit, 1.0)  # as LeanClient.blpop
         args = ("BLPOP", self.keys[0], self.block_timeout)
         conn.request_callback(args, self.block_timeout + margin, partial(self._popped, conn))
-        self.draining, self.blocked = True, conn
+        self.in_flight, self.pop_connection = InFlight.POP, conn
         return True
 
     def _popped(self, conn: CallbackConnection, reply: Any) -> None:
-        self.draining, self.blocked = False, None
+        self.in_flight, self.pop_connection = InFlight.NOTHING, None
         if self.stopped:
             return
         self.shard.client().release_blocking_connection(conn)  # unless the error closed it
@@ -329,7 +347,7 @@ class LoopState:
             if poller is None:
                 continue
             poller.channels.discard(channel)
-            idle = not poller.draining and (poller.task is None or poller.task.done())
+            idle = poller.in_flight is InFlight.NOTHING and not poller.loop_running()
             if not poller.channels and idle and self.pollers.get(poller.keys[0]) is poller:
                 del self.pollers[poller.keys[0]]
         # Twice what is left: sweeping costs O(queues), so it runs O(1) times per new queue.
@@ -427,8 +445,8 @@ class LoopState:
         """Cancel the pop loops and the heartbeat (an in-flight pop may lose one entry)."""
         for poller in self.pollers.values():
             poller.stopped = True
-            if poller.blocked is not None:  # its BLPOP must not pop for a receiver gone
-                poller.blocked.abort(LayerUnavailable("the layer was closed"))
+            if poller.pop_connection is not None:  # its BLPOP must not pop for nobody
+                poller.pop_connection.abort(LayerUnavailable("the layer was closed"))
         tasks: list[asyncio.Task[Any]] = [p.task for p in self.pollers.values() if p.task]
         if self.heartbeat is not None:
             tasks.append(self.heartbeat)
