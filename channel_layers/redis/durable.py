@@ -394,6 +394,13 @@ class RedisChannelLayer(BaseChannelLayer):
         for shard in self.shards:
             await shard.run(wipe)
 
+    async def _release(self, base: str, decrements: list[str]) -> None:
+        """What a closing process leaves of base ``base!``: none of its keys once its list
+        is empty (before, its counts hash outlived it by ``expiry``)."""
+        key = self.channel_key(base)
+        keys = [key, scripts.counts_key(key)]
+        await self.shard_for(base).run(partial(_release_keys, keys=keys, decrements=decrements))
+
     async def close(self) -> None:
         """Stop this loop's pop loops and heartbeat, drop its heartbeat keys, close clients."""
         state = self._states.pop(asyncio.get_running_loop(), None)
@@ -401,11 +408,19 @@ class RedisChannelLayer(BaseChannelLayer):
             await state.stop()
             self._carry_over(state)
             for base in state.local_bases:
-                key = scripts.alive_key(self.channel_key(base))
-                with contextlib.suppress(LayerUnavailable):  # else it expires by itself
-                    await self.shard_for(base).run(partial(_delete, key=key))
+                with contextlib.suppress(LayerUnavailable):  # else they expire by themselves
+                    await self._release(base, state.pending.pop(self.channel_key(base), []))
         for shard in self.shards:
             await shard.close()
+
+
+async def _release_keys(client: RedisClient, keys: list[str], decrements: list[str]) -> None:
+    """Apply the last count decrements (an empty list's counts go: see DRAIN), and drop the
+    heartbeat key, in one round trip."""
+    await asyncio.gather(
+        evalsha(client, scripts.DRAIN, keys, [0, *decrements]),
+        client.delete(scripts.alive_key(keys[0])),
+    )
 
 
 async def _send_and_drain(
@@ -420,7 +435,3 @@ async def _send_and_drain(
         return await sent
     except NoScriptError:  # Redis restarted: the DRAIN failed alike and leaves it to the loop
         return await evalsha(client, scripts.SEND, keys, args)
-
-
-async def _delete(client: RedisClient, key: str) -> Any:
-    return await client.delete(key)
