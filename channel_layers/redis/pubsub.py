@@ -18,8 +18,10 @@ What pub/sub cannot do, said plainly:
 
 No leaks (channels_redis#276 kept every subscription and queue forever): a channel on which
 nothing has called ``receive()`` for ``idle_timeout`` seconds, and that no receive() is waiting
-on, is unsubscribed, its queue dropped and its group memberships forgotten; ``flush()`` and
-``close()`` unsubscribe everything.
+on, is unsubscribed, its queue dropped and its group memberships forgotten; a process-local
+channel goes ``RELEASE_AFTER`` (2) seconds after its receive() was cancelled (its consumer
+left) unless one came back; ``flush()`` and ``close()`` unsubscribe everything, and return
+once Redis confirmed it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ __all__ = ["RedisPubSubChannelLayer"]
 logger = logging.getLogger(__name__)
 
 Hook = Callable[[], Any]
+
+#: Seconds after a cancelled receive() (a consumer that left) before its process-local channel
+#: is unsubscribed, unless a receive() came back meanwhile (a timeout around receive()).
+RELEASE_AFTER = 2.0
 
 
 class _LocalChannel(LocalQueue):
@@ -69,6 +75,7 @@ class _LoopState:
         self.groups: dict[str, set[str]] = {}
         self.subscribers: dict[int, Subscriber] = {}
         self.sweeper: asyncio.Task[None] | None = None
+        self.forgetting: set[asyncio.Task[None]] = set()  # releases under way (kept referenced)
 
 
 class RedisPubSubChannelLayer(BaseChannelLayer):
@@ -197,6 +204,8 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             except asyncio.CancelledError:
                 if local.entries:
                     local.wake_one()
+                elif "!" in channel:  # as a consumer's reader is when its client disconnects
+                    loop.call_soon(self._release_later, channel, local)  # after last_receive
                 raise
             finally:
                 if waiter in local.waiters:
@@ -314,6 +323,24 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 if not local.waiters and now - local.last_receive > self.idle_timeout:
                     await self._forget(state, channel)
 
+    def _release_later(self, channel: str, local: _LocalChannel) -> None:
+        asyncio.get_running_loop().call_later(RELEASE_AFTER, self._release_if_left, channel, local)
+
+    def _release_if_left(self, channel: str, local: _LocalChannel) -> None:
+        """Forget a process-local channel whose last receive() was cancelled RELEASE_AFTER
+        seconds ago and not resumed: its consumer is gone, so its subscription goes now rather
+        than after ``idle_timeout`` (channels_redis unsubscribes at once)."""
+        state = self._states.get(asyncio.get_running_loop())
+        if state is None or state.channels.get(channel) is not local or local.waiters:
+            return
+        # (A timer may fire a hair early: the margin keeps that from skipping the release.)
+        if time.monotonic() - local.last_receive >= RELEASE_AFTER * 0.9:
+            state.forgetting.add(
+                asyncio.get_running_loop().create_task(self._forget(state, channel))
+            )
+            for task in [task for task in state.forgetting if task.done()]:
+                state.forgetting.discard(task)
+
     async def _forget(self, state: _LoopState, channel: str) -> None:
         local = state.channels.pop(channel, None)
         if local is None:
@@ -351,6 +378,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             await self._subscriber(state, self._shard_index(channel)).subscribe(
                 self._topic(channel)
             )
+        # Return once Redis has confirmed the unsubscribes (before: 0-719 topics were still
+        # subscribed right after flush()).
+        for subscriber in state.subscribers.values():
+            await subscriber.settled()
 
     async def close(self) -> None:
         """Unsubscribe, stop the readers and close the connections of this event loop."""

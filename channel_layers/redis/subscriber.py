@@ -48,6 +48,8 @@ class Subscriber:
         self.fire_hook = fire_hook
         self.topics: set[str] = set()
         self._acks: dict[str, asyncio.Future[None]] = {}
+        # UNSUBSCRIBEs sent and not yet confirmed (settled() waits for them: flush()).
+        self._unacks: dict[str, asyncio.Future[None]] = {}
         self._client: aioredis.Redis | RedisCluster | None = None
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -113,8 +115,16 @@ class Subscriber:
         if ack is not None and not ack.done():
             ack.cancel()
         if self._connected.is_set():
+            if topic not in self._unacks:
+                self._unacks[topic] = asyncio.get_running_loop().create_future()
             with contextlib.suppress(*REDIS_DOWN_ERRORS):
                 await self._command("UNSUBSCRIBE", topic)
+
+    async def settled(self, timeout: float = SUBSCRIBE_TIMEOUT) -> None:
+        """Wait (at most ``timeout``) until Redis confirmed every UNSUBSCRIBE sent so far."""
+        waiting = [unack for unack in self._unacks.values() if not unack.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
 
     async def _command(self, command: str, topic: str) -> None:
         if self._push is not None:
@@ -146,6 +156,10 @@ class Subscriber:
 
     async def _disconnect(self) -> None:
         self._connected.clear()
+        for unack in self._unacks.values():  # a lost connection unsubscribed everything
+            if not unack.done():
+                unack.set_result(None)
+        self._unacks.clear()
         pubsub, client, push = self._pubsub, self._client, self._push
         self._pubsub = self._client = self._push = None
         if push is not None and push.transport is not None:
@@ -210,8 +224,11 @@ class Subscriber:
         topic = topic.decode() if isinstance(topic, bytes) else str(topic)
         if kind == "message":
             self.on_message(topic, message["data"])
-        elif kind == "unsubscribe" and message["data"] == 0 and self._drained is not None:
-            if not self._drained.done():
+        elif kind == "unsubscribe":
+            unack = self._unacks.pop(topic, None)
+            if unack is not None and not unack.done():
+                unack.set_result(None)
+            if message["data"] == 0 and self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
         elif kind == "subscribe":
             ack = self._acks.get(topic)
