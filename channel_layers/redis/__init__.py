@@ -6,7 +6,9 @@ pubsub.py      RedisPubSubChannelLayer: PUBLISH/SUBSCRIBE, lowest latency, nothi
 local.py       the durable layer's receiving side in one process: local queues and pop loops
 scripts.py     the durable layer's Lua scripts (one EVALSHA per send, drain, group_send shard)
 connection.py  host settings, one client per event loop per shard, sharding, errors
-resp.py        the lean RESP2 client for plain redis:// and unix:// servers
+client.py      RedisClient: what the layers need from a client; the adapter over redis-py
+lean.py        the lean client (RedisClient) for plain redis:// and unix:// servers
+resp.py        its wire format and pipelined connection
 resp_push.py   its subscriber connection (replies pushed to a callback)
 subscriber.py  the pub/sub layer's subscriber: subscribe, read, reconnect, hooks
 ```

@@ -1,6 +1,6 @@
 """What the Redis layers need from a Redis client, and the adapter that gives it redis-py's.
 
-Two clients serve the layers: the lean RESP client (``resp.LeanClient``: plain ``redis://`` and
+Two clients serve the layers: the lean RESP client (``lean.LeanClient``: plain ``redis://`` and
 ``unix://`` servers, the hot path) and redis-py (TLS, Sentinel, Cluster, any client option the
 lean one does not know), wrapped in :class:`RedisPyClient`. Both implement :class:`RedisClient`,
 so mypy checks every call the layers make, and the contract suite runs on both.

@@ -33,7 +33,7 @@ from redis.backoff import NoBackoff
 
 from channel_layers.base import LayerUnavailable
 from channel_layers.redis.client import RedisClient, RedisPyClient
-from channel_layers.redis.resp import LeanClient, lean_params
+from channel_layers.redis.lean import LeanClient, lean_params
 
 T = TypeVar("T")
 

@@ -1,5 +1,6 @@
-"""The subscriber side of the lean RESP client (see ``_resp``): a connection whose replies are
-pushed to a callback as they are parsed, for RedisPubSubChannelLayer on plain servers."""
+"""The subscriber side of the lean RESP client (``lean``, ``resp``): a connection whose
+replies are pushed to a callback as they are parsed, for RedisPubSubChannelLayer on plain
+servers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import redis.exceptions as redis_errors
 
-from channel_layers.redis.resp import _Connection, _encode, connect_error_text
+from channel_layers.redis.lean import connect_error_text
+from channel_layers.redis.resp import _Connection, _encode
 
 
 class PushConnection(_Connection):

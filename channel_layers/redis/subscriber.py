@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 
 from channel_layers.base import LayerUnavailable
 from channel_layers.redis.connection import REDIS_DOWN_ERRORS, Shard, redis_py_client
-from channel_layers.redis.resp import lean_params
+from channel_layers.redis.lean import lean_params
 from channel_layers.redis.resp_push import PushConnection, open_push_connection
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Subscriber:
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
-        # Plain servers get the lean connection (_resp); the rest go through redis-py's PubSub.
+        # Plain servers get the lean connection (resp_push); the rest go through redis-py's PubSub.
         self._lean = lean_params(shard.host)
         self._push: PushConnection | None = None
         self._drained: asyncio.Future[None] | None = None  # close(): all unsubscribed

@@ -17,7 +17,7 @@ import pytest
 from channel_layers.base import BaseChannelLayer, LayerUnavailable
 from channel_layers.redis import RedisChannelLayer
 from channel_layers.redis.client import RedisPyClient
-from channel_layers.redis.resp import LeanClient
+from channel_layers.redis.lean import LeanClient
 from channel_layers.redis_pubsub import RedisPubSubChannelLayer
 from tests.channel_layers.conftest import SecureRedis
 

@@ -8,7 +8,8 @@ import math
 import pytest
 import redis.exceptions
 
-from channel_layers.redis.resp import _Connection, _encode, lean_params
+from channel_layers.redis.lean import lean_params
+from channel_layers.redis.resp import _Connection, _encode
 
 BIG = b"*500\r\n" + b"".join(b"$10\r\n0123456789\r\n" for _ in range(500))
 REPLIES = (
