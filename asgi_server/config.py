@@ -157,6 +157,32 @@ class Config:
         5.0, "Close a WebSocket upgrade that the app has not accepted or denied by then."
     )
 
+    # --- HTTP/2 (protocols/http2.py; needs the h2 package: the http2 extra) ----------------------
+    http2: bool = option(
+        True, "Serve HTTP/2 to TLS clients that offer it (ALPN h2), when h2 is installed."
+    )
+    h2c: bool = option(
+        False, "Also serve cleartext HTTP/2 to clients with prior knowledge (the h2c preface)."
+    )
+    h2_max_concurrent_streams: int = option(
+        100, "Most HTTP/2 streams open (or with an app still running) per connection."
+    )
+    h2_stream_window: int = option(
+        256 * KIB, "Request body bytes an HTTP/2 stream may send ahead of the app's reading."
+    )
+    h2_header_table_size: int = option(4096, "HPACK dynamic table size, in bytes, we keep.")
+    h2_max_reset_streams: int = option(
+        100, "Unanswered HTTP/2 streams a client may reset, net of answered ones (GOAWAY beyond)."
+    )
+    h2_max_control_frames: int = option(
+        256,
+        "HTTP/2 PING, SETTINGS, PRIORITY, empty DATA or unknown frames in a row with no request"
+        " or body between them (GOAWAY beyond).",
+    )
+    timeout_h2_window: float = option(
+        30.0, "Reset an HTTP/2 stream whose peer leaves it no send window for this long."
+    )
+
     # --- worker processes and reload (supervisor.py, reload.py) ------------------------------
     workers: int = option(
         1, "Worker processes sharing the listening sockets; a supervisor replaces dead ones."
