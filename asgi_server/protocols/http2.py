@@ -159,8 +159,11 @@ class HTTP2Core(ResponseSender):
         if (self.last_stream_id is not None and stream_id > self.last_stream_id) or len(
             self._streams
         ) >= self.limits.max_concurrent_streams:
-            # RFC 9113 §8.7: REFUSED_STREAM means not processed; the client may retry it.
+            # RFC 9113 §8.7: REFUSED_STREAM means not processed; the client may retry it. A
+            # refusal adds to the reset debt: a rapid-reset client whose reset streams' apps
+            # still run gets refusals, and keeps paying for them only until the GOAWAY.
             self._h2.reset_stream(stream_id, REFUSED_STREAM)
+            self._add_reset_debt(events)
             return
         stream = self._streams[stream_id] = Stream(stream_id)
         if event.stream_ended:
@@ -202,10 +205,13 @@ class HTTP2Core(ResponseSender):
         if event.remote_reset and not stream.response_ended:
             # CVE-2023-44487 (rapid reset): streams opened and reset at once cost us work but
             # the peer nothing. Answered streams pay the debt back, so only abuse reaches it.
-            self._reset_debt += 1
-            if self._reset_debt > self.limits.max_reset_streams:
-                self._fail(ENHANCE_YOUR_CALM, "Too many streams reset by the client", events)
+            self._add_reset_debt(events)
         self._close_stream(stream, events, "The client reset the stream")
+
+    def _add_reset_debt(self, events: list[Event]) -> None:
+        self._reset_debt += 1
+        if self._reset_debt > self.limits.max_reset_streams:
+            self._fail(ENHANCE_YOUR_CALM, "Too many streams reset by the client", events)
 
     # --- the app's side --------------------------------------------------------------------------
     def body_consumed(self, stream_id: int, size: int) -> None:
@@ -301,6 +307,7 @@ class HTTP2Core(ResponseSender):
         if self.failed:
             return
         self.failed = True
+        self._reader.discard()
         if not queued:
             self._queue_goaway(self._h2.highest_inbound_stream_id, code)
         for stream in list(self._streams.values()):

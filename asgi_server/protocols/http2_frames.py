@@ -87,6 +87,10 @@ class FrameReader:
                 out.append(frame)
         return out
 
+    def discard(self) -> None:
+        """Drop buffered bytes: the connection has failed and reads no more."""
+        self._buffer.clear()
+
     def _take_preface(self, data: bytes, out: list[bytes | GoAway]) -> bytes:
         want = self._preface_left
         got = data[: len(want)]
