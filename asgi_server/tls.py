@@ -9,6 +9,7 @@ gets one ``extensions["tls"]`` dict (ASGI TLS extension, spec 0.2): ``server_cer
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import ssl
 from typing import Any
@@ -88,10 +89,19 @@ def create_ssl_context(config: Config) -> ServerSSLContext | None:
             f"Cannot load the TLS certificate, key or CA files ({exc}); check --ssl-certfile, "
             "--ssl-keyfile, --ssl-keyfile-password and --ssl-ca-certs."
         ) from exc
+    # ALPN (RFC 7301, RFC 9113 §3.2): h2 first when HTTP/2 is on, else HTTP/1.1 only.
+    context.set_alpn_protocols(alpn_protocols(config))
     # OpenSSL reports the cipher in use by name; the extension wants its IANA number, which
     # is the low 16 bits of OpenSSL's cipher id.
     context.cipher_ids = {cipher["name"]: cipher["id"] & 0xFFFF for cipher in context.get_ciphers()}
     return context
+
+
+def alpn_protocols(config: Config) -> list[str]:
+    """The protocols we offer in ALPN, in our order of preference."""
+    if config.http2 and importlib.util.find_spec("h2") is not None:
+        return ["h2", "http/1.1"]
+    return ["http/1.1"]
 
 
 def rfc4514_name(subject: Any) -> str | None:

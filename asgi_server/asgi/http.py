@@ -18,7 +18,7 @@ from urllib.parse import unquote_to_bytes
 from asgi_server.protocols._response import DefaultHeaders, ResponseError
 
 if TYPE_CHECKING:
-    from asgi_server.protocols.http11 import HTTP11Core, Request
+    from asgi_server.protocols.http11 import HTTP11Core
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _EMPTY_BODY = {"type": "http.request", "body": b"", "more_body": False}
@@ -93,7 +93,16 @@ def scope_template(
     return template
 
 
-def build_scope(request: Request, template: dict[str, Any]) -> dict[str, Any]:
+class RequestHead(Protocol):
+    """What ``build_scope`` reads of a request: the HTTP/1.1 and HTTP/2 cores' requests."""
+
+    method: bytes
+    target: bytes
+    http_version: str
+    headers: list[tuple[bytes, bytes]]
+
+
+def build_scope(request: RequestHead, template: dict[str, Any]) -> dict[str, Any]:
     """The ASGI HTTP connection scope (ASGI 3.0, HTTP spec 2.4) for ``request``.
 
     ``template`` comes from ``scope_template``. Copying it and replacing values is cheaper than

@@ -104,13 +104,17 @@ class HTTP2Core(ResponseSender):
         self._sending: dict[int, Stream] = {}  # streams with response bytes waiting for window
         self._reset_debt = 0
         self.last_stream_id: int | None = None  # set by start_shutdown()
+        self._sealed = False
         self.failed = False  # GOAWAY sent for an error: write the output, then close
         self.peer_gone_away = False
 
     # --- bytes in --------------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
-        """The bytes to write to the peer now."""
-        self._out += self._h2.data_to_send()
+        """The bytes to write to the peer now (nothing more once a GOAWAY for an error went)."""
+        if self._sealed:
+            self._h2.data_to_send()  # RFC 9113 §6.8: after an error's GOAWAY, nothing more
+        else:
+            self._out += self._h2.data_to_send()
         out = bytes(self._out)
         self._out.clear()
         return out
@@ -308,8 +312,11 @@ class HTTP2Core(ResponseSender):
             return
         self.failed = True
         self._reader.discard()
-        if not queued:
+        if queued:
+            self._out += self._h2.data_to_send()  # h2's GOAWAY is last in it
+        else:
             self._queue_goaway(self._h2.highest_inbound_stream_id, code)
+        self._sealed = True
         for stream in list(self._streams.values()):
             if not stream.closed:
                 self._close_stream(stream, events, detail)

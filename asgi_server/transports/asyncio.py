@@ -14,6 +14,7 @@ A handler implements ``ConnectionHandler`` (``transports/base.py``): ``data_rece
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,9 @@ from asgi_server.transports.base import CLOSED, ConnectionHandler, StreamTranspo
 
 if TYPE_CHECKING:
     from asgi_server.connection.base import ServerContext
+
+# HTTP/2 needs the h2 package (the http2 extra); without it TLS connections speak HTTP/1.1.
+HAVE_H2 = importlib.util.find_spec("h2") is not None
 
 
 def _address(info: Any) -> tuple[str, int] | None:
@@ -58,7 +62,12 @@ class ServerConnection(asyncio.Protocol):
             self.scheme = "https"
             self.tls = connection_tls_extension(transport)
         self.server_state.connections.add(self)
-        self.handler = HttpHandler(self)
+        handler = None
+        if self.config.h2c or (self.tls is not None and self.config.http2 and HAVE_H2):
+            from asgi_server.connection.http2 import handler_for  # imports h2
+
+            handler = handler_for(self)
+        self.handler = handler or HttpHandler(self)
 
     def set_handler(self, handler: ConnectionHandler) -> None:
         """Hand the connection to another protocol handler (e.g. after an upgrade)."""

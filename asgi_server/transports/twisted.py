@@ -41,7 +41,7 @@ from zope.interface import implementer  # type: ignore[import-untyped]
 
 from asgi_server.logs import listen_url
 from asgi_server.server import Server, loop_factory
-from asgi_server.tls import openssl_tls_extension
+from asgi_server.tls import alpn_protocols, openssl_tls_extension
 from asgi_server.transports.asyncio import ServerConnection
 
 if TYPE_CHECKING:
@@ -117,6 +117,9 @@ class TransportAdapter:
             return True if self._tls is not None else default
         if name == "asgi.tls":
             return self._tls
+        if name == "alpn_protocol":
+            protocol = getattr(self._transport, "negotiatedProtocol", None)
+            return protocol.decode("ascii") if protocol else default
         return default
 
 
@@ -200,9 +203,9 @@ class _ConnectionFactory(Factory):
     noisy = False  # no "Starting factory" log lines
 
     def acceptableProtocols(self) -> list[bytes]:
-        """ALPN (RFC 7301): we speak HTTP/1.1. Twisted's ssl: endpoints fail a handshake whose
-        client offers ALPN when the factory names no protocol, so name it."""
-        return [b"http/1.1"]
+        """ALPN (RFC 7301): h2 (when on) and HTTP/1.1. Twisted's ssl: endpoints fail a handshake
+        whose client offers ALPN when the factory names no protocol, so name them."""
+        return [name.encode() for name in alpn_protocols(self.state.config)]
 
     def __init__(self, state: ServerContext) -> None:
         self.state = state
@@ -274,6 +277,14 @@ class _ServerTLS:
         context.set_verify(modes.get(int(parse_cert_reqs(config.ssl_cert_reqs)), required))
         if config.ssl_ciphers is not None:
             context.set_cipher_list(config.ssl_ciphers.encode())
+        offered = [name.encode() for name in alpn_protocols(config)]
+
+        def select_protocol(connection: Any, client_protocols: list[bytes]) -> Any:
+            # ALPN (RFC 7301 §3.2): our preference among the client's; none in common is fine.
+            chosen = [name for name in offered if name in client_protocols]
+            return chosen[0] if chosen else SSL.NO_OVERLAPPING_PROTOCOLS
+
+        context.set_alpn_select_callback(select_protocol)
         self.context = context
 
     def getContext(self) -> Any:
