@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import threading
+import time
 from typing import Any
 
 import h2.events as ev
@@ -18,6 +19,7 @@ import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.settings import SettingCodes
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame
 
 from tests.server.test_tls import tls_options
 
@@ -275,3 +277,130 @@ def test_alpn_selection(
             context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
         ):
             assert tls.selected_alpn_protocol() == selected
+
+
+def read_frames(sock: socket.socket) -> list[Any]:
+    """Every frame the server sends until it closes, parsed by hyperframe (h2's own client stops
+    taking frames once it has seen a GOAWAY, even for streams the GOAWAY lets finish)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    frames = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        frames.append(frame)
+        data = data[9 + length :]
+    return frames
+
+
+def test_graceful_shutdown_sends_goaway_and_lets_streams_finish(run_server: Any) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        started.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    with run_server(app, h2c=True) as server:
+        client = RawClient(server.port)
+        client.request(1)
+        assert started.wait(5)
+        server.server.should_exit = True
+        frames = []
+        while not any(isinstance(f, GoAwayFrame) for f in frames):
+            frames += read_frames_once(client.sock)
+        (goaway,) = [f for f in frames if isinstance(f, GoAwayFrame)]
+        assert (goaway.last_stream_id, goaway.error_code) == (1, 0)
+        release.set()
+        frames = read_frames(client.sock)  # then the server closes the connection
+        data = [f for f in frames if isinstance(f, DataFrame) and f.stream_id == 1]
+        assert b"".join(f.data for f in data) == b"done" and "END_STREAM" in data[-1].flags
+
+
+def read_frames_once(sock: socket.socket) -> list[Any]:
+    """The frames of one read (whole frames: the server writes each batch in one write)."""
+    data = sock.recv(65536)
+    frames = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        frames.append(frame)
+        data = data[9 + length :]
+    return frames
+
+
+def test_curl_finishes_a_response_across_a_graceful_shutdown(run_server: Any) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        started.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    with run_server(app, h2c=True) as server:
+        curl = subprocess.Popen(
+            ["curl", "-s", "--http2-prior-knowledge", f"{server.url}/slow"],
+            stdout=subprocess.PIPE,
+        )
+        assert started.wait(10)
+        server.server.should_exit = True
+        time.sleep(0.2)  # the GOAWAY reaches curl before the response
+        release.set()
+        out, _ = curl.communicate(timeout=10)
+        assert (curl.returncode, out) == (0, b"finished")
+
+
+def test_idle_connection_gets_goaway_then_close(run_server: Any) -> None:
+    with run_server(echo_app, h2c=True, timeout_keep_alive=0.2) as server:
+        client = RawClient(server.port)
+        client.request(1)
+        frames = read_frames(client.sock)  # returns once the server closes
+        goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
+        assert goaways and goaways[-1].error_code == 0 and goaways[-1].last_stream_id == 1
+
+
+def test_limits_answer_per_stream_over_http2(run_server: Any, certificates: Any) -> None:
+    options = tls_options(certificates, limit_request_headers=5, limit_request_body=10)
+    with run_server(echo_app, **options) as server, tls_client(certificates) as client:
+        url = f"https://127.0.0.1:{server.port}/"
+        many = {f"x-{i}": "1" for i in range(10)}
+        assert client.get(url, headers=many).status_code == 431
+        assert client.post(url, content=b"y" * 11).status_code == 413
+        ok = client.post(url, content=b"y" * 10)  # the same connection carries on
+        assert ok.status_code == 200 and ok.json()["size"] == 10
+
+
+def test_a_stream_whose_app_does_not_read_stalls_only_itself(
+    run_server: Any, certificates: Any
+) -> None:
+    reading = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while scope["path"] == "/lazy" and not reading.is_set():
+            await asyncio.sleep(0.01)  # reads nothing until told: its upload stalls at the window
+        await echo_app(scope, receive, send)
+
+    async def main(port: int) -> None:
+        async with httpx.AsyncClient(http2=True, verify=certificates.client_context()) as client:
+            url = f"https://127.0.0.1:{port}"
+            lazy = asyncio.ensure_future(client.post(url + "/lazy", content=b"l" * 2_000_000))
+            for _ in range(3):  # the same connection serves other uploads meanwhile
+                busy = await client.post(url + "/busy", content=b"b" * 2_000_000)
+                assert busy.json()["size"] == 2_000_000
+            assert not lazy.done()
+            reading.set()
+            assert (await lazy).json()["size"] == 2_000_000
+
+    with run_server(app, **tls_options(certificates)) as server:
+        asyncio.run(main(server.port))
