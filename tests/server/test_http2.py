@@ -59,7 +59,7 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def tls_client(certificates: Any, http2: bool = True) -> httpx.Client:
-    return httpx.Client(http2=http2, verify=certificates.client_context())
+    return httpx.Client(http2=http2, verify=certificates.client_context(), timeout=30)
 
 
 def test_alpn_h2_over_tls(run_server: Any, certificates: Any) -> None:
@@ -119,7 +119,9 @@ def test_h2c_is_off_by_default(run_server: Any) -> None:
 
 def test_many_concurrent_streams_on_one_connection(run_server: Any, certificates: Any) -> None:
     async def main(port: int) -> list[int]:
-        async with httpx.AsyncClient(http2=True, verify=certificates.client_context()) as client:
+        async with httpx.AsyncClient(
+            http2=True, verify=certificates.client_context(), timeout=30
+        ) as client:
             url = f"https://127.0.0.1:{port}/"
             responses = await asyncio.gather(
                 *(client.post(url, content=b"b" * i) for i in range(200))
@@ -392,7 +394,9 @@ def test_a_stream_whose_app_does_not_read_stalls_only_itself(
         await echo_app(scope, receive, send)
 
     async def main(port: int) -> None:
-        async with httpx.AsyncClient(http2=True, verify=certificates.client_context()) as client:
+        async with httpx.AsyncClient(
+            http2=True, verify=certificates.client_context(), timeout=30
+        ) as client:
             url = f"https://127.0.0.1:{port}"
             lazy = asyncio.ensure_future(client.post(url + "/lazy", content=b"l" * 2_000_000))
             for _ in range(3):  # the same connection serves other uploads meanwhile
