@@ -88,7 +88,7 @@ class StreamCycle:
             if self._body:
                 data = self._body.popleft()
                 self.core.body_consumed(self.stream_id, len(data))  # the peer may send more
-                self.handler.flush()
+                self.handler.flush_soon()
                 more = bool(self._body) or not self._request_complete
                 self._last_body_sent = not more
                 return {"type": "http.request", "body": data, "more_body": more}
@@ -143,7 +143,7 @@ class StreamCycle:
             self._expect_trailers = trailers
         else:
             core.send_body(self.stream_id, body, more_body)
-        self.handler.flush()
+        self.handler.flush_soon()
         if not more_body:
             self._body_done = True
             if not self._expect_trailers:
@@ -156,7 +156,7 @@ class StreamCycle:
         self._trailers += list(message.get("headers", ()))
         if not message.get("more_trailers", False):
             self.core.send_trailers(self.stream_id, self._trailers)
-            self.handler.flush()
+            self.handler.flush_soon()
             self._complete()
 
     def _complete(self) -> None:
@@ -178,7 +178,7 @@ class StreamCycle:
                 # would keep the app, its buffers and a stream slot.
                 self.logger.info("Resetting HTTP/2 stream %d: no send window", self.stream_id)
                 core.reset_stream(self.stream_id)
-                handler.flush()
+                handler.flush_soon()
                 self._disconnected = True
                 raise ClientDisconnected("The client granted no window; stop sending.") from None
 
@@ -223,4 +223,4 @@ class StreamCycle:
                 return
             self.status = 500
             self._complete()
-        self.handler.flush()
+        self.handler.flush_soon()

@@ -83,7 +83,11 @@ class HTTP2Core(ResponseSender):
 
     def __init__(self, limits: H2Limits) -> None:
         self.limits = limits
-        config = H2Configuration(client_side=False, header_encoding=None)
+        # Outbound headers are checked by response_headers() already (names, values, no
+        # connection-specific fields): h2 need not check them again, per response.
+        config = H2Configuration(
+            client_side=False, header_encoding=None, validate_outbound_headers=False
+        )
         self._h2 = conn = H2Connection(config)
         conn.local_settings = server_settings(limits)
         # HPACK bombs (a small block that decodes huge) stop at the header list size, and the
