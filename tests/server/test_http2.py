@@ -381,9 +381,7 @@ def test_limits_answer_per_stream_over_http2(run_server: Any, certificates: Any)
         assert ok.status_code == 200 and ok.json()["size"] == 10
 
 
-def test_a_stream_whose_app_does_not_read_stalls_only_itself(
-    run_server: Any, certificates: Any
-) -> None:
+def test_a_stream_whose_app_does_not_read_stalls_only_itself(run_server: Any) -> None:
     reading = threading.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -393,18 +391,26 @@ def test_a_stream_whose_app_does_not_read_stalls_only_itself(
             await asyncio.sleep(0.01)  # reads nothing until told: its upload stalls at the window
         await echo_app(scope, receive, send)
 
-    async def main(port: int) -> None:
-        async with httpx.AsyncClient(
-            http2=True, verify=certificates.client_context(), timeout=30
-        ) as client:
-            url = f"https://127.0.0.1:{port}"
-            lazy = asyncio.ensure_future(client.post(url + "/lazy", content=b"l" * 2_000_000))
-            for _ in range(3):  # the same connection serves other uploads meanwhile
-                busy = await client.post(url + "/busy", content=b"b" * 2_000_000)
-                assert busy.json()["size"] == 2_000_000
-            assert not lazy.done()
-            reading.set()
-            assert (await lazy).json()["size"] == 2_000_000
-
-    with run_server(app, **tls_options(certificates)) as server:
-        asyncio.run(main(server.port))
+    with run_server(app, h2c=True) as server:
+        client = RawClient(server.port)
+        post = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"t")]
+        client.conn.send_headers(1, [*post, (b":path", b"/lazy")])
+        client.conn.send_headers(3, [*post, (b":path", b"/busy")])
+        client.flush()
+        sent = {1: 0, 3: 0}
+        while sent[3] < 600_000:  # stream 3 uploads 600 KB while stream 1 sits at its window
+            for stream_id in (1, 3):
+                room = min(client.conn.local_flow_control_window(stream_id), 16384)
+                if room and sent[stream_id] < 600_000:
+                    client.conn.send_data(stream_id, b"d" * room)
+                    sent[stream_id] += room
+            client.flush()
+            while not client.conn.local_flow_control_window(3):  # stream or connection window
+                client.until(lambda e: isinstance(e, ev.WindowUpdated))
+        client.conn.end_stream(3)
+        client.flush()
+        events = client.until(lambda e: isinstance(e, ev.StreamEnded) and e.stream_id == 3)
+        body = b"".join(e.data for e in events if isinstance(e, ev.DataReceived))
+        assert json.loads(body)["size"] == sent[3] >= 600_000
+        # Stream 1 got exactly its window, no more: its app has read nothing.
+        assert sent[1] == 256 * 1024 and client.conn.local_flow_control_window(1) == 0
