@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -141,8 +141,10 @@ def start_server(
     port: int,
     cpu: int | None = None,
     ready_timeout: float = 30.0,
+    ready: Callable[[Server, float], None] | None = None,
 ) -> Iterator[Server]:
-    """Run ``command`` (pinned to ``cpu``) until the block ends; yield once it answers HTTP."""
+    """Run ``command`` (pinned to ``cpu``) until the block ends; yield once it answers HTTP
+    (``ready(server, timeout)`` decides; default: a plain HTTP/1.1 GET, ``wait_ready``)."""
     logs = RESULTS_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}-{port}.log"  # the port keeps concurrent runs apart
@@ -160,7 +162,7 @@ def start_server(
     server = Server(name, process, port, log)
     _running.append(server)
     try:
-        wait_ready(server, ready_timeout)
+        (ready or wait_ready)(server, ready_timeout)
         yield server
     finally:
         server.stop()
