@@ -86,7 +86,10 @@ class HTTP2Core(ResponseSender):
         # Outbound headers are checked by response_headers() already (names, values, no
         # connection-specific fields): h2 need not check them again, per response.
         config = H2Configuration(
-            client_side=False, header_encoding=None, validate_outbound_headers=False
+            client_side=False,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         self._h2 = conn = H2Connection(config)
         conn.local_settings = server_settings(limits)

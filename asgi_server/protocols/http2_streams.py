@@ -216,6 +216,9 @@ _CONNECTION_SPECIFIC = frozenset(
 )
 
 
+_SPACE = (b" ", b"\t")
+
+
 def check_field(name: bytes, value: bytes) -> bytes:
     """Check a response header or trailer; return its lowercased name (HTTP/2 wants it)."""
     if _TOKEN(name) is None:
@@ -243,6 +246,8 @@ def response_headers(
         lowered = check_field(name, value)
         if lowered in _CONNECTION_SPECIFIC:
             continue
+        if value[:1] in _SPACE or value[-1:] in _SPACE:  # RFC 9113 §8.2.1: none at either end
+            value = value.strip(b" \t")
         if lowered == b"content-length":
             if not value.isdigit() or stream.length_left is not None:
                 raise ResponseError(f"Invalid Content-Length {value!r} in the response.")
