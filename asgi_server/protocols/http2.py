@@ -42,6 +42,7 @@ from asgi_server.protocols.http2_frames import (
     GoAway,
     goaway_frame,
 )
+from asgi_server.protocols.http2_hpack import StatelessEncoder
 from asgi_server.protocols.http2_send import ResponseSender
 from asgi_server.protocols.http2_settings import MAX_WINDOW, H2Limits, server_settings
 from asgi_server.protocols.http2_streams import (
@@ -92,6 +93,7 @@ class HTTP2Core(ResponseSender):
             normalize_outbound_headers=False,
         )
         self._h2 = conn = H2Connection(config)
+        conn.encoder = StatelessEncoder()  # type: ignore[assignment]  # h2 calls two members
         conn.local_settings = server_settings(limits)
         # HPACK bombs (a small block that decodes huge) stop at the header list size, and the
         # dynamic table the peer makes us keep at our table size.

@@ -10,6 +10,7 @@ import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.settings import SettingCodes, Settings
+from hpack import Decoder
 from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
 
 from asgi_server.protocols.http2 import (
@@ -26,6 +27,7 @@ from asgi_server.protocols.http2 import (
     StreamReset,
     StreamWritable,
 )
+from asgi_server.protocols.http2_hpack import StatelessEncoder
 
 GET = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"a")]
 POST = [(b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"a")]
@@ -336,3 +338,38 @@ def test_peer_goaway_is_reported_and_responses_still_go_out(feed: Feed) -> None:
     assert GoAwayReceived(0, 0) in events  # the last stream *we* opened: none
     peer.core.respond(1, 200, [], (), b"ok")
     assert b"ok" in peer.core.data_to_send()
+
+
+@pytest.mark.parametrize("size", [0, 1, 14, 15, 126, 127, 128, 300, 16383, 16384, 20000])
+def test_stateless_hpack_encoding_decodes(size: int) -> None:
+    encoder = StatelessEncoder()
+    decoder = Decoder()
+    fields = [
+        (b":status", b"200"),
+        (b":status", b"418"),
+        (b"content-type", b"x" * size),  # a static name (index 31)
+        (b"x-custom", b"y" * size),  # a name of our own
+        (b"n" * size or b"n", b"v"),
+    ]
+    for _ in range(2):  # the second time from the cache
+        assert decoder.decode(encoder.encode(fields), raw=True) == fields
+    assert len(decoder.header_table.dynamic_entries) == 0  # nothing was indexed
+    encoder.header_table_size = 0  # the peer changes its setting: we announce size 0 again
+    block = encoder.encode(fields[:1])
+    assert block == b"\x20\x88" and decoder.decode(block, raw=True) == fields[:1]
+
+
+@feeds
+def test_responses_decode_after_the_peer_shrinks_its_table(feed: Feed) -> None:
+    peer = Peer(feed)
+    peer.client.update_settings({SettingCodes.HEADER_TABLE_SIZE: 0})
+    peer.exchange()
+    for stream_id in (1, 3):
+        peer.request(stream_id)
+        peer.core.respond(stream_id, 200, [(b"x-a", b"1")], [(b"server", b"crossway")], b"ok")
+        peer.exchange()
+        assert peer.received(stream_id) == (
+            [(b":status", b"200"), (b"x-a", b"1"), (b"server", b"crossway")],
+            b"ok",
+            True,
+        )
