@@ -414,3 +414,40 @@ def test_a_stream_whose_app_does_not_read_stalls_only_itself(run_server: Any) ->
         assert json.loads(body)["size"] == sent[3] >= 600_000
         # Stream 1 got exactly its window, no more: its app has read nothing.
         assert sent[1] == 256 * 1024 and client.conn.local_flow_control_window(1) == 0
+
+
+def test_twisted_ssl_endpoint_negotiates_h2(certificates: Any) -> None:
+    from tests.server.test_endpoints import APP_DIR, free_port, serve
+
+    port = free_port()
+    description = (
+        f"ssl:{port}:interface=127.0.0.1:privateKey={certificates.server_key}"
+        f":certKey={certificates.server_cert}"
+    )
+    with (
+        serve("_supervisor_apps:twisted_clock", *APP_DIR, "-e", description),
+        tls_client(certificates) as client,
+    ):
+        response = client.get(f"https://127.0.0.1:{port}/")
+    assert response.http_version == "HTTP/2" and response.text.endswith("via https")
+
+
+def test_limit_concurrency_answers_503_on_the_stream(run_server: Any) -> None:
+    release = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        await echo_app(scope, receive, send)
+
+    with run_server(app, h2c=True, limit_concurrency=1) as server:
+        client = RawClient(server.port)
+        client.request(1)
+        client.request(3)  # stream 1's app is still running: one task is the limit
+        events = client.until(lambda e: isinstance(e, ev.StreamEnded) and e.stream_id == 3)
+        (head,) = [e for e in events if isinstance(e, ev.ResponseReceived)]
+        assert head.stream_id == 3 and (b":status", b"503") in head.headers
+        release.set()
+        client.until(lambda e: isinstance(e, ev.StreamEnded) and e.stream_id == 1)
