@@ -131,7 +131,7 @@ def measure(name: str, scenario: str, round_: int, args: argparse.Namespace) -> 
         before = _common.group_cpu_seconds(server.process.pid)
         output = h2load(url(port, scenario), args.requests, pin)
         cpu = _common.group_cpu_seconds(server.process.pid) - before
-    match = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", output)
+    match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)  # ms under 1 s
     done = re.search(
         r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed", output
     )

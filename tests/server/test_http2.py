@@ -451,3 +451,13 @@ def test_limit_concurrency_answers_503_on_the_stream(run_server: Any) -> None:
         assert head.stream_id == 3 and (b":status", b"503") in head.headers
         release.set()
         client.until(lambda e: isinstance(e, ev.StreamEnded) and e.stream_id == 1)
+
+
+def test_h2load_many_streams_on_many_connections(run_server: Any) -> None:
+    with run_server(echo_app, h2c=True) as server:
+        result = subprocess.run(
+            ["h2load", "-n", "3000", "-c", "6", "-m", "40", f"{server.url}/"],
+            capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+    assert "3000 succeeded, 0 failed, 0 errored, 0 timeout" in result.stdout
+    assert "status codes: 3000 2xx" in result.stdout
