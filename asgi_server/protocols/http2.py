@@ -36,6 +36,7 @@ from asgi_server.protocols.http2_frames import (
     CANCEL,
     ENHANCE_YOUR_CALM,
     NO_ERROR,
+    PROTOCOL_ERROR,
     REFUSED_STREAM,
     FrameError,
     FrameReader,
@@ -89,6 +90,7 @@ class HTTP2Core(ResponseSender):
         config = H2Configuration(
             client_side=False,
             header_encoding=None,
+            validate_inbound_headers=False,  # check_request() does it, in one pass
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
@@ -184,7 +186,11 @@ class HTTP2Core(ResponseSender):
         request = check_request(stream_id, event.headers, self.limits)
         if isinstance(request, RequestRefused):
             events.append(request)
-            self._refuse(stream, request.status_code)
+            if request.malformed:  # RFC 9113 §8.1.1: a stream error of type PROTOCOL_ERROR
+                del self._streams[stream_id]
+                self._reset(stream_id, PROTOCOL_ERROR)
+            else:
+                self._refuse(stream, request.status_code)
             return
         stream.head_request = request.method == b"HEAD"
         events.append(request)  # h2's StreamEnded follows when the request has no body

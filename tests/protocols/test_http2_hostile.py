@@ -270,3 +270,61 @@ def test_many_concurrent_streams_with_running_apps_are_refused() -> None:
     resets = [f for f in parse_frames(core.data_to_send()) if isinstance(f, RstStreamFrame)]
     assert {f.stream_id for f in resets} == set(range(7, 20, 2))
     assert {f.error_code for f in resets} == {7}  # REFUSED_STREAM: the client may retry
+
+
+# --- malformed requests (RFC 9113 §8.1.1): a stream error, the connection carries on ---
+M, P, S, A = (b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"a")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [M, P, S, A, (b"X-Upper", b"1")],
+        [M, P, S, A, (b"bad name", b"1")],
+        [M, P, S, A, (b"x:colon", b"1")],
+        [M, P, S, A, (b"", b"1")],
+        [M, P, S, A, (b"x", b" padded")],
+        [M, P, S, A, (b"x", b"tab\t")],
+        [M, P, S, A, (b"x", b"a\x00b")],
+        [M, P, S, A, (b"x", b"a\rb")],
+        [M, P, S, A, (b"x", b"a\x01b")],
+        [M, P, S, (b"x", b"1"), A],  # a pseudo-header after a regular one
+        [M, M, P, S, A],
+        [M, P, S, A, (b":protocol", b"websocket")],
+        [M, S, A],  # no :path
+        [M, (b":path", b""), S, A],
+        [M, P, A],  # no :scheme
+        [P, S, A],  # no :method
+        [M, P, S],  # no authority
+        [M, P, S, A, (b"host", b"other")],
+        [M, P, S, (b"host", b"a"), (b"host", b"a")],
+        [M, P, S, A, (b"connection", b"keep-alive")],
+        [M, P, S, A, (b"transfer-encoding", b"chunked")],
+        [M, P, S, A, (b"te", b"gzip")],
+    ],
+)
+@feeds
+def test_malformed_requests_reset_their_stream(
+    feed: Feed, fields: list[tuple[bytes, bytes]]
+) -> None:
+    core, encoder = connected()
+    frame = HeadersFrame(1, encoder.encode(fields), flags=["END_HEADERS", "END_STREAM"])
+    events = feed(core, frame.serialize())
+    assert [(type(e).__name__, getattr(e, "malformed", None)) for e in events] == [
+        ("RequestRefused", True)
+    ]
+    frames = parse_frames(core.data_to_send())
+    assert [(type(f).__name__, f.stream_id, f.error_code) for f in frames] == [
+        ("RstStreamFrame", 1, PROTOCOL_ERROR)
+    ]
+    assert isinstance(feed(core, headers(encoder, 3))[0], Request)  # the next stream is served
+    assert core.active_streams == 1
+
+
+def test_well_formed_edge_cases_are_accepted() -> None:
+    core, encoder = connected()
+    fields = [M, P, S, (b"host", b"a"), (b"te", b"Trailers"), (b"x", b""), (b"x", b"a\tb")]
+    frame = HeadersFrame(1, encoder.encode(fields), flags=["END_HEADERS", "END_STREAM"])
+    request = core.receive_data(frame.serialize())[0]
+    assert isinstance(request, Request)  # Host alone stands for :authority
+    assert request.headers == [(b"host", b"a"), (b"te", b"Trailers"), (b"x", b""), (b"x", b"a\tb")]
