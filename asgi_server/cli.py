@@ -128,7 +128,8 @@ def version_line() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for every Config field that is a command-line option."""
     parser = argparse.ArgumentParser(
-        prog="asgi-server", description="Serve an ASGI application over HTTP/1.1 and WebSocket."
+        prog="asgi-server",
+        description="Serve an ASGI application over HTTP/1.1, HTTP/2 and WebSocket.",
     )
     parser.add_argument("app", help="The ASGI application, as 'module:attribute'.")
     parser.add_argument("--version", action="version", version=version_line())
