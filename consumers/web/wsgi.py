@@ -184,6 +184,13 @@ class _Response:
     def run(self, app: WSGIApplication, environ: dict[str, Any]) -> None:
         """Call the app and send its response (in a worker thread)."""
         iterable = app(environ, self.start_response)
+        if isinstance(iterable, (list, tuple)) and self.start is not None:
+            # A whole body in hand: say its length rather than chunking it (as Django's
+            # HttpResponse and most Flask views answer).
+            names = {name for name, _ in self.start["headers"]}
+            if b"content-length" not in names:
+                length = b"%d" % sum(len(chunk) for chunk in iterable)
+                self.start["headers"].append((b"content-length", length))
         try:
             for chunk in iterable:
                 self.write(chunk)
