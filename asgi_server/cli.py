@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import platform
 import sys
@@ -131,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="asgi-server",
         description="Serve an ASGI application over HTTP/1.1, HTTP/2 and WebSocket.",
     )
-    parser.add_argument("app", help="The ASGI application, as 'module:attribute'.")
+    parser.add_argument(
+        "app", nargs="?", default="", help="The ASGI application, as 'module:attribute'."
+    )
     parser.add_argument("--version", action="version", version=version_line())
     hints = typing.get_type_hints(Config, include_extras=False)
     for field in dataclasses.fields(Config):
@@ -142,9 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_command_line(argv: Sequence[str] | None = None) -> tuple[Config, list[str]]:
     """Parse a command line into a Config, and the INFO notes its options asked for."""
-    namespace = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    namespace = vars(parser.parse_args(argv))
     notes: list[str] = namespace.pop(_NOTES, [])
     app = namespace.pop("app")
+    if not app and not namespace.get("crossbar_config"):
+        parser.error("the following arguments are required: app")
     for name, value in namespace.items():
         if isinstance(value, list):  # repeatable options (tuple fields)
             namespace[name] = tuple(value)
@@ -168,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Before the app is imported, and inherited by every worker process.
             load_env_file(config.env_file)
         configure_logging(config.log_level, config.log_config)
-    except (EnvFileError, LogConfigError) as exc:
+        if config.crossbar_config is not None:
+            config = _with_crossbar_config(config, argv)
+    except (EnvFileError, LogConfigError, ValueError) as exc:
         print(f"asgi-server: error: {exc}", file=sys.stderr)
         return 2
     for note in notes:
@@ -176,3 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.workers > 1 or config.reload:
         return Supervisor(config).run()
     return serve_in_this_process(config)
+
+
+def _with_crossbar_config(config: Config, argv: Sequence[str] | None) -> Config:
+    """Apply a Crossbar.io config file: the app it builds and its listening options, except
+    where the command line gave an option itself. consumers is imported here only, by name."""
+    if config.app:
+        raise ValueError("give either an app or --crossbar-config, not both")
+    crossbar = importlib.import_module("consumers.web.crossbar")
+    explicit = set(vars(build_parser().parse_args(argv))) - {"app"}
+    settings = crossbar.server_settings(config.crossbar_config)
+    return config.with_changes(**{k: v for k, v in settings.items() if k not in explicit})

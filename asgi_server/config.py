@@ -52,6 +52,11 @@ class Config:
 
     # --- the application -------------------------------------------------------------------
     app: str = option("", "The ASGI application, as 'module:attribute'.", cli=False)
+    crossbar_config: str | None = option(
+        None,
+        "Serve a Crossbar.io node config (.crossbar/config.json or .yaml) instead of an app:"
+        " its realms and web transports (needs consumers; see the README).",
+    )
     factory: bool = option(False, "Treat the application as a factory: call it with no arguments.")
     app_dir: str = option(".", "Directory put first on sys.path before importing the app.")
 

@@ -1,0 +1,206 @@
+"""Crossbar.io config files run with the real CLI: the two classic tutorial configs end to end,
+and clear startup errors for what Crossway cannot run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from consumers.web import crossbar
+from consumers.web.crossbar import CrossbarConfigError
+from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
+from tests.wamp.conftest import Wamp
+
+ALL_PERMISSIONS = {
+    "uri": "",
+    "match": "prefix",
+    "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
+    "disclose": {"caller": False, "publisher": False},
+    "cache": True,
+}
+#: `crossbar init`'s node config: a static root and a WAMP path on realm1, anonymous may do all.
+TUTORIAL: dict[str, Any] = {
+    "version": 2,
+    "controller": {},
+    "workers": [
+        {
+            "type": "router",
+            "realms": [
+                {
+                    "name": "realm1",
+                    "roles": [{"name": "anonymous", "permissions": [ALL_PERMISSIONS]}],
+                }
+            ],
+            "transports": [
+                {
+                    "type": "web",
+                    "endpoint": {"type": "tcp", "port": 8080},
+                    "paths": {
+                        "/": {"type": "static", "directory": "../web"},
+                        "ws": {"type": "websocket"},
+                    },
+                }
+            ],
+        }
+    ],
+}
+
+
+def tutorial(port: int, pusher: bool = False) -> dict[str, Any]:
+    """The tutorial config on ``port``; with ``pusher``, the older tutorial's ``notify`` path."""
+    config = copy.deepcopy(TUTORIAL)
+    transport = config["workers"][0]["transports"][0]
+    transport["endpoint"]["port"] = port
+    if pusher:
+        transport["paths"]["notify"] = {"type": "pusher", "realm": "realm1", "role": "anonymous"}
+    return config
+
+
+def node_dir(root: Path, config: dict[str, Any] | str) -> Path:
+    """A project as the tutorials lay it out: web/index.html and .crossbar/config.json."""
+    (root / "web").mkdir(exist_ok=True)
+    (root / "web" / "index.html").write_text("<h1>Hello from the tutorial</h1>")
+    (root / ".crossbar").mkdir(exist_ok=True)
+    path = root / ".crossbar" / "config.json"
+    path.write_text(config if isinstance(config, str) else json.dumps(config, indent=4))
+    return path
+
+
+@contextlib.contextmanager
+def cli(config_path: Path, port: int, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m asgi_server --crossbar-config PATH`` until it accepts on ``port``."""
+    command = [sys.executable, "-m", "asgi_server", "--crossbar-config", str(config_path), *args]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            try:
+                wait_until_accepting("127.0.0.1", port, process)
+            except RuntimeError:
+                log.seek(0)
+                raise RuntimeError(log.read().decode(errors="replace")) from None
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(15)
+
+
+def run_cli(config_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run the CLI on a config that must fail at startup."""
+    command = [sys.executable, "-m", "asgi_server", "--crossbar-config", str(config_path)]
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+
+
+async def test_tutorial_static_and_websocket(tmp_path: Path) -> None:
+    port = get_free_port()
+    with cli(node_dir(tmp_path, tutorial(port)), port):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            page = await http.get("/")
+            assert page.status_code == 200 and "Hello from the tutorial" in page.text
+        wamp = Wamp(None, f"ws://127.0.0.1:{port}/ws", "127.0.0.1", port, "json")
+        try:
+            callee, caller = await wamp.connect(), await wamp.connect(serializer="msgpack")
+            await callee.register(lambda a, b: a + b, "com.example.add2")
+            assert await caller.call("com.example.add2", 2, 3) == 5
+            got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            await callee.subscribe(got.set_result, "com.example.oncounter")
+            caller.publish("com.example.oncounter", 7)
+            assert await asyncio.wait_for(got, 5) == 7
+        finally:
+            await wamp.close()
+
+
+async def test_tutorial_with_the_notify_pusher(tmp_path: Path) -> None:
+    port = get_free_port()
+    with cli(node_dir(tmp_path, tutorial(port, pusher=True)), port):
+        wamp = Wamp(None, f"ws://127.0.0.1:{port}/ws", "127.0.0.1", port, "json")
+        try:
+            subscriber = await wamp.connect()
+            events: asyncio.Queue[Any] = asyncio.Queue()
+            await subscriber.subscribe(
+                lambda *a, **k: events.put_nowait((a, k)), "com.myapp.topic1"
+            )
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                body = {"topic": "com.myapp.topic1", "args": ["Hello, world"]}
+                answer = await http.post("/notify", json=body)
+            assert answer.status_code == 200 and isinstance(answer.json()["id"], int)
+            assert await asyncio.wait_for(events.get(), 5) == (("Hello, world",), {})
+        finally:
+            await wamp.close()
+
+
+def test_a_trailing_comma_is_reported_with_line_and_column(tmp_path: Path) -> None:
+    text = json.dumps(tutorial(8080, pusher=True), indent=4)
+    text = text.replace('"role": "anonymous"\n', '"role": "anonymous",\n', 1)
+    result = run_cli(node_dir(tmp_path, text))
+    assert result.returncode == 2
+    line = text[: text.index('"role": "anonymous",\n')].count("\n") + 2
+    assert f"line {line}, column" in result.stderr, result.stderr
+    assert "trailing comma" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_what_crossway_cannot_run_is_named_item_by_item(tmp_path: Path) -> None:
+    config = tutorial(8080)
+    worker = config["workers"][0]
+    worker["realms"][0]["rlinks"] = [{"id": "other", "realm": "realm1"}]
+    worker["transports"].append({"type": "mqtt", "endpoint": {"type": "tcp", "port": 1883}})
+    worker["transports"][0]["paths"]["proxy"] = {"type": "reverseproxy", "host": "example.com"}
+    config["workers"] += [
+        {"type": "container", "components": []},
+        {"type": "guest", "executable": "node", "arguments": ["app.js"]},
+    ]
+    result = run_cli(node_dir(tmp_path, config))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    for needle in (
+        "container workers",
+        "guest workers",
+        "MQTT",
+        "router-to-router",
+        "reverseproxy",
+    ):
+        assert sum(needle in line for line in lines) == 1, (needle, result.stderr)
+
+
+def test_paths_and_endpoints_map_onto_server_options(tmp_path: Path) -> None:
+    config = tutorial(8123, pusher=True)
+    transport = config["workers"][0]["transports"][0]
+    transport["endpoint"] = {
+        "type": "tcp",
+        "port": 8443,
+        "interface": "127.0.0.1",
+        "tls": {"key": "server.key", "certificate": "server.crt"},
+    }
+    path = node_dir(tmp_path, config)
+    settings = crossbar.server_settings(path)
+    assert settings["host"] == "127.0.0.1" and settings["port"] == 8443
+    assert settings["ssl_keyfile"] == str(tmp_path / ".crossbar" / "server.key")
+    assert settings["app"] == "consumers.web.crossbar:application"
+    transport["endpoint"] = {"type": "unix", "path": "node.sock"}
+    assert crossbar.server_settings(node_dir(tmp_path, config))["uds"].endswith("node.sock")
+    config["workers"].append(copy.deepcopy(config["workers"][0]))
+    assert crossbar.server_settings(node_dir(tmp_path, config))["workers"] == 2
+
+
+def test_bridge_paths_need_known_realms_and_roles(tmp_path: Path) -> None:
+    config = tutorial(8080)
+    paths = config["workers"][0]["transports"][0]["paths"]
+    paths["call"] = {"type": "caller", "realm": "realm2", "role": "anonymous"}
+    paths["hook"] = {"type": "webhook", "realm": "realm1", "role": "backend", "options": {}}
+    with pytest.raises(CrossbarConfigError) as error:
+        crossbar.build(node_dir(tmp_path, config))
+    message = str(error.value)
+    assert "realm 'realm2' is not defined" in message
+    assert "role 'backend' is not defined in realm 'realm1'" in message
