@@ -204,3 +204,25 @@ def test_bridge_paths_need_known_realms_and_roles(tmp_path: Path) -> None:
     message = str(error.value)
     assert "realm 'realm2' is not defined" in message
     assert "role 'backend' is not defined in realm 'realm1'" in message
+
+
+async def test_a_yaml_config_runs_too(tmp_path: Path) -> None:
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    port = get_free_port()
+    json_path = node_dir(tmp_path, tutorial(port, pusher=True))
+    yaml_path = json_path.with_suffix(".yaml")
+    yaml_path.write_text(yaml.safe_dump(tutorial(port, pusher=True)))
+    with cli(yaml_path, port):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert "Hello from the tutorial" in (await http.get("/")).text
+            answer = await http.post("/notify", json={"topic": "com.myapp.topic1"})
+            assert answer.status_code == 200
+
+
+def test_a_yaml_syntax_error_is_reported(tmp_path: Path) -> None:
+    path = node_dir(tmp_path, tutorial(8080)).with_suffix(".yaml")
+    path.write_text("version: 2\nworkers: [\n  {type: router\n")
+    result = run_cli(path)
+    assert result.returncode == 2 and "invalid YAML" in result.stderr
+    assert "line" in result.stderr and "Traceback" not in result.stderr
