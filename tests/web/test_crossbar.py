@@ -17,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from consumers.web import crossbar
 from consumers.web.crossbar import CrossbarConfigError
@@ -226,3 +229,48 @@ def test_a_yaml_syntax_error_is_reported(tmp_path: Path) -> None:
     result = run_cli(path)
     assert result.returncode == 2 and "invalid YAML" in result.stderr
     assert "line" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_two_transports_listen_together(tmp_path: Path) -> None:
+    web_port, wamp_port = get_free_port(), get_free_port()
+    config = tutorial(web_port)
+    config["workers"][0]["transports"].append(
+        {
+            "type": "websocket",
+            "endpoint": {"type": "tcp", "port": wamp_port, "interface": "127.0.0.1"},
+            "serializers": ["json"],
+        }
+    )
+    with cli(node_dir(tmp_path, config), web_port):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_port}") as http:
+            assert "Hello from the tutorial" in (await http.get("/")).text
+        direct = Wamp(None, f"ws://127.0.0.1:{wamp_port}/", "127.0.0.1", wamp_port, "json")
+        via_web = Wamp(None, f"ws://127.0.0.1:{web_port}/ws", "127.0.0.1", web_port, "json")
+        try:
+            callee, caller = await direct.connect(), await via_web.connect()
+            await callee.register(lambda: "same router", "com.example.where")
+            assert await caller.call("com.example.where") == "same router"
+            with pytest.raises(InvalidStatus) as refused:
+                # msgpack is not among that transport's serializers
+                await websockets.connect(direct.url, subprotocols=[Subprotocol("wamp.2.msgpack")])
+            assert refused.value.response.status_code == 400
+        finally:
+            await direct.close()
+            await via_web.close()
+
+
+async def test_identical_router_workers_become_worker_processes(tmp_path: Path) -> None:
+    port = get_free_port()
+    config = tutorial(port)
+    config["workers"].append(copy.deepcopy(config["workers"][0]))
+    with cli(node_dir(tmp_path, config), port) as process:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(4):
+                assert "Hello from the tutorial" in (await http.get("/")).text
+        workers = [
+            pid
+            for pid in children.read_text().split()
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(workers) == 2
