@@ -23,13 +23,19 @@ import asyncio
 import json
 from typing import Any
 
+from autobahn.wamp import exception as _exception
+from autobahn.wamp import types as _types
+
 from ..base import Receive, Scope, Send
 from ..wamp import ComponentSession, Router
-from ..wamp.component import ApplicationError, _CallResult
 from ..wamp.router import router_for
 from ._http import BodyTooLarge, read_body, refuse_websocket, respond_json
 from .permissions import Role
 from .signing import BridgeSecurity, Refused
+
+#: autobahn's (untyped) classes: what a failed call raises, and a result of several values.
+ApplicationError: Any = _exception.ApplicationError
+CallResult: Any = _types.CallResult
 
 #: WAMP error URIs whose HTTP status is not 500.
 STATUS_OF_ERROR = {
@@ -61,6 +67,7 @@ class _Bridge:
         self.security = security or BridgeSecurity()
         self._router = router
         self._session: ComponentSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def router(self) -> Router:
@@ -68,12 +75,15 @@ class _Bridge:
         return self._router if self._router is not None else router_for(self.realm)
 
     def session(self) -> ComponentSession:
-        """The bridge's in-process session in the realm, joined on first use."""
-        if self._session is None or not self._session.is_attached:
-            self._session = self.router.join(
-                self.realm, authid=f"http-{type(self).__name__.lower()}", authrole=self.role.name
-            )
-        return self._session
+        """The bridge's in-process session in the realm, joined on first use (and again when
+        it has left, or the server runs a new event loop)."""
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or not session.is_attached or self._session_loop is not loop:
+            authid = f"http-{type(self).__name__.lower()}"
+            session = self.router.join(self.realm, authid=authid, authrole=self.role.name)
+            self._session, self._session_loop = session, loop
+        return session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request."""
@@ -197,7 +207,7 @@ class Caller(_Bridge):
             result = await asyncio.wait_for(call, self.call_timeout + 5)
         except TimeoutError:
             raise ApplicationError("wamp.error.timeout", "the call timed out") from None
-        if isinstance(result, _CallResult):
+        if isinstance(result, CallResult):
             answer: dict[str, Any] = {"args": list(result.results)}
             if result.kwresults:
                 answer["kwargs"] = result.kwresults

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import html
 import mimetypes
 import os
@@ -34,6 +35,8 @@ from ._http import Headers, header, path_below_mount, refuse_websocket, respond
 
 _ENCODED_SEPARATORS = re.compile(rb"%(2f|5c|00)", re.IGNORECASE)
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+#: Bodies up to this size are read in the event loop (one read, no thread hop).
+SMALL_FILE = 64 * 1024
 #: Precompressed siblings, in order of preference: (suffix, Content-Encoding token).
 _ENCODINGS = ((".br", "br"), (".gz", "gzip"))
 
@@ -89,17 +92,20 @@ class StaticFiles:
             allow = [(b"allow", b"GET, HEAD")]
             await respond(send, 405, b"Method Not Allowed\n", headers=allow)
             return
-        target = self.resolve(scope)
-        if target is None:
+        found = self.resolve(scope)
+        if found is None:
             await respond(send, 404, b"Not Found\n", head_only=method == "HEAD")
             return
-        if os.path.isdir(target):
+        target, result = found
+        if stat.S_ISDIR(result.st_mode):
             await self.directory(scope, send, target)
         else:
-            await self.file(scope, send, target)
+            await self.file(scope, send, target, result)
 
-    def resolve(self, scope: Scope) -> str | None:
-        """The file or directory a request names, or None when it is missing or refused."""
+    def resolve(self, scope: Scope) -> tuple[str, os.stat_result] | None:
+        """The file or directory a request names and its stat, or None when it is missing or
+        refused. Walks down from the root one lstat per component (cheaper than realpath from
+        /, and the last one is the file's metadata); only a symlink costs a realpath."""
         raw = scope.get("raw_path") or b""
         if _ENCODED_SEPARATORS.search(raw.split(b"?", 1)[0]):
             return None  # %2f, %5c, %00: a name that hides a separator or a NUL
@@ -108,18 +114,34 @@ class StaticFiles:
         for part in parts:
             if part in (".", "..") or "\\" in part or "\x00" in part:
                 return None
-        candidate = os.path.join(self.root, *[part for part in parts if part])
-        return candidate if self._inside(candidate) else None
-
-    def _inside(self, candidate: str) -> bool:
-        """Whether ``candidate`` exists and (symlinks resolved) lies inside the root."""
+        path = self.root
         try:
-            real = os.path.realpath(candidate, strict=True)
+            result = os.stat(path)
         except OSError:
-            return False
-        if self.follow_symlinks:
-            return True
-        return real == self.root or real.startswith(self.root + os.sep)
+            return None
+        for part in parts:
+            if part:
+                path = path + os.sep + part
+                found = self.entry(path)
+                if found is None:
+                    return None
+                result = found
+        return path, result
+
+    def entry(self, path: str) -> os.stat_result | None:
+        """The stat of ``path``, whose parent is known to be inside the root; None when it is
+        missing or a symlink that leaves the root (unless ``follow_symlinks``)."""
+        try:
+            result = os.lstat(path)
+            if not stat.S_ISLNK(result.st_mode):
+                return result
+            if not self.follow_symlinks:
+                real = os.path.realpath(path, strict=True)
+                if real != self.root and not real.startswith(self.root + os.sep):
+                    return None
+            return os.stat(path)
+        except OSError:
+            return None
 
     async def directory(self, scope: Scope, send: Send, target: str) -> None:
         """A directory: redirect to the slash form, then index.html, a listing, or 404."""
@@ -133,8 +155,9 @@ class StaticFiles:
             return
         if self.index_file:
             index = os.path.join(target, self.index_file)
-            if os.path.isfile(index) and self._inside(index):
-                await self.file(scope, send, index)
+            result = self.entry(index)
+            if result is not None and stat.S_ISREG(result.st_mode):
+                await self.file(scope, send, index, result)
                 return
         if not self.allow_index:
             await respond(send, 404, b"Not Found\n", head_only=head_only)
@@ -148,7 +171,7 @@ class StaticFiles:
         title = html.escape(request_path)
         rows = ['<li><a href="../">../</a></li>'] if request_path != "/" else []
         for entry in sorted(os.scandir(target), key=lambda e: e.name):
-            if not self._inside(entry.path):
+            if self.entry(entry.path) is None:
                 continue
             name = entry.name + ("/" if entry.is_dir() else "")
             href = urllib.parse.quote(name)
@@ -159,9 +182,9 @@ class StaticFiles:
         )
         return page.encode()
 
-    async def file(self, scope: Scope, send: Send, path: str) -> None:
+    async def file(self, scope: Scope, send: Send, path: str, result: os.stat_result) -> None:
         """A regular file: conditional answers, a range, or the whole (maybe precompressed)."""
-        found = _stat(path)
+        found = _file(path, result)
         if found is None:
             await respond(send, 404, b"Not Found\n", head_only=scope["method"] == "HEAD")
             return
@@ -184,12 +207,8 @@ class StaticFiles:
         await self._stream(scope, send, served.path, 0, served.size)
 
     def _headers(self, path: str, found: _File) -> Headers:
-        content_type, _ = mimetypes.guess_type(path)
-        content_type = content_type or "application/octet-stream"
-        if content_type.startswith("text/") or content_type in ("application/javascript",):
-            content_type += "; charset=utf-8"
         headers = [
-            (b"content-type", content_type.encode()),
+            (b"content-type", _content_type(os.path.splitext(path)[1].lower())),
             (b"etag", found.etag),
             (b"last-modified", found.last_modified.encode()),
             (b"cache-control", self.cache_control),
@@ -208,9 +227,12 @@ class StaticFiles:
         tokens = {token.split(";")[0].strip() for token in accepted.split(",")}
         for suffix, encoding in _ENCODINGS:
             if encoding in tokens:
-                sibling = _stat(found.path + suffix)
-                if sibling and sibling.mtime >= found.mtime and self._inside(sibling.path):
-                    return sibling, encoding
+                sibling_path = found.path + suffix
+                result = self.entry(sibling_path)
+                if result is not None and result.st_mtime >= found.mtime:
+                    sibling = _file(sibling_path, result)
+                    if sibling is not None:
+                        return sibling, encoding
         return found, None
 
     async def _ranged(
@@ -238,6 +260,15 @@ class StaticFiles:
         if scope["method"] == "HEAD" or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return
+        if length <= SMALL_FILE:
+            # A thread hop costs more than reading a small file from the page cache.
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                body = os.pread(descriptor, length, offset)
+            finally:
+                os.close(descriptor)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
         with open(path, "rb") as handle:  # opening is metadata, not a read
             handle.seek(offset)
             while length > 0:
@@ -248,16 +279,27 @@ class StaticFiles:
                 await send({"type": "http.response.body", "body": chunk, "more_body": length > 0})
 
 
-def _stat(path: str) -> _File | None:
-    try:
-        result = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(result.st_mode):
+def _file(path: str, result: os.stat_result | None) -> _File | None:
+    if result is None or not stat.S_ISREG(result.st_mode):
         return None
     etag = b'"%x-%x"' % (result.st_mtime_ns, result.st_size)
-    modified = email.utils.formatdate(result.st_mtime, usegmt=True)
+    modified = _http_date(int(result.st_mtime))
     return _File(path, result.st_size, etag, modified, result.st_mtime)
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    return email.utils.formatdate(seconds, usegmt=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _content_type(suffix: str) -> bytes:
+    """The Content-Type of a file name suffix (text gets charset=utf-8)."""
+    content_type, _ = mimetypes.guess_type("x" + suffix)
+    content_type = content_type or "application/octet-stream"
+    if content_type.startswith("text/") or content_type == "application/javascript":
+        content_type += "; charset=utf-8"
+    return content_type.encode()
 
 
 def _not_modified(scope: Scope, found: _File) -> bool:

@@ -1,0 +1,215 @@
+"""The HTTP bridge and static files: Crossway's ``--crossbar-config`` beside Crossbar.io itself.
+
+Both servers run the same tutorial config (a static root, a ``ws`` WAMP path and a ``notify``
+publisher path on realm1), one process pinned to core 0; the load runs here, on core 1.
+
+- publisher: 10 keep-alive clients POST ``{"topic", "args": [client, n]}`` one after another
+  for ``--seconds``; an autobahn-python subscriber (in this process) timestamps each EVENT:
+  POST -> EVENT latency p50/p99 and POSTs/s.
+- static (``--static``, needs ``wrk``): GET of a 1 KiB and a 1 MiB file, 10 s each, 16
+  connections: requests/s.
+
+Crossbar.io runs when ``benchmarks/.peers/crossbar/bin/crossbar`` exists
+(``python3 -m venv benchmarks/.peers/crossbar && benchmarks/.peers/crossbar/bin/pip install
+crossbar``); otherwise only Crossway is measured. Run ``.venv/bin/python -m benchmarks.web_bridge``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import txaio
+
+from benchmarks._common import OURS_BIN, ROOT, free_port, pinned, start_server
+
+txaio.use_asyncio()  # type: ignore[no-untyped-call]
+
+from autobahn.asyncio import wamp as _wamp  # noqa: E402
+from autobahn.asyncio import websocket as _websocket  # noqa: E402
+from autobahn.wamp import types as _types  # noqa: E402
+
+# autobahn's client classes are untyped
+ApplicationSession: Any = _wamp.ApplicationSession
+WampWebSocketClientFactory: Any = _websocket.WampWebSocketClientFactory
+ComponentConfig: Any = _types.ComponentConfig
+
+CROSSBAR = ROOT / "benchmarks" / ".peers" / "crossbar" / "bin" / "crossbar"
+CLIENTS = 10
+
+
+def node(port: int) -> Path:
+    """A tutorial node directory on ``port``: web/ with the test files, .crossbar/config.json."""
+    root = Path(tempfile.mkdtemp(prefix="crossway-bridge-bench-"))
+    (root / "web").mkdir()
+    (root / "web" / "index.html").write_text("<h1>bench</h1>")
+    (root / "web" / "1k.bin").write_bytes(os.urandom(1024))
+    (root / "web" / "1m.bin").write_bytes(os.urandom(1 << 20))
+    (root / ".crossbar").mkdir()
+    allow = {"call": True, "register": True, "publish": True, "subscribe": True}
+    config = {
+        "version": 2,
+        "controller": {},
+        "workers": [
+            {
+                "type": "router",
+                "realms": [
+                    {
+                        "name": "realm1",
+                        "roles": [
+                            {
+                                "name": "anonymous",
+                                "permissions": [{"uri": "", "match": "prefix", "allow": allow}],
+                            }
+                        ],
+                    }
+                ],
+                "transports": [
+                    {
+                        "type": "web",
+                        "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                        "paths": {
+                            "/": {"type": "static", "directory": "../web"},
+                            "ws": {"type": "websocket"},
+                            "notify": {"type": "publisher", "realm": "realm1", "role": "anonymous"},
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    (root / ".crossbar" / "config.json").write_text(json.dumps(config))
+    return root
+
+
+class Subscriber(ApplicationSession):  # type: ignore[misc]
+    """Records the arrival time of each (client, n) event."""
+
+    arrivals: dict[tuple[int, int], int]
+    joined: asyncio.Future[None]
+
+    async def onJoin(self, details: Any) -> None:
+        await self.subscribe(self.on_event, "bench.topic")
+        self.joined.set_result(None)
+
+    def on_event(self, client: int, n: int) -> None:
+        self.arrivals[(client, n)] = time.perf_counter_ns()
+
+
+Sent = dict[tuple[int, int], int]
+
+
+async def post_loop(port: int, client: int, stop_at: float, sent: Sent) -> int:
+    """One keep-alive client: POST, read the answer, repeat until ``stop_at``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    n = 0
+    while time.monotonic() < stop_at:
+        body = json.dumps({"topic": "bench.topic", "args": [client, n]}).encode()
+        head = (
+            f"POST /notify HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        sent[(client, n)] = time.perf_counter_ns()
+        writer.write(head + body)
+        response = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: (\d+)", response)[1])  # type: ignore[index]
+        await reader.readexactly(length)
+        assert response.startswith(b"HTTP/1.1 200"), response
+        n += 1
+    writer.close()
+    return n
+
+
+async def publisher(port: int, seconds: float) -> dict[str, float]:
+    """POST -> EVENT latency and POSTs/s against the server on ``port``."""
+    loop = asyncio.get_running_loop()
+    session: list[Subscriber] = []
+
+    def make() -> Subscriber:
+        made = Subscriber(ComponentConfig("realm1"))
+        made.arrivals, made.joined = {}, loop.create_future()
+        session.append(made)
+        return made
+
+    factory = WampWebSocketClientFactory(make, url=f"ws://127.0.0.1:{port}/ws")
+    await loop.create_connection(factory, "127.0.0.1", port)
+    while not session:
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(session[0].joined, 10)
+    sent: Sent = {}
+    await asyncio.gather(*(post_loop(port, c, time.monotonic() + 1, {}) for c in range(CLIENTS)))
+    session[0].arrivals.clear()
+    started = time.monotonic()
+    counts = await asyncio.gather(
+        *(post_loop(port, c, started + seconds, sent) for c in range(CLIENTS))
+    )
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(0.5)  # the last events
+    arrivals = session[0].arrivals
+    latencies = sorted((arrivals[key] - sent[key]) / 1e6 for key in sent if key in arrivals)
+    session[0].leave()
+    return {
+        "posts_per_s": sum(counts) / elapsed,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "lost": len(sent) - len(latencies),
+    }
+
+
+def wrk(port: int, path: str) -> float:
+    """Requests/s of ``wrk`` (pinned to core 1) on ``path``."""
+    command = ["wrk", "-t1", "-c16", "-d10s", f"http://127.0.0.1:{port}{path}"]
+    output = subprocess.run(pinned(command, 1), capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+
+
+def measure(name: str, command: list[str], port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Start one server and run the chosen measurements against it."""
+    with start_server(name, command, port, cpu=0, ready_timeout=60):
+        result: dict[str, Any] = asyncio.run(publisher(port, args.seconds))
+        if args.static:
+            result["static_1k_rps"] = wrk(port, "/1k.bin")
+            result["static_1m_rps"] = wrk(port, "/1m.bin")
+    return result
+
+
+def main() -> None:
+    """Run both servers and print each one's numbers and the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--static", action="store_true", help="also GET static files with wrk")
+    args = parser.parse_args()
+    if args.static and shutil.which("wrk") is None:
+        raise SystemExit("--static needs wrk: apt-get install wrk")
+    results = {}
+    port = free_port()
+    directory = node(port)
+    config = str(directory / ".crossbar" / "config.json")
+    ours = [str(OURS_BIN / "python"), "-m", "asgi_server", "--crossbar-config", config]
+    results["crossway"] = measure("crossway", [*ours, "--no-access-log"], port, args)
+    if CROSSBAR.exists():
+        crossbar = [str(CROSSBAR), "start", "--cbdir", str(directory / ".crossbar")]
+        results["crossbar"] = measure("crossbar", crossbar, port, args)
+    else:
+        print(f"{CROSSBAR} is missing: measuring Crossway only (see the docstring)")
+    for name, numbers in results.items():
+        print(name, {key: round(value, 2) for key, value in numbers.items()})
+    if "crossbar" in results:
+        for key in results["crossway"]:
+            if key != "lost" and results["crossbar"][key]:
+                ratio = results["crossway"][key] / results["crossbar"][key]
+                print(f"{key}: crossway/crossbar = {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
