@@ -122,8 +122,6 @@ def _load_yaml(path: Path, text: str) -> dict[str, Any]:
 def build(path: str | os.PathLike[str]) -> Node:
     """Check and build the node of a config file; raises ``CrossbarConfigError`` listing every
     problem at once."""
-    from ..wamp import Realm, Router
-
     config_path = Path(path).resolve()
     config = load_file(config_path)
     errors: list[str] = []
@@ -146,14 +144,7 @@ def build(path: str | os.PathLike[str]) -> Node:
     worker = routers[0]
     where = "workers[0]"
     pythonpath(worker.get("options", {}), config_path.parent)
-    realms = worker.get("realms", [])
-    context = Context(config_path.parent, None)
-    for index, realm in enumerate(realms):
-        _check_realm(realm, f"{where}.realms[{index}]", context, errors)
-    if not realms:
-        errors.append(f"{where}: a router worker needs at least one realm")
-    else:
-        context.router = Router(realms=[Realm(str(realm.get("name"))) for realm in realms])
+    context = _router_context(worker, where, config_path.parent, errors)
     for index, transport in enumerate(worker.get("transports", [])):
         built = _transport(transport, f"{where}.transports[{index}]", context, errors)
         if built is not None:
@@ -164,6 +155,23 @@ def build(path: str | os.PathLike[str]) -> Node:
         raise CrossbarConfigError("\n".join(f"{config_path}: {error}" for error in errors))
     node.warnings = context.warnings
     return node
+
+
+def _router_context(
+    worker: Mapping[str, Any], where: str, directory: Path, errors: list[str]
+) -> Context:
+    """The realms and roles of a router worker, and the Router that serves them."""
+    from ..wamp import Realm, Router
+
+    realms = worker.get("realms", [])
+    context = Context(directory, None)
+    for index, realm in enumerate(realms):
+        _check_realm(realm, f"{where}.realms[{index}]", context, errors)
+    if not realms:
+        errors.append(f"{where}: a router worker needs at least one realm")
+    else:
+        context.router = Router(realms=[Realm(str(realm.get("name"))) for realm in realms])
+    return context
 
 
 def _router_workers(workers: Any, errors: list[str]) -> list[Mapping[str, Any]]:

@@ -265,7 +265,9 @@ async def test_identical_router_workers_become_worker_processes(tmp_path: Path) 
     config["workers"].append(copy.deepcopy(config["workers"][0]))
     with cli(node_dir(tmp_path, config), port) as process:
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        # The supervisor accepts on the shared socket before the spawned workers have imported
+        # everything: allow for a slow start on a busy machine.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             for _ in range(4):
                 assert "Hello from the tutorial" in (await http.get("/")).text
         workers = [
