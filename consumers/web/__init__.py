@@ -16,12 +16,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from .redirect import Redirect
 from .static import StaticFiles
 from .wsgi import WsgiApp
 
 _BRIDGE = ("Caller", "Publisher", "Webhook", "BridgeSecurity")
 
-__all__ = ["BridgeSecurity", "Caller", "Publisher", "StaticFiles", "Webhook", "WsgiApp"]
+__all__ = [
+    "BridgeSecurity",
+    "Caller",
+    "Publisher",
+    "Redirect",
+    "StaticFiles",
+    "Webhook",
+    "WsgiApp",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,6 @@ from .wsgi import WsgiApp
 #: Path types Crossbar.io has and Crossway does not (yet), with what to do instead.
 UNSUPPORTED_PATHS = {
     "reverseproxy": "put a reverse proxy (nginx, Caddy) in front, or mount an ASGI proxy app",
-    "redirect": "answer the redirect in a view or at your reverse proxy",
     "resource": "mount the Twisted resource's logic as an ASGI app in Python instead",
     "longpoll": "use the websocket path (every autobahn client speaks WebSocket)",
     "cgi": "run the script from a WSGI app on a wsgi path",
@@ -135,6 +134,15 @@ def websocket_path(entry: Mapping[str, Any], context: Context) -> ASGIApp:
     return endpoint if serializers == SERIALIZERS else SerializerFilter(endpoint, serializers)
 
 
+def redirect_path(entry: Mapping[str, Any], context: Context) -> ASGIApp:
+    """``{"type": "redirect", "url": "https://example.com/"}``."""
+    from .redirect import Redirect
+
+    if not entry.get("url"):
+        raise ValueError("a redirect path needs a 'url'")
+    return Redirect(str(entry["url"]))
+
+
 def bridge_path(entry: Mapping[str, Any], context: Context) -> ASGIApp:
     """``publisher``/``pusher``, ``caller`` and ``webhook`` paths."""
     from .bridge import Caller, Publisher, Webhook
@@ -169,6 +177,7 @@ BUILDERS = {
     "pusher": bridge_path,
     "caller": bridge_path,
     "webhook": bridge_path,
+    "redirect": redirect_path,
 }
 
 

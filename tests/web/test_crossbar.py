@@ -124,6 +124,19 @@ async def test_tutorial_static_and_websocket(tmp_path: Path) -> None:
             await wamp.close()
 
 
+async def test_a_redirect_path(tmp_path: Path) -> None:
+    port = get_free_port()
+    config = tutorial(port)
+    paths = config["workers"][0]["transports"][0]["paths"]
+    paths["old"] = {"type": "redirect", "url": "https://crossbar.io/docs/"}
+    with cli(node_dir(tmp_path, config), port):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            moved = await http.get("/old")
+            assert moved.status_code == 302
+            assert moved.headers["location"] == "https://crossbar.io/docs/"
+            assert (await http.get("/")).status_code == 200
+
+
 async def test_tutorial_with_the_notify_pusher(tmp_path: Path) -> None:
     port = get_free_port()
     with cli(node_dir(tmp_path, tutorial(port, pusher=True)), port):
