@@ -106,6 +106,19 @@ class Subscriber(ApplicationSession):  # type: ignore[misc]
         self.arrivals[(client, n)] = time.perf_counter_ns()
 
 
+async def read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
+    """The body after ``head``: Content-Length or chunked (Crossbar's Twisted answers chunked)."""
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    if length:
+        return await reader.readexactly(int(length[1]))
+    body = b""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        body += await reader.readexactly(size + 2)
+        if size == 0:
+            return body
+
+
 Sent = dict[tuple[int, int], int]
 
 
@@ -122,9 +135,8 @@ async def post_loop(port: int, client: int, stop_at: float, sent: Sent) -> int:
         sent[(client, n)] = time.perf_counter_ns()
         writer.write(head + body)
         response = await reader.readuntil(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length: (\d+)", response)[1])  # type: ignore[index]
-        await reader.readexactly(length)
         assert response.startswith(b"HTTP/1.1 200"), response
+        await read_body(reader, response)
         n += 1
     writer.close()
     return n
