@@ -35,8 +35,6 @@ from ._http import Headers, header, path_below_mount, refuse_websocket, respond
 
 _ENCODED_SEPARATORS = re.compile(rb"%(2f|5c|00)", re.IGNORECASE)
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-#: Bodies up to this size are read in the event loop (one read, no thread hop).
-SMALL_FILE = 64 * 1024
 #: Precompressed siblings, in order of preference: (suffix, Content-Encoding token).
 _ENCODINGS = ((".br", "br"), (".gz", "gzip"))
 
@@ -255,28 +253,45 @@ class StaticFiles:
         await self._stream(scope, send, found.path, start, end - start + 1)
 
     async def _stream(self, scope: Scope, send: Send, path: str, offset: int, length: int) -> None:
-        """Send ``length`` bytes from ``offset``, one chunk at a time (reads in the thread
-        pool; ``await send`` holds the next read until the client has taken this one)."""
+        """Send ``length`` bytes from ``offset``, one chunk at a time; ``await send`` holds the
+        next read until the client has taken this one (one chunk in memory per client)."""
         if scope["method"] == "HEAD" or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return
-        if length <= SMALL_FILE:
-            # A thread hop costs more than reading a small file from the page cache.
-            descriptor = os.open(path, os.O_RDONLY)
-            try:
-                body = os.pread(descriptor, length, offset)
-            finally:
-                os.close(descriptor)
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-            return
-        with open(path, "rb") as handle:  # opening is metadata, not a read
-            handle.seek(offset)
+        descriptor = os.open(path, os.O_RDONLY)  # opening is metadata, not a read
+        try:
             while length > 0:
-                chunk = await asyncio.to_thread(handle.read, min(self.chunk_size, length))
+                chunk = await _read(descriptor, min(self.chunk_size, length), offset)
                 if not chunk:
                     raise RuntimeError(f"{path} became shorter while it was being sent")
+                offset += len(chunk)
                 length -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": length > 0})
+        finally:
+            os.close(descriptor)
+
+
+#: Linux's preadv2(RWF_NOWAIT): read what the page cache holds without blocking.
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None) if hasattr(os, "preadv") else None
+
+
+async def _read(descriptor: int, size: int, offset: int) -> bytes:
+    """Up to ``size`` bytes at ``offset``: in the event loop when the page cache holds them (a
+    thread hop costs more than copying cached data), else in the thread pool (a cold read may
+    wait for the disk). Whether the chunk is cached is probed at its first and last byte with
+    RWF_NOWAIT, which reads only cached data: one-byte probes, then a single-copy pread."""
+    if _NOWAIT is not None:
+        probe = bytearray(1)
+        try:
+            cached = (
+                os.preadv(descriptor, [probe], offset + size - 1, _NOWAIT) == 1
+                and os.preadv(descriptor, [probe], offset, _NOWAIT) == 1
+            )
+        except OSError:  # EAGAIN: not cached; EOPNOTSUPP: this file system cannot say
+            cached = False
+        if cached:
+            return os.pread(descriptor, size, offset)
+    return await asyncio.to_thread(os.pread, descriptor, size, offset)
 
 
 def _file(path: str, result: os.stat_result | None) -> _File | None:

@@ -223,3 +223,20 @@ def test_mounted_below_a_prefix(site: Path, serve: Callable[[Any], httpx.Client]
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         StaticFiles(tmp_path / "nope")
+
+
+async def test_reads_are_right_whether_cached_or_not(tmp_path: Path) -> None:
+    from consumers.web.static import _read
+
+    data = os.urandom(3 << 20)
+    target = tmp_path / "cold.bin"
+    target.write_bytes(data)
+    descriptor = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)  # evict it, where possible
+        cold = [await _read(descriptor, 1 << 20, offset) for offset in (0, 1 << 20, 2 << 20)]
+        warm = await _read(descriptor, 1000, 12345)  # now in the page cache
+    finally:
+        os.close(descriptor)
+    assert b"".join(cold) == data and warm == data[12345:13345]
