@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from asgi_server.app_loader import AppLoadError, as_asgi3, load_app
 from asgi_server.config import Config
+from asgi_server.connection.timers import Deadlines
 from asgi_server.lifespan import Lifespan
 from asgi_server.logs import access_line, access_logger, error_logger, listen_url, websocket_line
 from asgi_server.protocols.http11 import Limits
@@ -76,6 +77,9 @@ class ServerState:
         self.total_requests = 0
         self.max_requests_reached = False
         self.lifespan_state: dict[str, Any] = {}
+        self.deadlines = Deadlines()  # the connections' shared timers
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by Server.serve
+        self.sockname: tuple[str, int] | None = None  # set by Server._bind, when fixed
         self.default_headers: list[tuple[bytes, bytes]] = []
         self._fixed_headers = self._parse_fixed_headers()
         self.refresh_default_headers()
@@ -160,6 +164,7 @@ class Server:
             self.exit_code = EXIT_STARTUP_FAILED
             return
         self.state = state = ServerState(self.config, app)
+        state.loop = asyncio.get_running_loop()
         lifespan = Lifespan(app, self.config.lifespan, self.logger, state.lifespan_state)
         if not await lifespan.startup():
             self.exit_code = EXIT_STARTUP_FAILED
@@ -222,6 +227,7 @@ class Server:
             for sock in getattr(bound, "sockets", ()):  # asyncio.Server's
                 self.bound_addresses.append(sock.getsockname())
                 self.logger.info("Serving on %s", _describe(sock, tls=bool(tls)))
+        state.sockname = _fixed_sockname(self.bound_addresses)
 
     async def _main_loop(self, state: ServerState) -> None:
         # A coarse tick: cheap, and lets another thread (tests, a supervisor) set should_exit.
@@ -296,6 +302,17 @@ def asyncio_run(coro: Any, loop_name: str) -> int:
     with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:
         result: int = runner.run(coro)
         return result
+
+
+def _fixed_sockname(addresses: list[Any]) -> tuple[str, int] | None:
+    """The local address of every accepted connection, when one listener bound to one IP
+    address (not a wildcard) takes them all; else None (each connection asks its socket)."""
+    if len(addresses) != 1 or not isinstance(addresses[0], tuple):
+        return None
+    host, port = addresses[0][:2]
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    return (str(host), int(port))
 
 
 def _describe(sock: socket.socket, tls: bool = False) -> str:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
     from asgi_server.config import Config
+    from asgi_server.connection.timers import Deadlines
     from asgi_server.protocols.http11 import Limits
     from asgi_server.proxy_headers import ProxyTrust
     from asgi_server.transports.base import ConnectionHandler, StreamTransport
@@ -47,6 +48,13 @@ class ServerContext(Protocol):
     default_headers: list[tuple[bytes, bytes]]
     total_requests: int  # for --limit-max-requests
     max_requests_reached: bool
+    deadlines: Deadlines  # the timers the connections share
+    # The loop the server runs on (None before it serves): asyncio.get_running_loop() costs a
+    # getpid() system call, which a connection that carries one request would pay for nothing.
+    loop: asyncio.AbstractEventLoop | None
+    # The local address of every connection, when the server knows it (one listener on one
+    # IP address): saves a getsockname() system call per connection.
+    sockname: tuple[str, int] | None
 
     def trusted_proxy(self, peer: tuple[str, int] | None) -> ProxyTrust | None:
         """The proxy trust to apply to ``peer``'s requests, or None (memoized per address)."""

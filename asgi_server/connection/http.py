@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from asgi_server.asgi.http import RequestCycle, build_scope, scope_template
+from asgi_server.connection.timers import TICKS_PER_SECOND
 from asgi_server.protocols.http11 import (
     PAUSED,
     Body,
@@ -57,11 +58,12 @@ class HttpHandler:
         self._closed = False
         self._shutting_down = False
         self._started_at = 0.0
-        # One deadline (head, body or keep-alive) and at most one armed timer. Moving
-        # the deadline costs a clock read, not a call_later() and a cancel() per request; the
-        # timer re-arms itself when it fires before a deadline that moved later.
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0  # when the armed timer fires (TimerHandle.when() is a call)
+        # One deadline (head, body or keep-alive) and at most one armed tick of the server's
+        # shared timers (connection/timers.py: no loop timer per connection). Moving the
+        # deadline costs a clock read; the tick re-arms when it comes before a deadline that
+        # moved later.
+        self._deadlines = self.state.deadlines
+        self._tick = 0  # the tick armed, 0 when none
         self._keep_alive_timeout = self.config.timeout_keep_alive
         self._body_timeout = self.config.timeout_request_body
         self._max_requests = self.config.limit_max_requests
@@ -164,6 +166,7 @@ class HttpHandler:
 
         handler = WebsocketHandler(self.connection, request, scope, self.core.trailing_data())
         self.connection.set_handler(handler)
+        self.core.close()
         return True
 
     def _on_bad_request(self, error: RequestError) -> None:
@@ -254,6 +257,7 @@ class HttpHandler:
         """Tell the app (http.disconnect) and release anyone waiting to write."""
         self._closed = True
         self._cancel_timer()
+        self.core.close()  # the parser and llhttp refer to each other: free both now
         if self.cycle is not None:
             self.cycle.disconnected()
             self.cycle = None  # the cycle refers back to us: no reference cycle left behind
@@ -292,18 +296,19 @@ class HttpHandler:
 
     def _set_deadline(self, seconds: float) -> None:
         deadline = self._deadline = self.loop.time() + seconds
-        if self._timer is None or self._timer_when > deadline:
+        tick = self._tick
+        if not tick or tick > deadline * TICKS_PER_SECOND + 1:
             self._arm_timer(deadline)
 
     def _arm_timer(self, when: float) -> None:
-        """Arm the connection's one timer for ``when`` (re-arm if it was armed for later)."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_at(when, self._on_timer)
-        self._timer_when = when
+        """Arm the connection's one tick for ``when`` (re-arm if it was armed for later)."""
+        if self._tick:
+            self._deadlines.disarm(self, self._tick)
+        self._tick = self._deadlines.arm(self.loop, self, when)
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def on_tick(self) -> None:
+        """The armed tick came (``Deadlines``): enforce the deadline, or re-arm for it."""
+        self._tick = 0
         deadline = self._deadline
         if deadline is None or self._closed:
             return
@@ -331,9 +336,9 @@ class HttpHandler:
 
     def _cancel_timer(self) -> None:
         self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._tick:
+            self._deadlines.disarm(self, self._tick)
+            self._tick = 0
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and not self._closed:

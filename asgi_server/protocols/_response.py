@@ -75,6 +75,20 @@ def _check_value(name: bytes, value: bytes) -> None:
 class ResponseWriter:
     """The response half of an HTTP/1.1 connection: head, body framing, completion."""
 
+    # Slots: one writer (with its core) is built per connection, and a dict per instance is
+    # a visible share of a connection that carries a single request.
+    __slots__ = (
+        "_head_request",
+        "_http_version",
+        "_mode",
+        "_remaining",
+        "bytes_sent",
+        "keep_alive",
+        "response_complete",
+        "response_started",
+        "status_code",
+    )
+
     def __init__(self) -> None:
         self._head_request = False
         self._http_version = "1.1"

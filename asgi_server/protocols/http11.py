@@ -142,6 +142,18 @@ class HTTP11Core(ResponseWriter):
     """One HTTP/1.1 connection, server side: parses requests one at a time (pipelined ones are
     held until ``start_next_cycle``) and serializes the responses (see ``ResponseWriter``)."""
 
+    __slots__ = (
+        "_body_received",
+        "_check_values",
+        "_failed",
+        "_parser",
+        "_paused",
+        "_raw",
+        "limits",
+        "paused_bytes",
+        "request",
+    )
+
     def __init__(self, limits: Limits) -> None:
         super().__init__()
         self.limits = limits
@@ -203,6 +215,10 @@ class HTTP11Core(ResponseWriter):
     def trailing_data(self) -> bytes:
         """Bytes received after an upgrade request, for the protocol that takes over."""
         return self._parser.trailing_data()
+
+    def close(self) -> None:
+        """The connection is gone or upgraded: release the parser (feeding stops here)."""
+        self._parser.close()
 
     def _fail(self, status_code: int, detail: str) -> RequestError:
         self._failed = self._paused = True

@@ -54,10 +54,11 @@ class ServerConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """asyncio: a connection was accepted."""
-        self.loop = asyncio.get_running_loop()
+        # The server's loop, not get_running_loop(): that is a getpid() system call.
+        self.loop = self.server_state.loop or asyncio.get_running_loop()
         self.transport = transport  # type: ignore[assignment]
         self.client = _address(transport.get_extra_info("peername"))
-        self.server = _address(transport.get_extra_info("sockname"))
+        self.server = self.server_state.sockname or _address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
             self.tls = connection_tls_extension(transport)
