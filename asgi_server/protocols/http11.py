@@ -29,7 +29,7 @@ from asgi_server.protocols._parsers import BODY, END, HEAD, RawEvent, make_parse
 from asgi_server.protocols._response import ResponseWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
 __all__ = [
     "NEED_DATA",
@@ -334,7 +334,14 @@ class HTTP11Core(ResponseWriter):
         expect: bytes | None,
         upgrade: bytes | None,
     ) -> Request:
-        tokens = {token.strip() for token in connection.split(b",")} if connection else ()
+        # `connection` is ",value" per Connection line. One line of one token (the usual
+        # "close", "keep-alive" or "upgrade") skips building a set.
+        if not connection:
+            tokens: Collection[bytes] = ()
+        elif connection.count(b",") == 1:
+            tokens = (connection[1:].strip(),)
+        else:
+            tokens = {token.strip() for token in connection.split(b",")}
         # RFC 9112 §9.3: HTTP/1.1 is persistent by default, HTTP/1.0 only when asked.
         keep_alive = b"close" not in tokens if version == "1.1" else b"keep-alive" in tokens
         request = Request(
