@@ -4,7 +4,8 @@
 # The peers (uvicorn, daphne, hypercorn, granian, channels, channels_redis) are benchmark
 # opponents, never runtime dependencies of Crossway, so they live in their own git-ignored venv:
 # benchmarks/.peers/venv. Our server keeps running from the project venv (.venv/bin/asgi-server).
-# Also installs py-spy (for profiling) and the `wrk` load generator (Debian package) when missing.
+# Also installs py-spy (for profiling), matplotlib (benchmarks/plot.py, the benchmark extra) and
+# the `wrk` load generator (Debian package) when missing.
 #
 # Idempotent: rerun it at any time; pip and apt-get skip what is already installed.
 # Usage: bash benchmarks/setup_peers.sh
@@ -29,7 +30,8 @@ fi
     granian \
     channels \
     channels_redis \
-    py-spy
+    py-spy \
+    "matplotlib>=3.8"  # the benchmark extra: benchmarks/plot.py
 
 if ! command -v wrk >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
@@ -52,4 +54,4 @@ fi
 
 echo "peers venv ready: $venv"
 "$venv/bin/python" -m pip list 2>/dev/null \
-    | grep -iE '^(uvicorn|httptools|uvloop|wsproto|websockets|daphne|hypercorn|granian|channels|channels.redis|py-spy) '
+    | grep -iE '^(uvicorn|httptools|uvloop|wsproto|websockets|daphne|hypercorn|granian|channels|channels.redis|py-spy|matplotlib) '
