@@ -93,3 +93,32 @@ def test_a_closed_connection_is_freed_without_the_cyclic_gc(run_server: Any) -> 
             assert handler() is None, gc.get_referrers(handler())
     finally:
         gc.enable()
+
+
+def test_a_closed_connection_leaves_its_parser_to_reference_counting(
+    run_server: Any, http_parser: str
+) -> None:
+    """llhttp's parser holds our parser's bound callbacks: closing must break that cycle too,
+    or each connection leaves its parser (and ten objects with it) to the cyclic GC."""
+    gc.disable()
+    try:
+        with run_server(client_echo([]), http=http_parser) as server:
+            state = server.server.state
+            with socket.create_connection((server.host, server.port), timeout=5) as sock:
+                deadline = time.monotonic() + 5
+                connection = None
+                while connection is None or getattr(connection.handler, "core", None) is None:
+                    assert time.monotonic() < deadline, "the connection was not accepted"
+                    time.sleep(0.01)  # accepted (the server's thread): taken before it closes
+                    connection = next(iter(tuple(state.connections)), None)
+                events = weakref.ref(connection.handler.core._raw)  # held by the parser
+                del connection
+                sock.sendall(GET % b"Connection: close\r\n")
+                assert read_response(sock) == b"127.0.0.1 http"
+                assert sock.recv(100) == b""  # closed by the server
+            deadline = time.monotonic() + 5
+            while events() is not None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert events() is None, [type(r) for r in gc.get_referrers(events())]
+    finally:
+        gc.enable()
