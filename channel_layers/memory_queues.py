@@ -341,6 +341,18 @@ class MemoryQueueStore(QueueStore):
                 state.watchers.setdefault(job_id, []).append(waiter)
             await waiter.wait(wait)
 
+    async def running(self, queue: str, limit: int = 100) -> list[JobInfo]:
+        """Leased jobs, soonest deadline first."""
+        with self._lock:
+            state = self._queue(queue)
+            self._advance(state, time.time())
+            live = [
+                (deadline, job_id)
+                for deadline, version, job_id in state.leases
+                if state.jobs.get(job_id) is not None and state.jobs[job_id].version == version
+            ]
+            return [_info(queue, state.jobs[job_id]) for _, job_id in sorted(live)[:limit]]
+
     async def dead_letters(self, queue: str, limit: int = 100) -> list[JobInfo]:
         """Dead-lettered jobs, oldest first."""
         with self._lock:

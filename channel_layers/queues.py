@@ -221,6 +221,10 @@ class QueueStore(abc.ABC):
         """The job's record once it is finished; None when it is not within ``timeout`` s."""
 
     @abc.abstractmethod
+    async def running(self, queue: str, limit: int = 100) -> list[JobInfo]:
+        """The leased jobs (with their progress), soonest lease deadline first."""
+
+    @abc.abstractmethod
     async def dead_letters(self, queue: str, limit: int = 100) -> list[JobInfo]:
         """The dead-lettered jobs, oldest first, at most ``limit``."""
 
@@ -258,6 +262,7 @@ class QueueStore(abc.ABC):
 #: Layer class ("module.Class") -> its store class ("module.Class"), searched along the MRO.
 _STORE_CLASSES: dict[str, str] = {
     "channel_layers.memory.InMemoryChannelLayer": "channel_layers.memory_queues.MemoryQueueStore",
+    "channel_layers.redis.RedisChannelLayer": "channel_layers.redis_queues.RedisQueueStore",
 }
 _stores: weakref.WeakKeyDictionary[BaseChannelLayer, QueueStore] = weakref.WeakKeyDictionary()
 
