@@ -43,10 +43,12 @@ class _Job:
     payload: dict[str, Any]
     priority: int
     max_attempts: int
+    max_lost_leases: int
     enqueued_at: float
     run_at: float
     state: JobState
     attempts: int = 0
+    lost_leases: int = 0
     version: int = 0
     token: str = ""
     result: Any = None
@@ -159,8 +161,9 @@ class MemoryQueueStore(QueueStore):
             job = queue.jobs.get(job_id)
             if job is None or job.version != version:
                 continue
-            if job.attempts >= job.max_attempts:
-                self._dead_letter(queue, job, f"lease lost {job.attempts} times (worker died?)")
+            job.lost_leases += 1
+            if job.lost_leases >= job.max_lost_leases:
+                self._dead_letter(queue, job, f"lease lost {job.lost_leases} times (worker died?)")
             else:
                 job.error = "lease lost (worker died or stalled?)"
                 self._make_ready(queue, job, now)
@@ -196,7 +199,15 @@ class MemoryQueueStore(QueueStore):
             if key is not None:
                 state.idempotency[key] = (job_id, now + job.idempotency_ttl)
             record = _Job(
-                job_id, job.name, payload, job.priority, job.max_attempts, now, now, "pending"
+                job_id,
+                job.name,
+                payload,
+                job.priority,
+                job.max_attempts,
+                job.max_lost_leases,
+                now,
+                now,
+                "pending",
             )
             state.jobs[job_id] = record
             self._schedule(state, record, job.run_at or now, now)
@@ -370,7 +381,7 @@ class MemoryQueueStore(QueueStore):
                 if job_id in state.dead:
                     del state.dead[job_id]
                     job = state.jobs[job_id]
-                    job.attempts = 0
+                    job.attempts = job.lost_leases = 0
                     job.finished_at = None
                     self._make_ready(state, job, time.time())
                     retried += 1

@@ -16,9 +16,11 @@ Leases
     :meth:`QueueStore.take` hands one ready job (highest priority, then oldest) to one caller
     with a lease of ``lease`` seconds and a fresh token. While the lease holds nobody else takes
     the job; :meth:`~QueueStore.renew` extends it. A lease that runs out puts the job back, to be
-    taken again (at least once delivery), until ``max_attempts`` takes are spent: then it is
-    dead-lettered. Every call that ends a lease names its token; a stale token (the lease ran
-    out and the job was taken again) changes nothing and returns False.
+    taken again (at least once delivery); a job whose lease ran out ``max_lost_leases`` times
+    (it kills its workers?) is dead-lettered. ``max_attempts`` is for the worker: it retries a
+    failed attempt while ``attempt < max_attempts``. Every call that ends a lease names its
+    token; a stale token (the lease ran out and the job was taken again) changes nothing and
+    returns False.
 
 Endings
     :meth:`~QueueStore.ack` stores the result; :meth:`~QueueStore.nack` retries after a delay,
@@ -87,8 +89,10 @@ class NewJob:
     priority: int = 0
     #: Wall-clock time before which the job is not taken (None: now).
     run_at: float | None = None
-    #: Takes (first run plus retries, including lost leases) before the job is dead-lettered.
+    #: Runs (first one plus retries) the worker may spend on failures.
     max_attempts: int = 1
+    #: Leases that may run out (the worker died) before the job is dead-lettered.
+    max_lost_leases: int = 3
     idempotency_key: str | None = None
     idempotency_ttl: float = 86400.0
     #: Chosen by the store when empty.

@@ -3,11 +3,11 @@ costs one round trip (enqueue, take and ack: three per job).
 
 Layout of queue ``Q`` (``B`` = ``<prefix>:tq:{Q}``; the hash tag keeps a queue in one slot):
 
-- ``B:j:<id>``: a hash per job: name, payload, prio, max, att (takes), state, token, enq, run,
-  err, prog, res, fin (times in ms);
+- ``B:j:<id>``: a hash per job: name, payload, prio, max, att (takes), lost and maxlost (lapsed
+  leases), state, token, enq, run, err, prog, res, fin (times in ms);
 - ``B:ready`` (score: (100 - priority) * 1e13 + a counter ``B:seq``: priority, then age),
-  ``B:sched`` (score: run time), ``B:lease`` (score: lease deadline), ``B:dead`` (score: when it
-  failed), ``B:done`` (finished jobs, score: when their record expires);
+  ``B:sched`` (score: run time), ``B:lease`` (score: lease deadline), ``B:dead`` (score: the
+  counter when it failed), ``B:done`` (finished jobs, score: when their record expires);
 - ``B:counts``: a hash ``<name>\\n<state>`` -> number of jobs, kept by every transition;
 - ``B:i:<key>``: an idempotency key naming its job, with a TTL;
 - ``B:wake``: a list a waiting taker blocks on; each enqueue pushes one token;
@@ -49,7 +49,7 @@ end
 local function bury(id, name, old, err)
   move(id, name, old, 'failed')
   redis.call('HSET', jk(id), 'err', err, 'fin', now, 'token', '')
-  redis.call('ZADD', B .. ':dead', now, id)
+  redis.call('ZADD', B .. ':dead', redis.call('INCR', B .. ':seq'), id)
   notify(id, 86400000)
 end
 local function finish(id, name, old, state, ttl)
@@ -66,10 +66,10 @@ local function advance()
   end
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', B .. ':lease', '-inf', now, 'LIMIT', 0, 500)) do
     redis.call('ZREM', B .. ':lease', id)
-    local job = redis.call('HMGET', jk(id), 'name', 'prio', 'att', 'max')
-    local attempts = tonumber(job[3])
-    if attempts >= tonumber(job[4]) then
-      bury(id, job[1], 'running', 'lease lost ' .. attempts .. ' times (worker died?)')
+    local job = redis.call('HMGET', jk(id), 'name', 'prio', 'maxlost')
+    local lost = redis.call('HINCRBY', jk(id), 'lost', 1)
+    if lost >= tonumber(job[3]) then
+      bury(id, job[1], 'running', 'lease lost ' .. lost .. ' times (worker died?)')
     else
       redis.call('HSET', jk(id), 'err', 'lease lost (worker died or stalled?)')
       make_ready(id, job[1], 'running', tonumber(job[2]))
@@ -91,7 +91,7 @@ end
 """
 
 #: ARGV: id, name, payload, priority, run_at ms (0: now), max attempts, idempotency key
-#: ('' for none), its ttl ms. Returns {id, created (0/1)}.
+#: ('' for none), its ttl ms, max lost leases. Returns {id, created (0/1)}.
 ENQUEUE = (
     _PRELUDE
     + """
@@ -105,7 +105,7 @@ end
 local run_at = tonumber(ARGV[5])
 if run_at < now then run_at = now end
 redis.call('HSET', jk(id), 'name', name, 'payload', ARGV[3], 'prio', prio, 'max', ARGV[6],
-  'att', 0, 'enq', now, 'run', run_at, 'token', '')
+  'att', 0, 'lost', 0, 'maxlost', ARGV[9], 'enq', now, 'run', run_at, 'token', '')
 if run_at > now then
   move(id, name, nil, 'scheduled')
   redis.call('ZADD', B .. ':sched', run_at, id)
@@ -271,7 +271,7 @@ for _, id in ipairs(ids) do
     local job = redis.call('HMGET', jk(id), 'name', 'prio')
     redis.call('DEL', B .. ':n:' .. id)
     if ARGV[1] == 'retry' then
-      redis.call('HSET', jk(id), 'att', 0)
+      redis.call('HSET', jk(id), 'att', 0, 'lost', 0)
       redis.call('HDEL', jk(id), 'fin')
       make_ready(id, job[1], 'failed', tonumber(job[2]))
     else

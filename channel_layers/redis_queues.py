@@ -85,6 +85,7 @@ class RedisQueueStore(QueueStore):
             job.max_attempts,
             job.idempotency_key or "",
             _ms(job.idempotency_ttl),
+            job.max_lost_leases,
         )
         return Enqueued(reply[0].decode(), created=bool(reply[1]))
 
