@@ -101,21 +101,36 @@ class CronJob:
     """A function or Task run at a schedule's ticks."""
 
     name: str
-    target: Callable[[], Any] | Task
+    target: Callable[..., Any] | Task
     schedule: Schedule
     #: False: a tick is skipped while the previous run is still going (anywhere in the cluster).
     overlap: bool
     #: Seconds after its time that a missed tick is still run.
     grace: float
 
-    async def fire(self) -> None:
-        """Run once: enqueue the Task, or call the function (sync ones in a thread)."""
+    async def fire(self, due: float) -> None:
+        """Run the tick due at ``due``: enqueue the Task (once per tick, by idempotency key),
+        or call the function (sync ones in a thread) with the tick's time if it takes one."""
+        tick = datetime.datetime.fromtimestamp(due, datetime.UTC)
         if isinstance(self.target, Task):
-            await self.target.enqueue()
-        elif inspect.iscoroutinefunction(self.target):
-            await self.target()
+            await self.target.enqueue(idempotency_key=f"cron.{self.name}.{due:.3f}")
+            return
+        args = (tick,) if _takes_an_argument(self.target) else ()
+        if inspect.iscoroutinefunction(self.target):
+            await self.target(*args)
         else:
-            await sync_to_async(self.target, thread_sensitive=False)()
+            await sync_to_async(self.target, thread_sensitive=False)(*args)
+
+
+def _takes_an_argument(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(
+        p.kind in positional or p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters
+    )
 
 
 class Scheduler:
@@ -196,7 +211,7 @@ class Scheduler:
         keeper = None if job.overlap else asyncio.ensure_future(self._hold(run_key, run_owner))
         try:
             self.runs += 1
-            await job.fire()
+            await job.fire(due)
         except Exception:
             logger.exception("cron %s failed", job.name)
         finally:
@@ -229,8 +244,9 @@ def cron(
     overlap: bool = True,
     grace: datetime.timedelta | float | None = None,
     scheduler: Scheduler | None = None,
-) -> Callable[[Callable[[], Any] | Task], Any]:
-    """Run the decorated function (or enqueue the decorated Task) on a schedule.
+) -> Callable[[Callable[..., Any] | Task], Any]:
+    """Run the decorated function (or enqueue the decorated Task) on a schedule. A function
+    that takes an argument gets the tick's time (an aware UTC datetime).
 
     One of: a cron ``expression`` ("*/5 * * * *"), ``every=timedelta(...)``, fields
     (``hour=7, minute=30, day_of_week=1``: unnamed finer fields are 0, coarser ones "*") or a
@@ -244,7 +260,7 @@ def cron(
         grace = schedule.interval if isinstance(schedule, Every) else 3600.0
     grace_seconds = grace.total_seconds() if isinstance(grace, datetime.timedelta) else grace
 
-    def register(target: Callable[[], Any] | Task) -> Any:
+    def register(target: Callable[..., Any] | Task) -> Any:
         job_name = name or (
             target.name
             if isinstance(target, Task)

@@ -89,8 +89,8 @@ async def test_three_schedulers_run_each_tick_once() -> None:
     for scheduler in schedulers:
 
         @cron(every=0.2, name="count", scheduler=scheduler)
-        async def count() -> None:
-            ticks[round(time.time() / 0.2)] += 1
+        async def count(tick: datetime.datetime) -> None:
+            ticks[round(tick.timestamp() / 0.2)] += 1
             if len(ticks) >= 10:
                 enough.set()
 

@@ -50,6 +50,6 @@ def encode(ctx: TaskContext, path: str, seconds: float = 0.0) -> dict[str, Any]:
 if os.environ.get("TASK_CRON"):
 
     @cron(every=datetime.timedelta(seconds=1), name="tick")
-    async def tick() -> None:
+    async def tick(due: datetime.datetime) -> None:
         """Report the tick (the second it belongs to) and who ran it."""
-        await report("tick", second=int(time.time()))
+        await report("tick", second=round(due.timestamp()))
