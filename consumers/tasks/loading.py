@@ -42,7 +42,8 @@ class TaskRuntime:
 
 def load_tasks(targets: list[str]) -> TaskRuntime:
     """Import each ``module`` or ``module:attribute``: an attribute names a Queue (or a list
-    of them, or a Scheduler); a bare module contributes every Queue defined at its top level.
+    of them, or a Scheduler, or a function returning those); a bare module contributes every
+    Queue defined at its top level.
     Importing registers the module's ``@cron`` jobs on the default scheduler, which runs them.
     """
     runtime = TaskRuntime()
@@ -56,6 +57,8 @@ def load_tasks(targets: list[str]) -> TaskRuntime:
                 value = getattr(module, attribute)
             except AttributeError:
                 raise SystemExit(f"{module_name!r} has no attribute {attribute!r}") from None
+            if callable(value) and not isinstance(value, Queue | Scheduler):
+                value = value()  # a factory, e.g. consumers.tasks.django:worker_queues
             found = value if isinstance(value, list) else [value]
         for item in found:
             if isinstance(item, Scheduler):

@@ -233,6 +233,10 @@ class Queue:
             idempotency_ttl=self.idempotency_ttl,
         )
 
+    def find_task(self, name: str) -> Task | None:
+        """The task a worker runs for a job named ``name`` (None: unknown here)."""
+        return self.tasks.get(name)
+
     def handle(self, job_id: str) -> TaskHandle:
         """A handle on an earlier enqueue, by its id."""
         return TaskHandle(self, job_id, "")

@@ -124,7 +124,7 @@ class TaskWorker:
     async def _run(self, queue: Queue, leased: Leased) -> None:
         """Run one job and end its lease exactly once."""
         store = queue.store
-        task = queue.tasks.get(leased.name)
+        task = queue.find_task(leased.name)
         if task is None:
             error = f"no task named {leased.name!r} on queue {queue.name!r} in this worker"
             await store.nack(queue.name, leased.job_id, leased.token, error, None)

@@ -59,17 +59,23 @@ class TaskCluster:
     layer: RedisChannelLayer
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def start(self, *args: str, ready: str = "Task worker on", **env: str) -> WorkerProcess:
-        """Start ``python -m consumers.worker --tasks taskapp:videos <args>`` and return it once
-        it logged ``ready``."""
-        environment = {
+    def environment(self, **env: str) -> dict[str, str]:
+        """The environment of a process on this cluster's layer, with tests/tasks/apps."""
+        return {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(APPS), str(ROOT)]),
             "CHANNEL_LAYERS_URL": self.url,
             "TASK_EVENTS": self.events,
             **env,
         }
-        command = [sys.executable, "-m", "consumers.worker", "--tasks", "taskapp:videos", *args]
+
+    def start(
+        self, *args: str, ready: str = "Task worker on", tasks: str = "taskapp:videos", **env: str
+    ) -> WorkerProcess:
+        """Start ``python -m consumers.worker --tasks taskapp:videos <args>`` and return it once
+        it logged ``ready``."""
+        environment = self.environment(**env)
+        command = [sys.executable, "-m", "consumers.worker", "--tasks", tasks, *args]
         process = subprocess.Popen(
             command, cwd=ROOT, env=environment, stderr=subprocess.PIPE, text=True
         )
