@@ -53,3 +53,9 @@ if os.environ.get("TASK_CRON"):
     async def tick(due: datetime.datetime) -> None:
         """Report the tick (the second it belongs to) and who ran it."""
         await report("tick", second=round(due.timestamp()))
+
+
+@videos.task("noop")
+async def noop(ctx: TaskContext, number: int) -> int:
+    """Nothing: for counting and timing."""
+    return number
