@@ -70,12 +70,17 @@ class TaskCluster:
         }
 
     def start(
-        self, *args: str, ready: str = "Task worker on", tasks: str = "taskapp:videos", **env: str
+        self,
+        *args: str,
+        ready: str = "Task worker on",
+        tasks: str = "taskapp:videos",
+        program: tuple[str, ...] = ("consumers.worker",),
+        **env: str,
     ) -> WorkerProcess:
-        """Start ``python -m consumers.worker --tasks taskapp:videos <args>`` and return it once
-        it logged ``ready``."""
+        """Start ``python -m consumers.worker --tasks taskapp:videos <args>`` (or another
+        ``program``, e.g. ``("django", "runworker")``) and return it once it logged ``ready``."""
         environment = self.environment(**env)
-        command = [sys.executable, "-m", "consumers.worker", "--tasks", tasks, *args]
+        command = [sys.executable, "-m", *program, "--tasks", tasks, *args]
         process = subprocess.Popen(
             command, cwd=ROOT, env=environment, stderr=subprocess.PIPE, text=True
         )

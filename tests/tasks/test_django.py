@@ -9,12 +9,20 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.tasks.conftest import APPS, TaskCluster
 
 
-async def test_django_task_examples_run_on_a_worker_process(cluster: TaskCluster) -> None:
+@pytest.mark.parametrize(
+    "program", [("consumers.worker",), ("django", "runworker")], ids=["worker", "runworker"]
+)
+async def test_django_task_examples_run_on_a_worker_process(
+    cluster: TaskCluster, program: tuple[str, ...]
+) -> None:
     settings = {"DJANGO_SETTINGS_MODULE": "djangotasks_settings"}
-    worker = cluster.start(tasks="consumers.tasks.django:worker_queues", **settings)
+    tasks = "consumers.tasks.django:worker_queues"
+    worker = cluster.start(tasks=tasks, program=program, **settings)
     client = subprocess.run(
         [sys.executable, str(APPS / "djangotasks_client.py")],
         env=cluster.environment(**settings),

@@ -2,7 +2,7 @@
 
 SECRET_KEY = "tests-only"
 USE_TZ = True
-INSTALLED_APPS: list[str] = []
+INSTALLED_APPS = ["consumers"]  # for manage.py runworker
 DATABASES: dict[str, dict[str, str]] = {}
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 TASKS = {
