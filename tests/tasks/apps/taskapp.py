@@ -17,7 +17,9 @@ from asgiref.sync import async_to_sync
 from channel_layers import get_channel_layer
 from consumers.tasks import Queue, TaskContext, cron
 
-videos = Queue("videos", lease=float(os.environ.get("TASK_LEASE", "30")))
+videos = Queue(
+    "videos", lease=float(os.environ.get("TASK_LEASE", "30")), progress_group="video-progress"
+)
 
 
 async def report(kind: str, **fields: Any) -> None:
@@ -32,6 +34,7 @@ async def report(kind: str, **fields: Any) -> None:
 async def hold(ctx: TaskContext, seconds: float) -> dict[str, Any]:
     """Report the start, hold the first attempt for ``seconds``, return who ran it."""
     await report("started", job=ctx.job_id, attempt=ctx.attempt)
+    ctx.progress(0.5)
     if ctx.attempt == 1:
         await asyncio.sleep(seconds)
     await report("finished", job=ctx.job_id, attempt=ctx.attempt)
