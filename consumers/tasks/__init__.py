@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from .context import TaskContext
 from .cron import CronJob, Scheduler, cron, default_scheduler
+from .embed import with_workers
 from .queue import Queue, Task, TaskCancelled, TaskError, TaskFailed, TaskHandle
 from .runner import TaskWorker, backoff_delay
 
@@ -38,4 +39,5 @@ __all__ = [
     "backoff_delay",
     "cron",
     "default_scheduler",
+    "with_workers",
 ]
