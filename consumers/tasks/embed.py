@@ -31,7 +31,6 @@ def with_workers(
 ) -> Any:
     """Wrap the ASGI ``app`` so that its lifespan also runs task workers (and cron jobs)."""
     runtime = TaskRuntime(list(queues), scheduler if scheduler and scheduler.jobs else None)
-    limits = {"concurrency": concurrency, "shutdown_timeout": shutdown_timeout}
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
@@ -46,7 +45,8 @@ def with_workers(
             asked = True
             message: Message = await receive()
             if message["type"] == "lifespan.startup":
-                running.append(asyncio.ensure_future(runtime.run(stop, **limits)))
+                work = runtime.run(stop, concurrency, shutdown_timeout)
+                running.append(asyncio.ensure_future(work))
             elif message["type"] == "lifespan.shutdown":
                 await _stop(stop, running)
             return message
