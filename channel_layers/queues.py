@@ -266,7 +266,8 @@ class QueueStore(abc.ABC):
 #: Layer class ("module.Class") -> its store class ("module.Class"), searched along the MRO.
 _STORE_CLASSES: dict[str, str] = {
     "channel_layers.memory.InMemoryChannelLayer": "channel_layers.memory_queues.MemoryQueueStore",
-    "channel_layers.redis.RedisChannelLayer": "channel_layers.redis_queues.RedisQueueStore",
+    # RedisChannelLayer's __module__ is its public home, channel_layers.redis.
+    "channel_layers.redis.RedisChannelLayer": "channel_layers.redis.queues.RedisQueueStore",
 }
 _stores: weakref.WeakKeyDictionary[BaseChannelLayer, QueueStore] = weakref.WeakKeyDictionary()
 

@@ -1,6 +1,6 @@
 """The work queues of RedisChannelLayer: shared by every process, durable, at least once.
 
-Each operation is one Lua script (``redis_queue_scripts``), so a take, a renewal or an ack is
+Each operation is one Lua script (``queue_scripts``), so a take, a renewal or an ack is
 atomic however many workers race. A worker that dies holding a job stops renewing its lease;
 the next script call after the lease deadline puts the job back (or dead-letters it after its
 last attempt), so it runs again elsewhere: never lost, and never run twice while its first run
@@ -18,8 +18,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from channel_layers import redis_queue_scripts as scripts
-from channel_layers._redis_connection import Shard, evalsha
 from channel_layers.queues import (
     Enqueued,
     JobInfo,
@@ -31,7 +29,9 @@ from channel_layers.queues import (
     new_job_id,
     require_portable,
 )
-from channel_layers.redis import RedisChannelLayer
+from channel_layers.redis import queue_scripts as scripts
+from channel_layers.redis.connection import Shard, evalsha
+from channel_layers.redis.durable import RedisChannelLayer
 
 __all__ = ["RedisQueueStore"]
 
@@ -164,7 +164,7 @@ class RedisQueueStore(QueueStore):
             if await self._block(queue, notify, max(0.01, min(wait, _BLOCK))):
                 # Put the token back for any other waiter on the same job.
                 await self._shard(queue).run(
-                    lambda client: client.execute_command("RPUSH", notify, 1)
+                    lambda client: evalsha(client, scripts.NOTIFY_AGAIN, [notify], [])
                 )
 
     async def running(self, queue: str, limit: int = 100) -> list[JobInfo]:

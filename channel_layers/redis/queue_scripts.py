@@ -322,3 +322,10 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 """
+
+#: KEYS: a job's notify list. Puts back the token a result waiter popped, for other waiters.
+NOTIFY_AGAIN = """
+redis.call('RPUSH', KEYS[1], 1)
+redis.call('PEXPIRE', KEYS[1], 60000)
+return 1
+"""
