@@ -213,20 +213,20 @@ class MemoryQueueStore(QueueStore):
             self._schedule(state, record, job.run_at or now, now)
         return Enqueued(job_id, created=True)
 
-    async def take(self, queue: str, lease: float, timeout: float) -> Leased | None:
-        """Lease the best ready job, waiting up to ``timeout`` s for one."""
+    async def take_many(self, queue: str, lease: float, timeout: float, limit: int) -> list[Leased]:
+        """Lease up to ``limit`` ready jobs, waiting up to ``timeout`` s for the first."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
                 state = self._queue(queue)
                 now = time.time()
                 self._advance(state, now)
-                taken = self._take_ready(state, lease, now)
-                if taken is not None:
-                    return taken
+                taken: list[Leased] = []
+                while len(taken) < limit and (job := self._take_ready(state, lease, now)):
+                    taken.append(job)
                 wait = deadline - time.monotonic()
-                if wait <= 0:
-                    return None
+                if taken or wait <= 0:
+                    return taken
                 for heap in (state.scheduled, state.leases):
                     if heap:
                         wait = min(wait, heap[0][0] - now)

@@ -14,9 +14,10 @@ Jobs
 
 Leases
     :meth:`QueueStore.take` hands one ready job (highest priority, then oldest) to one caller
-    with a lease of ``lease`` seconds and a fresh token. While the lease holds nobody else takes
-    the job; :meth:`~QueueStore.renew` extends it. A lease that runs out puts the job back, to be
-    taken again (at least once delivery); a job whose lease ran out ``max_lost_leases`` times
+    with a lease of ``lease`` seconds and a fresh token (``take_many``: several at once).
+    While the lease holds nobody else takes the job; :meth:`~QueueStore.renew` extends it. A
+    lease that runs out puts the job back, to be taken again (at least once delivery); a job
+    whose lease ran out ``max_lost_leases`` times
     (it kills its workers?) is dead-lettered. ``max_attempts`` is for the worker: it retries a
     failed attempt while ``attempt < max_attempts``. Every call that ends a lease names its
     token; a stale token (the lease ran out and the job was taken again) changes nothing and
@@ -182,8 +183,14 @@ class QueueStore(abc.ABC):
         """Store ``job`` (or find its duplicate by idempotency key) and wake one taker."""
 
     @abc.abstractmethod
+    async def take_many(self, queue: str, lease: float, timeout: float, limit: int) -> list[Leased]:
+        """Lease up to ``limit`` ready jobs, best first, each for ``lease`` s; wait up to
+        ``timeout`` s for the first one (an empty list when none came)."""
+
     async def take(self, queue: str, lease: float, timeout: float) -> Leased | None:
         """Lease the best ready job for ``lease`` s, waiting up to ``timeout`` s; None if none."""
+        taken = await self.take_many(queue, lease, timeout, 1)
+        return taken[0] if taken else None
 
     @abc.abstractmethod
     async def renew(

@@ -117,13 +117,14 @@ return {id, 1}
 """
 )
 
-#: ARGV: lease ms, new token. Returns {id, name, payload, att, max, prio, enq} or
+#: ARGV: lease ms, token prefix, limit. Returns {id, name, payload, att, max, prio, enq, ...}
+#: (7 fields per job, up to ``limit`` jobs; job i's token is ``<prefix>.<i>``) or
 #: {'', ms until something may be due (-1: nothing scheduled or leased)}.
 TAKE = (
     _PRELUDE
     + """
 advance()
-local popped = redis.call('ZPOPMIN', B .. ':ready')
+local popped = redis.call('ZPOPMIN', B .. ':ready', tonumber(ARGV[3]))
 if #popped == 0 then
   redis.call('DEL', B .. ':wake')
   local wait = -1
@@ -136,13 +137,19 @@ if #popped == 0 then
   end
   return {'', wait}
 end
-local id = popped[1]
-local job = redis.call('HMGET', jk(id), 'name', 'payload', 'max', 'prio', 'enq')
-local attempts = redis.call('HINCRBY', jk(id), 'att', 1)
-move(id, job[1], 'pending', 'running')
-redis.call('HSET', jk(id), 'token', ARGV[2])
-redis.call('ZADD', B .. ':lease', now + tonumber(ARGV[1]), id)
-return {id, job[1], job[2], attempts, job[3], job[4], job[5]}
+local out = {}
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local job = redis.call('HMGET', jk(id), 'name', 'payload', 'max', 'prio', 'enq')
+  local attempts = redis.call('HINCRBY', jk(id), 'att', 1)
+  move(id, job[1], 'pending', 'running')
+  redis.call('HSET', jk(id), 'token', ARGV[2] .. '.' .. ((i + 1) / 2))
+  redis.call('ZADD', B .. ':lease', now + tonumber(ARGV[1]), id)
+  for _, value in ipairs({id, job[1], job[2], attempts, job[3], job[4], job[5]}) do
+    out[#out + 1] = value
+  end
+end
+return out
 """
 )
 

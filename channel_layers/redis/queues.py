@@ -89,31 +89,37 @@ class RedisQueueStore(QueueStore):
         )
         return Enqueued(reply[0].decode(), created=bool(reply[1]))
 
-    async def take(self, queue: str, lease: float, timeout: float) -> Leased | None:
-        """One EVALSHA when a job is ready; else block on the wake list and try again."""
+    async def take_many(self, queue: str, lease: float, timeout: float, limit: int) -> list[Leased]:
+        """One EVALSHA when jobs are ready; else block on the wake list and try again."""
         deadline = time.monotonic() + timeout
         wake = self._base(queue) + ":wake"
         while True:
             token = new_job_id()
-            reply = await self._script(queue, scripts.TAKE, _ms(lease), token)
+            reply = await self._script(queue, scripts.TAKE, _ms(lease), token, limit)
             if reply[0]:
-                job_id, name, payload, attempt, max_attempts, priority, enqueued = reply
-                return Leased(
-                    job_id.decode(),
-                    name.decode(),
-                    self.serializer.deserialize(payload)["p"],
-                    int(attempt),
-                    int(max_attempts),
-                    token,
-                    int(priority),
-                    int(enqueued) / 1000,
-                )
+                return [
+                    self._leased(reply[start : start + 7], f"{token}.{start // 7 + 1}")
+                    for start in range(0, len(reply), 7)
+                ]
             wait = deadline - time.monotonic()
             if wait <= 0:
-                return None
+                return []
             if int(reply[1]) >= 0:
                 wait = min(wait, int(reply[1]) / 1000 + 0.001)
             await self._block(queue, wake, max(0.01, min(wait, _BLOCK)))
+
+    def _leased(self, fields: list[Any], token: str) -> Leased:
+        job_id, name, payload, attempt, max_attempts, priority, enqueued = fields
+        return Leased(
+            job_id.decode(),
+            name.decode(),
+            self.serializer.deserialize(payload)["p"],
+            int(attempt),
+            int(max_attempts),
+            token,
+            int(priority),
+            int(enqueued) / 1000,
+        )
 
     async def renew(
         self, queue: str, job_id: str, token: str, lease: float, progress: float | None = None

@@ -61,11 +61,15 @@ class TaskWorker:
         self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="task")
         self.running: dict[asyncio.Task[None], tuple[Queue, Leased]] = {}
         self.finished = 0
+        #: Slots not running or reserved for a take in flight.
+        self.free = concurrency
+        self.slot_freed = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take and run jobs until ``stop`` is set; then shut down gracefully."""
-        slots = asyncio.Semaphore(self.concurrency)
-        takers = [asyncio.ensure_future(self._take_loop(q, slots, stop)) for q in self.queues]
+        self.free = self.concurrency
+        self.slot_freed = asyncio.Event()
+        takers = [asyncio.ensure_future(self._take_loop(queue, stop)) for queue in self.queues]
         names = ", ".join(f"{q.name} ({len(q.tasks)} tasks)" for q in self.queues)
         logger.info("Task worker on %s, concurrency %d", names, self.concurrency)
         try:
@@ -78,33 +82,38 @@ class TaskWorker:
             self.executor.shutdown(wait=False, cancel_futures=True)
             logger.info("Task worker stopped after %d jobs", self.finished)
 
-    async def _take_loop(self, queue: Queue, slots: asyncio.Semaphore, stop: asyncio.Event) -> None:
-        """Take a job whenever a slot is free; a take waits at most ``poll_interval`` so that
-        a stop is noticed without cancelling a take (which could strand a job for a lease)."""
+    async def _take_loop(self, queue: Queue, stop: asyncio.Event) -> None:
+        """Take as many jobs as slots are free, in one call; a take waits at most
+        ``poll_interval`` so that a stop is noticed without cancelling a take (which could
+        strand a job for a lease)."""
         store = queue.store
         while not stop.is_set():
-            await slots.acquire()
+            if self.free == 0:
+                self.slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.slot_freed.wait(), self.poll_interval)
+                continue
+            wanted = self.free
+            self.free -= wanted  # reserved: another queue's loop cannot take them meanwhile
             try:
-                leased = await store.take(queue.name, queue.lease, self.poll_interval)
+                taken = await store.take_many(queue.name, queue.lease, self.poll_interval, wanted)
             except LayerUnavailable as exc:
-                slots.release()
+                taken = []
                 logger.warning("queue %r: %s; retrying in 1 s", queue.name, exc)
                 await asyncio.sleep(1)
-                continue
-            except BaseException:
-                slots.release()
-                raise
-            if leased is None:
-                slots.release()
-                continue
-            job = asyncio.ensure_future(self._run(queue, leased))
-            self.running[job] = (queue, leased)
-            job.add_done_callback(lambda done: self._done(done, slots))
+            finally:
+                self.free += wanted
+            for leased in taken:
+                self.free -= 1
+                job = asyncio.ensure_future(self._run(queue, leased))
+                self.running[job] = (queue, leased)
+                job.add_done_callback(self._done)
 
-    def _done(self, job: asyncio.Task[None], slots: asyncio.Semaphore) -> None:
+    def _done(self, job: asyncio.Task[None]) -> None:
         self.running.pop(job, None)
         self.finished += 1
-        slots.release()
+        self.free += 1
+        self.slot_freed.set()
 
     async def _drain(self) -> None:
         """Wait for running jobs up to the timeout, then cancel them and release their leases."""

@@ -109,6 +109,19 @@ async def test_concurrent_takers_never_share_a_job(store: QueueStore, queue: str
     assert sorted(seen) == list(range(60))
 
 
+async def test_take_many_leases_several_best_first(store: QueueStore, queue: str) -> None:
+    for number, priority in enumerate([0, 0, 9, 0]):
+        await store.enqueue(queue, job(payload={"n": number}, priority=priority))
+    taken = await store.take_many(queue, lease=30, timeout=1, limit=3)
+    assert [leased.payload["n"] for leased in taken] == [2, 0, 1]
+    assert len({leased.token for leased in taken}) == 3
+    for leased in taken:
+        assert await store.ack(queue, leased.job_id, leased.token, None, 60)
+    last = await store.take_many(queue, lease=30, timeout=1, limit=3)
+    assert [leased.payload["n"] for leased in last] == [3]
+    assert await store.take_many(queue, lease=30, timeout=0.05, limit=3) == []
+
+
 async def test_run_at_holds_a_job_back_until_due(store: QueueStore, queue: str) -> None:
     due = time.time() + 0.4
     await store.enqueue(queue, job(run_at=due))
