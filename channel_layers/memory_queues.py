@@ -10,16 +10,14 @@ their own loop with ``call_soon_threadsafe``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import heapq
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from channel_layers.base import BaseChannelLayer
 from channel_layers.memory import copy_value
+from channel_layers.memory_queue_state import Job, QueueState, Waiter, job_info
 from channel_layers.queues import (
     FINISHED_STATES,
     Enqueued,
@@ -36,84 +34,29 @@ from channel_layers.queues import (
 __all__ = ["MemoryQueueStore"]
 
 
-@dataclass
-class _Job:
-    job_id: str
-    name: str
-    payload: dict[str, Any]
-    priority: int
-    max_attempts: int
-    max_lost_leases: int
-    enqueued_at: float
-    run_at: float
-    state: JobState
-    attempts: int = 0
-    lost_leases: int = 0
-    version: int = 0
-    token: str = ""
-    result: Any = None
-    error: str | None = None
-    progress: float | None = None
-    finished_at: float | None = None
-
-
-@dataclass
-class _Queue:
-    jobs: dict[str, _Job] = field(default_factory=dict)
-    ready: list[tuple[int, float, int, str]] = field(default_factory=list)
-    scheduled: list[tuple[float, int, str]] = field(default_factory=list)
-    leases: list[tuple[float, int, str]] = field(default_factory=list)
-    expiries: list[tuple[float, int, str]] = field(default_factory=list)
-    dead: dict[str, None] = field(default_factory=dict)
-    idempotency: dict[str, tuple[str, float]] = field(default_factory=dict)
-    takers: list[_Waiter] = field(default_factory=list)
-    watchers: dict[str, list[_Waiter]] = field(default_factory=dict)
-
-
-class _Waiter:
-    """A future on some event loop, settable from any thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[None] = self.loop.create_future()
-
-    def wake(self) -> None:
-        # A closed loop raises RuntimeError: nobody waits there any more.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self._set)
-
-    def _set(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
-
-    async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.future), max(0.0, timeout))
-
-
 class MemoryQueueStore(QueueStore):
     """Work queues inside this process (see :mod:`channel_layers.queues` for the rules)."""
 
     def __init__(self, layer: BaseChannelLayer) -> None:
         self._lock = threading.Lock()
-        self._queues: dict[str, _Queue] = {}
+        self._queues: dict[str, QueueState] = {}
         self._claims: dict[str, tuple[str, float]] = {}
         self._counter = 0
 
-    def _queue(self, name: str) -> _Queue:
+    def _queue(self, name: str) -> QueueState:
         state = self._queues.get(name)
         if state is None:
-            state = self._queues[name] = _Queue()
+            state = self._queues[name] = QueueState()
         return state
 
-    def _bump(self, job: _Job) -> int:
+    def _bump(self, job: Job) -> int:
         self._counter += 1
         job.version = self._counter
         return self._counter
 
     # --- moving jobs between states (call with the lock held) -----------------------------------
 
-    def _make_ready(self, queue: _Queue, job: _Job, now: float) -> None:
+    def _make_ready(self, queue: QueueState, job: Job, now: float) -> None:
         job.state = "pending"
         job.token = ""
         version = self._bump(job)
@@ -122,7 +65,7 @@ class MemoryQueueStore(QueueStore):
             waiter.wake()
         queue.takers.clear()
 
-    def _schedule(self, queue: _Queue, job: _Job, run_at: float, now: float) -> None:
+    def _schedule(self, queue: QueueState, job: Job, run_at: float, now: float) -> None:
         job.run_at = run_at
         if run_at <= now:
             self._make_ready(queue, job, now)
@@ -134,7 +77,7 @@ class MemoryQueueStore(QueueStore):
             waiter.wake()
         queue.takers.clear()
 
-    def _finish(self, queue: _Queue, job: _Job, state: JobState, ttl: float | None) -> None:
+    def _finish(self, queue: QueueState, job: Job, state: JobState, ttl: float | None) -> None:
         job.state = state
         job.token = ""
         job.finished_at = now = time.time()
@@ -144,12 +87,12 @@ class MemoryQueueStore(QueueStore):
         for waiter in queue.watchers.pop(job.job_id, []):
             waiter.wake()
 
-    def _dead_letter(self, queue: _Queue, job: _Job, error: str) -> None:
+    def _dead_letter(self, queue: QueueState, job: Job, error: str) -> None:
         job.error = error
         queue.dead[job.job_id] = None
         self._finish(queue, job, "failed", None)
 
-    def _advance(self, queue: _Queue, now: float) -> None:
+    def _advance(self, queue: QueueState, now: float) -> None:
         """Due scheduled jobs become ready, lapsed leases come back, old results go."""
         while queue.scheduled and queue.scheduled[0][0] <= now:
             _, version, job_id = heapq.heappop(queue.scheduled)
@@ -173,7 +116,7 @@ class MemoryQueueStore(QueueStore):
             if job is not None and job.version == version:
                 del queue.jobs[job_id]
 
-    def _held(self, queue: str, job_id: str, token: str) -> tuple[_Queue, _Job] | None:
+    def _held(self, queue: str, job_id: str, token: str) -> tuple[QueueState, Job] | None:
         state = self._queue(queue)
         self._advance(state, time.time())
         job = state.jobs.get(job_id)
@@ -198,7 +141,9 @@ class MemoryQueueStore(QueueStore):
             job_id = job.job_id or new_job_id()
             if key is not None:
                 state.idempotency[key] = (job_id, now + job.idempotency_ttl)
-            record = _Job(
+                if len(state.idempotency) >= state.idempotency_sweep:
+                    _sweep_keys(state, now)
+            record = Job(
                 job_id,
                 job.name,
                 payload,
@@ -230,14 +175,14 @@ class MemoryQueueStore(QueueStore):
                 for heap in (state.scheduled, state.leases):
                     if heap:
                         wait = min(wait, heap[0][0] - now)
-                waiter = _Waiter()
+                waiter = Waiter()
                 state.takers.append(waiter)
             await waiter.wait(wait)
             with self._lock:
                 if waiter in state.takers:
                     state.takers.remove(waiter)
 
-    def _take_ready(self, state: _Queue, lease: float, now: float) -> Leased | None:
+    def _take_ready(self, state: QueueState, lease: float, now: float) -> Leased | None:
         while state.ready:
             _, _, version, job_id = heapq.heappop(state.ready)
             job = state.jobs.get(job_id)
@@ -329,7 +274,7 @@ class MemoryQueueStore(QueueStore):
             state = self._queue(queue)
             self._advance(state, time.time())
             job = state.jobs.get(job_id)
-            return None if job is None else _info(queue, job)
+            return None if job is None else job_info(queue, job)
 
     async def wait(self, queue: str, job_id: str, timeout: float) -> JobInfo | None:
         """The job once finished, waiting up to ``timeout`` s."""
@@ -342,13 +287,13 @@ class MemoryQueueStore(QueueStore):
                 if job is None:
                     return None
                 if job.state in FINISHED_STATES:
-                    return _info(queue, job)
+                    return job_info(queue, job)
                 wait = deadline - time.monotonic()
                 if wait <= 0:
                     return None
                 if state.leases:  # a lapsed lease may dead-letter the job
                     wait = min(wait, state.leases[0][0] - time.time())
-                waiter = _Waiter()
+                waiter = Waiter()
                 state.watchers.setdefault(job_id, []).append(waiter)
             await waiter.wait(wait)
 
@@ -362,14 +307,14 @@ class MemoryQueueStore(QueueStore):
                 for deadline, version, job_id in state.leases
                 if state.jobs.get(job_id) is not None and state.jobs[job_id].version == version
             ]
-            return [_info(queue, state.jobs[job_id]) for _, job_id in sorted(live)[:limit]]
+            return [job_info(queue, state.jobs[job_id]) for _, job_id in sorted(live)[:limit]]
 
     async def dead_letters(self, queue: str, limit: int = 100) -> list[JobInfo]:
         """Dead-lettered jobs, oldest first."""
         with self._lock:
             state = self._queue(queue)
             self._advance(state, time.time())
-            return [_info(queue, state.jobs[job_id]) for job_id in list(state.dead)[:limit]]
+            return [job_info(queue, state.jobs[job_id]) for job_id in list(state.dead)[:limit]]
 
     async def retry_dead(self, queue: str, job_ids: list[str] | None = None) -> int:
         """Make dead-lettered jobs pending again, their attempts reset."""
@@ -446,19 +391,8 @@ class MemoryQueueStore(QueueStore):
                         waiter.wake()
 
 
-def _info(queue: str, job: _Job) -> JobInfo:
-    return JobInfo(
-        job_id=job.job_id,
-        queue=queue,
-        name=job.name,
-        state=job.state,
-        attempts=job.attempts,
-        priority=job.priority,
-        enqueued_at=job.enqueued_at,
-        run_at=job.run_at,
-        result=copy_value(job.result),
-        error=job.error,
-        progress=job.progress,
-        finished_at=job.finished_at,
-        payload=copy_value(job.payload),
-    )
+def _sweep_keys(state: QueueState, now: float) -> None:
+    """Forget expired idempotency keys; sweep again once the live ones have doubled."""
+    live = {key: seen for key, seen in state.idempotency.items() if seen[1] > now}
+    state.idempotency = live
+    state.idempotency_sweep = max(1024, 2 * len(live))

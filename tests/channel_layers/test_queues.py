@@ -17,6 +17,7 @@ import pytest
 
 from channel_layers.base import BaseChannelLayer, InvalidMessage
 from channel_layers.memory import InMemoryChannelLayer
+from channel_layers.memory_queues import MemoryQueueStore
 from channel_layers.queues import NewJob, QueueStore, store_for
 
 LayerMaker = Callable[[pytest.FixtureRequest], Awaitable[BaseChannelLayer]]
@@ -332,3 +333,14 @@ async def test_jobs_of_one_priority_come_out_in_enqueue_order(
         assert leased is not None
         taken.append(leased.payload["n"])
     assert taken == list(range(200))
+
+
+async def test_memory_forgets_expired_idempotency_keys() -> None:
+    store = store_for(InMemoryChannelLayer())
+    assert isinstance(store, MemoryQueueStore)
+    for number in range(1023):
+        await store.enqueue("q", job(idempotency_key=f"k{number}", idempotency_ttl=0.01))
+    await asyncio.sleep(0.05)
+    assert len(store._queues["q"].idempotency) == 1023
+    await store.enqueue("q", job(idempotency_key="last"))  # the 1024th key: a sweep
+    assert list(store._queues["q"].idempotency) == ["last"]
