@@ -197,6 +197,13 @@ class Scheduler:
                 await asyncio.wait_for(stop.wait(), max(0.0, following - time.time()))
 
     async def _tick(self, job: CronJob, due: float) -> None:
+        """Claim the tick and run it; a layer failure skips the tick (logged)."""
+        try:
+            await self._claim_and_run(job, due)
+        except Exception:
+            logger.exception("cron %s: tick at %s not run", job.name, due)
+
+    async def _claim_and_run(self, job: CronJob, due: float) -> None:
         """Claim the tick; the winner runs it (holding the job's run claim if no overlap)."""
         store = self.store
         following = job.schedule.following(due)

@@ -110,7 +110,11 @@ class TaskWorker:
                 job.add_done_callback(self._done)
 
     def _done(self, job: asyncio.Task[None]) -> None:
-        self.running.pop(job, None)
+        _, leased = self.running.pop(job, (None, None))
+        if not job.cancelled() and job.exception() is not None:
+            # The layer failed while ending the lease: it lapses, and the job runs again.
+            name = leased.name if leased else "?"
+            logger.error("could not finish %s: %r", name, job.exception())
         self.finished += 1
         self.free += 1
         self.slot_freed.set()
