@@ -1,12 +1,14 @@
-"""What the queues hold: figures for ``python -m consumers.tasks status`` and a JSON status page.
+"""What the queues hold: figures for ``python -m consumers.tasks status`` and a status page.
 
-``status_app()`` is an ASGI application answering every GET with the figures as JSON; mount it
-anywhere in the URL tree, e.g. ``path("tasks/status", status_app())`` in a URLRouter.
+``status_app()`` is an ASGI application answering every GET with the figures as JSON, or as an
+HTML table when the client prefers ``text/html`` (a browser); mount it anywhere in the URL
+tree, e.g. ``path("tasks/status", status_app())`` in a URLRouter, behind your authentication.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from typing import Any
 
@@ -70,7 +72,8 @@ def format_status(report: dict[str, Any]) -> str:
 
 
 def status_app(layer: str | BaseChannelLayer = "default", queues: list[str] | None = None) -> Any:
-    """An ASGI app serving :func:`collect_status` as JSON (GET and HEAD; others get 405)."""
+    """An ASGI app serving :func:`collect_status` as JSON, or HTML for browsers (GET and HEAD;
+    other methods get 405)."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -79,15 +82,32 @@ def status_app(layer: str | BaseChannelLayer = "default", queues: list[str] | No
             await _respond(send, 405, b'{"error": "use GET"}')
             return
         report = await collect_status(layer, queues)
-        body = json.dumps(report, indent=1).encode()
-        await _respond(send, 200, b"" if scope["method"] == "HEAD" else body, len(body))
+        accept = dict(scope.get("headers") or []).get(b"accept", b"")
+        if b"text/html" in accept:
+            body, kind = _html(report).encode(), b"text/html; charset=utf-8"
+        else:
+            body, kind = json.dumps(report, indent=1).encode(), b"application/json"
+        head = scope["method"] == "HEAD"
+        await _respond(send, 200, b"" if head else body, len(body), kind)
 
     return app
 
 
-async def _respond(send: Any, status: int, body: bytes, length: int | None = None) -> None:
+def _html(report: dict[str, Any]) -> str:
+    """The terminal table as an HTML page (escaped: task names come from users)."""
+    table = html.escape(format_status(report))
+    return f"<!doctype html><meta charset=utf-8><title>Task queues</title><pre>{table}</pre>"
+
+
+async def _respond(
+    send: Any,
+    status: int,
+    body: bytes,
+    length: int | None = None,
+    kind: bytes = b"application/json",
+) -> None:
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", kind),
         (b"content-length", str(len(body) if length is None else length).encode()),
         (b"cache-control", b"no-store"),
     ]

@@ -31,6 +31,7 @@ async def test_the_status_page_shows_running_tasks_and_their_progress(
     with run_server(status_app(cluster.layer)) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             response = await client.get("/any/path")
+            page = await client.get("/", headers={"accept": "text/html,*/*"})
             refused = await client.post("/")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -38,3 +39,5 @@ async def test_the_status_page_shows_running_tasks_and_their_progress(
     assert report["running"] == [{"id": handle.id, "name": "hold", "attempt": 1, "progress": 0.5}]
     assert report["tasks"]["hold"]["running"] == 1 and report["dead"] == 0
     assert refused.status_code == 405
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert f"running hold {handle.id} attempt 1 50%" in page.text
