@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import inspect
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -290,18 +291,18 @@ class TaskHandle:
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for the task's return value; TaskFailed or TaskCancelled when it has none,
         TimeoutError when it is not finished within ``timeout`` seconds (None: wait forever)."""
-        store = self.queue.store
+        store, queue = self.queue.store, self.queue.name
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = 3600.0 if timeout is None else timeout
-            info = await store.wait(self.queue.name, self.id, wait)
-            if info is not None or timeout is not None:
+            wait = 3600.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            info = await store.wait(queue, self.id, wait)
+            if info is not None:
                 break
-            if await store.job(self.queue.name, self.id) is None:
-                break
-        if info is None:
-            if await store.job(self.queue.name, self.id) is None:
-                raise LookupError(f"no task {self.id} on queue {self.queue.name!r} (expired?)")
-            raise TimeoutError(f"task {self.id} did not finish within {timeout} s")
+            # wait() says None for "not yet" and for "no such job": tell them apart.
+            if await store.job(queue, self.id) is None:
+                raise LookupError(f"no task {self.id} on queue {queue!r} (its result expired?)")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"task {self.id} did not finish within {timeout} s")
         if info.state == "cancelled":
             raise TaskCancelled(f"task {self.id} was cancelled")
         if info.state == "failed":

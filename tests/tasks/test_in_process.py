@@ -247,3 +247,13 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(videos: Queue) -> None:
         delays = [backoff_delay(task, attempt) for _ in range(50)]
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
         assert len(set(delays)) > 1
+
+
+async def test_result_times_out_or_says_the_job_is_unknown(videos: Queue) -> None:
+    handle = await videos.enqueue("nobody.runs.this")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.2 s"):
+        await handle.result(timeout=0.2)
+    assert time.monotonic() - started >= 0.2
+    with pytest.raises(LookupError, match="no task nope on queue 'videos'"):
+        await videos.handle("nope").result(timeout=5)
