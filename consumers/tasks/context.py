@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ class TaskContext:
     reported: float | None = None
     #: Set by progress(); the worker's lease keeper waits on it.
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    #: Called (on the loop) after each progress(): the worker starts its lease keeper.
+    on_change: Callable[[], None] | None = field(default=None, repr=False)
 
     def progress(self, fraction: float) -> None:
         """Report progress (0.0 to 1.0). Never blocks: callable from sync and async tasks.
@@ -43,9 +46,14 @@ class TaskContext:
         except RuntimeError:
             running = None
         if running is self.loop:
-            self.changed.set()
+            self._changed()
         else:  # a sync task in a worker thread
-            self.loop.call_soon_threadsafe(self.changed.set)
+            self.loop.call_soon_threadsafe(self._changed)
+
+    def _changed(self) -> None:
+        self.changed.set()
+        if self.on_change is not None:
+            self.on_change()
 
     @property
     def is_last_attempt(self) -> bool:

@@ -153,9 +153,18 @@ class TaskWorker:
             asyncio.get_running_loop(),
         )
         call = asyncio.ensure_future(self._call(task, ctx, leased.payload))
-        keeper = asyncio.ensure_future(self._keep_lease(queue, leased, ctx, call))
+        # The lease keeper starts only when a third of the lease has passed or the task reports
+        # progress: a short task costs no keeper task at all.
+        keeper: list[asyncio.Task[None]] = []
+
+        def start_keeper() -> None:
+            if not keeper and not call.done():
+                keeper.append(asyncio.ensure_future(self._keep_lease(queue, leased, ctx, call)))
+
+        ctx.on_change = start_keeper
+        timer = ctx.loop.call_later(queue.lease / 3, start_keeper)
         try:
-            result = await asyncio.shield(call)
+            result = await call
         except asyncio.CancelledError:
             call.cancel()
             with contextlib.suppress(Exception):  # best effort: the lease lapses otherwise
@@ -167,7 +176,9 @@ class TaskWorker:
         else:
             await store.ack(queue.name, leased.job_id, leased.token, result, queue.result_ttl)
         finally:
-            keeper.cancel()
+            timer.cancel()
+            for running in keeper:
+                running.cancel()
 
     async def _call(self, task: Task, ctx: TaskContext, payload: dict[str, Any]) -> Any:
         """Call the function (async on the loop, sync in a thread) within its timeout; the
@@ -217,8 +228,6 @@ class TaskWorker:
         interval = queue.lease / 3
         sent: float | None = None
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.changed.wait(), interval)
             ctx.changed.clear()
             progress = ctx.reported
             try:
@@ -227,7 +236,7 @@ class TaskWorker:
                 )
             except LayerUnavailable as exc:
                 logger.warning("could not renew the lease of %s: %s", leased.job_id, exc)
-                continue
+                held = True
             if not held:
                 logger.warning("lost the lease of %s %s; stopping it", leased.name, leased.job_id)
                 call.cancel()
@@ -237,6 +246,8 @@ class TaskWorker:
                 await self._publish_progress(queue, leased, progress)
             # Progress reported faster than this is sent together, not once per call.
             await asyncio.sleep(0.1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.changed.wait(), max(0.0, interval - 0.1))
 
     async def _publish_progress(self, queue: Queue, leased: Leased, progress: float) -> None:
         message = {
