@@ -14,6 +14,7 @@ a result waiter blocks on the job's notify list.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -73,7 +74,9 @@ class RedisQueueStore(QueueStore):
         require_portable(job.payload, "payload")
         payload = self.serializer.serialize({"p": job.payload})
         job_id = job.job_id or new_job_id()
-        run_at = 0 if job.run_at is None else _ms(job.run_at)
+        # Rounded up: the server's clock is read in whole milliseconds, and "not before run_at"
+        # must hold to the microsecond.
+        run_at = 0 if job.run_at is None else math.ceil(job.run_at * 1000)
         reply = await self._script(
             queue,
             scripts.ENQUEUE,
@@ -106,7 +109,11 @@ class RedisQueueStore(QueueStore):
                 return []
             if int(reply[1]) >= 0:
                 wait = min(wait, int(reply[1]) / 1000 + 0.001)
-            await self._block(queue, wake, max(0.01, min(wait, _BLOCK)))
+            woke = await self._block(queue, wake, max(0.01, min(wait, _BLOCK)))
+            # A blocking pop may overrun (redis-py opens a connection for each): past the
+            # deadline, take again only if an enqueue woke us.
+            if not woke and time.monotonic() >= deadline:
+                return []
 
     def _leased(self, fields: list[Any], token: str) -> Leased:
         job_id, name, payload, attempt, max_attempts, priority, enqueued = fields
