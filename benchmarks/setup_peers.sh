@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Create (or update) the peers' virtualenv used by every script in benchmarks/.
 #
-# The peers (uvicorn, daphne, hypercorn, granian, channels, channels_redis) are benchmark
+# The peers (uvicorn, daphne, hypercorn, granian, channels, channels_redis, arq) are benchmark
 # opponents, never runtime dependencies of Crossway, so they live in their own git-ignored venv:
-# benchmarks/.peers/venv. Our server keeps running from the project venv (.venv/bin/asgi-server).
-# Also installs py-spy (for profiling), matplotlib (benchmarks/plot.py, the benchmark extra) and
-# the `wrk` load generator (Debian package) when missing.
+# benchmarks/.peers/venv (Celery in benchmarks/.peers/celery-venv). Our server keeps running
+# from the project venv (.venv/bin/asgi-server). Also installs py-spy (for profiling), matplotlib
+# (benchmarks/plot.py, the benchmark extra) and the `wrk` load generator (Debian package) when
+# missing.
 #
 # Idempotent: rerun it at any time; pip and apt-get skip what is already installed.
 # Usage: bash benchmarks/setup_peers.sh
@@ -30,8 +31,18 @@ fi
     granian \
     channels \
     channels_redis \
+    arq \
     py-spy \
     "matplotlib>=3.8"  # the benchmark extra: benchmarks/plot.py
+
+# Celery's Redis transport needs redis-py >= 6.1 and arq needs < 6: Celery gets a venv of its own
+# (benchmarks/tasks.py).
+celery_venv="$here/.peers/celery-venv"
+if [ ! -x "$celery_venv/bin/python" ]; then
+    echo "creating $celery_venv"
+    "$python" -m venv "$celery_venv"
+fi
+"$celery_venv/bin/python" -m pip install --quiet celery "redis>=6.1" packaging
 
 if ! command -v wrk >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then

@@ -33,6 +33,11 @@ Expiry
 Cancellation
     A ``receive()`` that is cancelled loses no message: the next ``receive()`` on that channel
     gets every message exactly once, in order.
+
+Work queues (a capability)
+    Backends that store messages also keep work queues with leases, acknowledgements and
+    atomic claims, for task queues and cron: :meth:`BaseChannelLayer.queue_store`, with the
+    rules in ``channel_layers/queues.py`` and ``tests/channel_layers/test_queues.py``.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+if TYPE_CHECKING:
+    from channel_layers.queues import QueueStore
 
 logger = logging.getLogger("channel_layers")
 
@@ -190,6 +198,13 @@ class BaseChannelLayer(abc.ABC):
     async def close(self) -> None:
         """Release connections (idempotent). As in Channels, a closed layer stays usable: the
         next call reconnects, so one cached layer can serve several event loops in turn."""
+
+    def queue_store(self) -> QueueStore:
+        """This layer's work queues (``channel_layers/queues.py``); NotImplementedError when
+        the backend has none (pub/sub stores nothing)."""
+        from channel_layers.queues import store_for
+
+        return store_for(self)
 
     async def close_pools(self) -> None:
         """channels_redis' name for :meth:`close`, kept so code written for it runs unchanged."""

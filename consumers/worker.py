@@ -8,6 +8,9 @@ whose ``receive()`` yields that channel's messages. SIGINT or SIGTERM stops it c
 
 The layer must be shared between processes (Redis: set CHANNEL_LAYERS_URL, or Django's
 CHANNEL_LAYERS); with the in-memory layer only senders in the worker's own process reach it.
+
+``--tasks app.tasks:videos --concurrency 8`` also (or only) runs task queues and cron jobs
+(``consumers.tasks``); SIGINT or SIGTERM then lets running tasks finish (``--shutdown-timeout``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import importlib
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from asgiref.compatibility import guarantee_single_callable
@@ -98,25 +103,52 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m consumers.worker",
         description="Run an application's consumers for named channel-layer channels.",
     )
-    parser.add_argument("application", help="the ASGI application, as module:attribute")
-    parser.add_argument("channels", nargs="+", help="channel names to consume")
+    parser.add_argument("application", nargs="?", help="the ASGI application, as module:attribute")
+    parser.add_argument("channels", nargs="*", help="channel names to consume")
     parser.add_argument("--layer", default="default", help="the channel layer alias")
+    parser.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="MODULE[:QUEUE]",
+        help="run this task queue (and the module's @cron jobs); repeatable",
+    )
+    parser.add_argument("--concurrency", type=int, default=8, help="tasks run at once")
+    parser.add_argument(
+        "--shutdown-timeout", type=float, default=30, help="seconds running tasks get to finish"
+    )
     parser.add_argument("--log-level", default="info", help="logging level (default: info)")
     options = parser.parse_args(argv)
     logging.basicConfig(
         level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if not options.tasks and not (options.application and options.channels):
+        parser.error("name an application and its channels, or --tasks, or both")
     sys.path.insert(0, ".")
-    worker = Worker(import_application(options.application), options.channels, options.layer)
-    asyncio.run(_run_until_signalled(worker))
+    runs: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+    if options.application:
+        if not options.channels:
+            parser.error("name the channels the application consumes")
+        application = import_application(options.application)
+        runs.append(Worker(application, options.channels, options.layer).run)
+    if options.tasks:
+        from .tasks.loading import load_tasks
+
+        runtime = load_tasks(options.tasks)
+        runs.append(partial(runtime.run, **_task_options(options)))
+    asyncio.run(_run_until_signalled(runs))
 
 
-async def _run_until_signalled(worker: Worker) -> None:
+def _task_options(options: argparse.Namespace) -> dict[str, Any]:
+    return {"concurrency": options.concurrency, "shutdown_timeout": options.shutdown_timeout}
+
+
+async def _run_until_signalled(runs: list[Callable[[asyncio.Event], Awaitable[None]]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await worker.run(stop)
+    await asyncio.gather(*(run(stop) for run in runs))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ durable.py     RedisChannelLayer: durable queues in Redis lists, sharded over se
 pubsub.py      RedisPubSubChannelLayer: PUBLISH/SUBSCRIBE, lowest latency, nothing stored
 local.py       the durable layer's receiving side in one process: local queues and pop loops
 scripts.py     the durable layer's Lua scripts (one EVALSHA per send, drain, group_send shard)
+queues.py      the durable layer's work queues (channel_layers/queues.py): leases, acks, claims
+queue_scripts.py  their Lua scripts (one EVALSHA per enqueue, take, renew, ack...)
 connection.py  host settings, one client per event loop per shard, sharding, errors
 client.py      RedisClient: what the layers need from a client; the adapter over redis-py
 lean.py        the lean client (RedisClient) for plain redis:// and unix:// servers

@@ -1,5 +1,8 @@
 """``manage.py runworker channel [channel ...]``: run the project's consumers for named channels.
 
+``--tasks module:queue`` (repeatable) also, or only, runs consumers.tasks queues and cron jobs;
+``--tasks consumers.tasks.django:worker_queues`` runs the queues of Django's TASKS backends.
+
 The application is settings.ASGI_APPLICATION, typically a ProtocolTypeRouter whose "channel" entry
 is a ChannelNameRouter; the layer is CHANNEL_LAYERS' "default" (or ``--layer``). It must be shared
 between processes (Redis) for other processes' ``channel_layer.send(...)`` to reach the worker.
@@ -10,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from django.conf import settings  # type: ignore[import-untyped]
@@ -28,27 +33,55 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type inform
 
     def add_arguments(self, parser: Any) -> None:
         """The channels to consume, and the layer alias."""
-        parser.add_argument("channels", nargs="+", help="Channel names to consume.")
+        parser.add_argument("channels", nargs="*", help="Channel names to consume.")
         parser.add_argument(
             "--layer", default="default", help="The CHANNEL_LAYERS alias to read from."
         )
+        parser.add_argument(
+            "--tasks",
+            action="append",
+            default=[],
+            metavar="MODULE[:QUEUE]",
+            help="Run this consumers.tasks queue (and the module's @cron jobs); repeatable.",
+        )
+        parser.add_argument("--concurrency", type=int, default=8, help="Tasks run at once.")
+        parser.add_argument(
+            "--shutdown-timeout", type=float, default=30, help="Seconds tasks get to finish."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Load the application and run the worker until a signal stops it."""
-        path = getattr(settings, "ASGI_APPLICATION", None)
-        if not path:
-            raise CommandError(
-                "runworker needs settings.ASGI_APPLICATION, e.g. 'yourproject.asgi.application', "
-                "routing 'channel' to a ChannelNameRouter"
-            )
-        try:
-            application = import_string(path)
-        except ImportError as exc:
-            raise CommandError(f"cannot import ASGI_APPLICATION {path!r}: {exc}") from exc
+        """Load the application (and task queues) and run the workers until a signal."""
+        if not options["channels"] and not options["tasks"]:
+            raise CommandError("name the channels to consume, or --tasks, or both")
         level = _LOG_LEVELS.get(min(int(options["verbosity"]), 2), logging.INFO)
         _log_to_stderr(level)
-        worker = Worker(application, list(options["channels"]), options["layer"])
-        asyncio.run(_run_until_signalled(worker))
+        runs: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+        if options["channels"]:
+            runs.append(Worker(_application(), list(options["channels"]), options["layer"]).run)
+        if options["tasks"]:
+            from consumers.tasks.loading import load_tasks
+
+            runtime = load_tasks(list(options["tasks"]))
+            limits = {
+                "concurrency": options["concurrency"],
+                "shutdown_timeout": options["shutdown_timeout"],
+            }
+            runs.append(partial(runtime.run, **limits))
+        asyncio.run(_run_until_signalled(runs))
+
+
+def _application() -> Any:
+    """settings.ASGI_APPLICATION, imported."""
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path:
+        raise CommandError(
+            "runworker needs settings.ASGI_APPLICATION, e.g. 'yourproject.asgi.application', "
+            "routing 'channel' to a ChannelNameRouter"
+        )
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise CommandError(f"cannot import ASGI_APPLICATION {path!r}: {exc}") from exc
 
 
 def _log_to_stderr(level: int) -> None:
@@ -61,9 +94,9 @@ def _log_to_stderr(level: int) -> None:
     logger.setLevel(level)
 
 
-async def _run_until_signalled(worker: Worker) -> None:
+async def _run_until_signalled(runs: list[Callable[[asyncio.Event], Awaitable[None]]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await worker.run(stop)
+    await asyncio.gather(*(run(stop) for run in runs))
