@@ -136,14 +136,17 @@ def main(argv: list[str] | None = None) -> None:
 
         runtime = load_tasks(options.tasks)
         runs.append(partial(runtime.run, **_task_options(options)))
-    asyncio.run(_run_until_signalled(runs))
+    asyncio.run(run_until_signalled(runs))
 
 
 def _task_options(options: argparse.Namespace) -> dict[str, Any]:
     return {"concurrency": options.concurrency, "shutdown_timeout": options.shutdown_timeout}
 
 
-async def _run_until_signalled(runs: list[Callable[[asyncio.Event], Awaitable[None]]]) -> None:
+async def run_until_signalled(runs: list[Callable[[asyncio.Event], Awaitable[None]]]) -> None:
+    """Run each of ``runs`` with one stop event, set by SIGINT or SIGTERM; return when all end.
+
+    Shared by ``python -m consumers.worker`` and ``manage.py runworker``."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

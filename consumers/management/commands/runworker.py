@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -21,7 +20,7 @@ from django.conf import settings  # type: ignore[import-untyped]
 from django.core.management.base import BaseCommand, CommandError  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
-from consumers.worker import Worker
+from consumers.worker import Worker, run_until_signalled
 
 _LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
@@ -67,7 +66,7 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type inform
                 "shutdown_timeout": options["shutdown_timeout"],
             }
             runs.append(partial(runtime.run, **limits))
-        asyncio.run(_run_until_signalled(runs))
+        asyncio.run(run_until_signalled(runs))
 
 
 def _application() -> Any:
@@ -92,11 +91,3 @@ def _log_to_stderr(level: int) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)
-
-
-async def _run_until_signalled(runs: list[Callable[[asyncio.Event], Awaitable[None]]]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await asyncio.gather(*(run(stop) for run in runs))
