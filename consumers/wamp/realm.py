@@ -23,6 +23,8 @@ from .authorizer import RealmAuthorizer
 from .broker import Broker
 from .dealer import Dealer
 from .internal import InternalCaller
+from .meta import MetaApi
+from .meta_state import ObservedState
 from .roles import Role
 from .session import Session
 from .settings import AuthLimits, Limits
@@ -116,7 +118,11 @@ class RealmRouter:
         self.name = config.name
         self.limits = limits
         self.timers = timers
-        self.state: RoutingState = state or LocalRoutingState(limits.max_retained_events)
+        self.meta = MetaApi(self)
+        inner = state or LocalRoutingState(limits.max_retained_events)
+        #: The routing state, wrapped so that changes fire the meta events (``meta_state``).
+        self.observed = ObservedState(inner, self.meta)
+        self.state: RoutingState = self.observed
         self.sessions: dict[int, Session] = {}
         self.features = router_features()
         self.broker = Broker(self)
@@ -161,6 +167,7 @@ class RealmRouter:
     def attach(self, session: Session) -> None:
         """A session joined (after WELCOME)."""
         self.sessions[session.id] = session
+        self.meta.joined(session)
 
     def detach(self, session: Session) -> None:
         """A session left: fail or interrupt its calls, then forget its routing state."""
@@ -170,6 +177,7 @@ class RealmRouter:
         session.subscriptions.clear()
         session.registrations.clear()
         self.sessions.pop(session.id, None)
+        self.meta.left(session)
 
     def is_idle(self) -> bool:
         """Whether no session, subscription, registration or call is left (retained events

@@ -327,11 +327,15 @@ class Session:
         if kind is m.Publish:
             realm.broker.publish(self, message, raw)
         elif kind is m.Call:
-            realm.dealer.call(self, message, raw)
+            if message.procedure.startswith("wamp."):
+                realm.meta.call(self, message)  # the meta API (clients cannot register wamp.*)
+            else:
+                realm.dealer.call(self, message, raw)
         elif kind is m.Yield:
             realm.dealer.yield_(self, message)
         else:
             self._established_other(realm, kind, message)
+        realm.meta.flush()  # meta events this message caused go out after its reply
 
     def _established_other(self, realm: RealmRouter, kind: type, message: Message) -> None:
         routes: dict[type, Callable[[Session, Any], None]] = {
