@@ -59,6 +59,11 @@ class Realm:
             object.__setattr__(self, "roles", tuple(self.roles))
         if self.auth is not None:
             object.__setattr__(self, "auth", tuple(self.auth))
+            methods = [a.method for a in self.auth]
+            if len(set(methods)) != len(methods):
+                raise ValueError(
+                    f"realm {self.name!r}: two authenticators for one method: {methods}"
+                )
             if self.roles is None:
                 raise ValueError(
                     f"realm {self.name!r} has authentication but no roles: declare"
