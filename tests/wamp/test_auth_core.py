@@ -184,3 +184,14 @@ def test_rate_limit_per_authid_then_per_address() -> None:
     session, peer = start(c, *hello(["ticket"], "joe"))
     feed(session, [5, "s3cret", {}])
     assert peer.take()[-1][0] == 2
+
+
+def test_wampcra_decoy_looks_like_a_real_challenge() -> None:
+    c = core()
+    _, real_peer = start(c, *hello(["wampcra"], "salty"))
+    _, decoy_peer = start(c, *hello(["wampcra"], "ghost"))
+    _, again_peer = start(c, *hello(["wampcra"], "ghost"))
+    real, decoy, again = real_peer.take()[0][2], decoy_peer.take()[0][2], again_peer.take()[0][2]
+    assert set(real) == set(decoy) == {"challenge", "salt", "iterations", "keylen"}
+    assert set(json.loads(real["challenge"])) == set(json.loads(decoy["challenge"]))
+    assert decoy["salt"] == again["salt"]  # stable: retrying does not reveal a decoy
