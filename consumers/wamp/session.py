@@ -310,6 +310,8 @@ class Session:
         realm = self.realm
         assert realm is not None
         if self._held is not None:
+            if len(self._held) >= realm.limits.max_outgoing_queue:  # bounded, like a send queue
+                raise ProtocolViolation("too many messages while an authorizer decides")
             self._held.append((message, raw))
             return
         kind = type(message)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from consumers.wamp.roles import Decision, Permission, Role
+from consumers.wamp.settings import Limits
 from tests.wamp._core import Core
 
 NOT_AUTHORIZED = "wamp.error.not_authorized"
@@ -169,3 +170,24 @@ async def test_async_authorizer_keeps_the_sessions_order() -> None:
         await asyncio.sleep(0)
     replies = client.take()
     assert [(r[0], r[2] if r[0] == 8 else r[1]) for r in replies] == [(33, 1), (8, 2), (33, 3)]
+
+
+async def test_messages_held_behind_an_authorizer_are_bounded() -> None:
+    gate = asyncio.Event()
+
+    async def authorizer(details: dict[str, Any], uri: str, action: str) -> bool:
+        await gate.wait()
+        return True
+
+    core = Core(
+        limits=Limits(max_outgoing_queue=3), roles=[Role("anonymous", authorizer=authorizer)]
+    )
+    client = core.join()
+    for request in range(1, 5):
+        assert client.send(32, request, {}, "com.a") == []  # the first waits, three are held
+    [abort] = client.send(32, 5, {}, "com.a")
+    assert abort[0] == 3 and abort[2] == "wamp.error.protocol_violation"
+    gate.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert client.take() == []  # the session is gone: nothing is routed for it afterwards
