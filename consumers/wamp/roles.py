@@ -13,7 +13,7 @@ realm declares a role of that name itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +68,28 @@ class Permission:
         if self.match not in ("exact", "prefix", "wildcard"):
             raise ValueError(f"match must be exact, prefix or wildcard, not {self.match!r}")
 
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> Permission:
+        """One ``permissions`` entry of a Crossbar.io config: ``uri``, ``match``, ``allow``
+        flags and ``disclose`` (``caller``, ``publisher``); older configs put the flags beside
+        ``uri`` and write a prefix as ``"com.example.*"``."""
+        uri = str(entry.get("uri", ""))
+        match: Any = entry.get("match")  # checked by __post_init__
+        if not match:
+            match = "prefix" if uri.endswith("*") else "exact"
+            uri = uri.rstrip("*")
+        flags = entry.get("allow", entry)
+        disclose = entry.get("disclose") or {}
+        if not isinstance(flags, Mapping) or not isinstance(disclose, Mapping):
+            raise ValueError(f"permission {uri!r}: 'allow' and 'disclose' must be objects")
+        return cls(
+            uri,
+            match,
+            **{action: flags.get(action) is True for action in ACTIONS},
+            disclose_caller=disclose.get("caller") is True,
+            disclose_publisher=disclose.get("publisher") is True,
+        )
+
     def decide(self, action: Action) -> Decision:
         """This rule's answer for ``action``."""
         allowed = bool(getattr(self, action))
@@ -102,6 +124,16 @@ class Role:
     def trusted(cls, name: str = "trusted") -> Role:
         """A role that may do anything (an explicit choice, e.g. for backend components)."""
         return cls(name, [Permission("", "prefix", True, True, True, True)])
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> Role:
+        """One ``roles`` entry of a Crossbar.io config: ``name`` and ``permissions``, or
+        ``authorizer`` (the URI of a WAMP procedure, Crossbar.io's dynamic authorizer)."""
+        permissions: Iterable[Mapping[str, Any]] = entry.get("permissions", ())
+        authorizer = entry.get("authorizer")
+        if authorizer is not None and not isinstance(authorizer, str):
+            raise ValueError(f"role {entry.get('name')!r}: 'authorizer' must be a procedure URI")
+        return cls(str(entry["name"]), [Permission.from_config(p) for p in permissions], authorizer)
 
     def rule_for(self, uri: str) -> Permission | None:
         """The most specific permission matching ``uri`` (None: no rule covers it)."""

@@ -191,3 +191,30 @@ async def test_messages_held_behind_an_authorizer_are_bounded() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
     assert client.take() == []  # the session is gone: nothing is routed for it afterwards
+
+
+def test_roles_from_a_crossbar_config() -> None:
+    role = Role.from_config(
+        {
+            "name": "frontend",
+            "permissions": [
+                {
+                    "uri": "com.app.",
+                    "match": "prefix",
+                    "allow": {"call": True, "subscribe": True},
+                    "disclose": {"caller": True},
+                    "cache": True,
+                },
+                {"uri": "com.legacy.*", "publish": True},  # the older form
+            ],
+        }
+    )
+    app = role.rule_for("com.app.add")
+    assert app is not None and app.call and app.subscribe and not app.register
+    assert app.decide("call") == Decision(True, disclose=True)
+    legacy = role.rule_for("com.legacy.x")
+    assert legacy is not None and legacy.match == "prefix" and legacy.publish
+    dynamic = Role.from_config({"name": "backend", "authorizer": "com.app.authorize"})
+    assert dynamic.authorizer == "com.app.authorize" and dynamic.rule_for("com.x") is None
+    with pytest.raises(ValueError):
+        Permission.from_config({"uri": "com.x", "match": "regex"})
