@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from .auth.transport import transport_for
 from .codec import SUBPROTOCOLS, Codec, Message, ProtocolError, choose_subprotocol
 from .session import Session
 
@@ -110,9 +111,11 @@ class WampEndpoint:
             await _refuse(scope, send)
             return
         self.router.bind()
-        await send({"type": "websocket.accept", "subprotocol": codec.subprotocol})
+        transport, headers = transport_for(scope, self.router.configs.values())
+        accept = {"type": "websocket.accept", "subprotocol": codec.subprotocol}
+        await send({**accept, "headers": headers} if headers else accept)
         peer = WebSocketPeer(codec, self.router.limits.max_outgoing_queue)
-        session = Session(self.router, peer)
+        session = Session(self.router, peer, transport=transport)
         writer = asyncio.get_running_loop().create_task(_write(peer, session, send))
         try:
             await self._read(session, codec, receive, send)

@@ -2,22 +2,32 @@
 
 ``RealmRouter`` owns the realm's sessions in this process, its broker, its dealer and its
 ``RoutingState``; it is what a session attaches to after WELCOME and detaches from when it leaves.
-Roles and authentication (issue 12) will hang off ``Realm``; today every session is anonymous and
-may do anything.
+Roles (``roles.py``, checked by ``authorizer.py``) and authentication methods (``auth/``) hang off
+``Realm``. A realm declared without roles or authentication is open: anonymous sessions may do
+anything (the behaviour before roles existed, kept so ``Realm("realm1")`` still works). Declaring
+authentication requires declaring roles, so a realm with logins never silently lets everyone in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from autobahn.wamp import role as _role
 
+from .auth.base import Authenticator
+from .auth.ratelimit import AuthFailures
+from .authorizer import RealmAuthorizer
 from .broker import Broker
 from .dealer import Dealer
+from .internal import InternalCaller
+from .meta import MetaApi
+from .meta_state import ObservedState
+from .roles import Role
 from .session import Session
-from .settings import Limits
+from .settings import AuthLimits, Limits
 from .state import LocalRoutingState, RoutingState
 from .uris import UriCheck
 
@@ -34,10 +44,32 @@ class Realm:
     disclose_publisher: bool = False
     #: Disclose every caller to callees, whether or not the caller asked (disclose_me).
     disclose_caller: bool = False
+    #: The realm's roles; None (the default) is an open realm where anyone may do anything.
+    roles: Sequence[Role] | None = None
+    #: Authentication methods (``consumers.wamp.auth``); None admits anonymous sessions only,
+    #: with the role "anonymous".
+    auth: Sequence[Authenticator] | None = None
+    #: Brute-force defences of authentication.
+    auth_limits: AuthLimits = field(default_factory=AuthLimits)
 
     def __post_init__(self) -> None:
         if self.uri_check not in ("strict", "loose"):
             raise ValueError(f"uri_check must be 'strict' or 'loose', not {self.uri_check!r}")
+        if self.roles is not None:
+            object.__setattr__(self, "roles", tuple(self.roles))
+        if self.auth is not None:
+            object.__setattr__(self, "auth", tuple(self.auth))
+            methods = [a.method for a in self.auth]
+            if len(set(methods)) != len(methods):
+                raise ValueError(
+                    f"realm {self.name!r}: two authenticators for one method: {methods}"
+                )
+            if self.roles is None:
+                raise ValueError(
+                    f"realm {self.name!r} has authentication but no roles: declare"
+                    " roles=[Role(...)]"
+                    " (Role.trusted('name') is a role that may do anything)"
+                )
 
 
 class TimerHandle(Protocol):
@@ -91,23 +123,66 @@ class RealmRouter:
         self.name = config.name
         self.limits = limits
         self.timers = timers
-        self.state: RoutingState = state or LocalRoutingState(limits.max_retained_events)
+        self.meta = MetaApi(self)
+        inner = state or LocalRoutingState(limits.max_retained_events)
+        #: The routing state, wrapped so that changes fire the meta events (``meta_state``).
+        self.observed = ObservedState(inner, self.meta)
+        self.state: RoutingState = self.observed
         self.sessions: dict[int, Session] = {}
         self.features = router_features()
         self.broker = Broker(self)
         self.dealer = Dealer(self)
+        self.authorizer = RealmAuthorizer(self)
+        self.authenticators: dict[str, Authenticator] = {a.method: a for a in config.auth or ()}
+        auth_limits = config.auth_limits
+        self.auth_failures = AuthFailures(
+            auth_limits.max_failures_per_authid,
+            auth_limits.max_failures_per_address,
+            auth_limits.failure_window,
+        )
+        self._internal: InternalCaller | None = None
+        self._deferred: set[asyncio.Future[Any]] = set()
+
+    def defer(
+        self, awaitable: Awaitable[Any], done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        """Await ``awaitable`` in the running loop, then call ``done(result, error)`` (for async
+        authenticators and authorizers; the sans-IO core itself never awaits)."""
+        future = asyncio.ensure_future(awaitable)
+        self._deferred.add(future)
+
+        def finished(future: asyncio.Future[Any]) -> None:
+            self._deferred.discard(future)
+            if future.cancelled():
+                done(None, asyncio.CancelledError())
+            elif future.exception() is not None:
+                done(None, future.exception())
+            else:
+                done(future.result(), None)
+
+        future.add_done_callback(finished)
+
+    def internal_call(self, procedure: str, args: list[Any]) -> Awaitable[Any]:
+        """Call a procedure of this realm as the router itself (for WAMP-procedure
+        authenticators and authorizers); resolves to the result's first argument."""
+        if self._internal is None or not self._internal.attached:
+            self._internal = InternalCaller(self)
+        return self._internal.call(procedure, args)
 
     def attach(self, session: Session) -> None:
         """A session joined (after WELCOME)."""
         self.sessions[session.id] = session
+        self.meta.joined(session)
 
     def detach(self, session: Session) -> None:
         """A session left: fail or interrupt its calls, then forget its routing state."""
+        self.authorizer.forget(session.id)
         self.dealer.session_left(session)
         self.state.drop_session(session.id)
         session.subscriptions.clear()
         session.registrations.clear()
         self.sessions.pop(session.id, None)
+        self.meta.left(session)
 
     def is_idle(self) -> bool:
         """Whether no session, subscription, registration or call is left (retained events

@@ -6,7 +6,11 @@ goes through the injected ``Peer``. No sockets, clocks or tasks here: the dealer
 through the realm's injected ``Timers``.
 
 States (the spec's session lifecycle): NEW --HELLO--> ESTABLISHED --GOODBYE--> CLOSED, with
-CLOSING while a router-initiated GOODBYE waits for the client's reply. A message that is malformed
+AUTHENTICATING between HELLO and WELCOME while an authentication method runs (``auth/handshake.py``:
+CHALLENGE, AUTHENTICATE, or an async authenticator) and CLOSING while a router-initiated GOODBYE
+waits for the client's reply. PUBLISH, SUBSCRIBE, CALL and REGISTER pass the realm's authorizer
+first (``authorizer.py``); while a dynamic authorizer answers, the session's later messages wait
+behind it, so they are still routed in order. A message that is malformed
 or not allowed in the current state aborts the session with ``wamp.error.protocol_violation``.
 Ordering: everything a session sends arrives in order; messages from one session are routed in the
 order it sent them (the realm handles them one at a time, in the event loop).
@@ -17,12 +21,17 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .auth.base import Accept, HelloInfo, TransportInfo
+from .auth.handshake import Handshake
+from .authorizer import NOT_AUTHORIZED, log_refusal
 from .codec import Message
 from .codec import messages as m
 from .ids import MAX_ID, SessionScopeIds, global_id
+from .roles import Action, Decision
 
 if TYPE_CHECKING:
     from .dealer import PendingCall
@@ -57,6 +66,7 @@ class State(enum.Enum):
     """The session's lifecycle state."""
 
     NEW = "new"
+    AUTHENTICATING = "authenticating"
     ESTABLISHED = "established"
     CLOSING = "closing"
     CLOSED = "closed"
@@ -65,6 +75,16 @@ class State(enum.Enum):
 class ProtocolViolation(Exception):
     """A message the session cannot accept; the session aborts with protocol_violation."""
 
+
+# The actions the authorizer checks, and where each message keeps its URI.
+_GUARDED: dict[type, tuple[Action, str]] = {
+    m.Publish: ("publish", "topic"),
+    m.Subscribe: ("subscribe", "topic"),
+    m.Call: ("call", "procedure"),
+    m.Register: ("register", "procedure"),
+}
+
+_STOP: Any = object()  # a guarded message that is not routed now
 
 # Messages only a router sends: a client that sends one violates the protocol.
 _ROUTER_ONLY = (
@@ -93,6 +113,7 @@ class Session:
         authid: str | None = None,
         authrole: str = "anonymous",
         authmethod: str = "anonymous",
+        transport: TransportInfo | None = None,
     ) -> None:
         self.router = router
         self.peer = peer
@@ -102,6 +123,13 @@ class Session:
         self.authid = authid
         self.authrole = authrole
         self.authmethod = authmethod
+        self.authprovider = "static"
+        self.authextra: dict[str, Any] | None = None
+        #: A session created with an identity is the router's own (in-process): no handshake.
+        self.preauthenticated = authid is not None
+        self.transport = transport or TransportInfo()
+        self.handshake: Handshake | None = None
+        self._held: deque[tuple[Message, list[Any] | None]] | None = None  # behind an authorizer
         self.roles: dict[str, Any] = {}
         self.request_ids = SessionScopeIds()  # the router's requests towards this peer
         self.subscriptions: set[int] = set()
@@ -126,6 +154,8 @@ class Session:
                 self._established(message, raw)
             elif self.state is State.NEW:
                 self._new(message)
+            elif self.state is State.AUTHENTICATING:
+                self._authenticating(message)
             elif self.state is State.CLOSING and isinstance(message, m.Goodbye | m.Abort):
                 self._end()
             # CLOSING ignores everything else (the spec); CLOSED ignores everything.
@@ -154,12 +184,55 @@ class Session:
             return
         self.id = global_id()
         self.roles = dict(hello.roles)
-        # Authentication (issue 12) hooks in here: a CHALLENGE/AUTHENTICATE round between HELLO
-        # and WELCOME that sets authid, authrole and authmethod. Today: anonymous.
-        if self.authid is None:
-            # Anonymous: the router picks the authid (a client's claimed one is not trusted).
-            self.authid = "anonymous-" + secrets.token_hex(6)
         self.realm = realm
+        if self.preauthenticated or realm.config.auth is None:
+            # In-process sessions come with their identity; a realm without authentication
+            # admits anonymous sessions, whose authid the router picks (a claimed one is not
+            # trusted).
+            authid = self.authid or "anonymous-" + secrets.token_hex(6)
+            self.welcome(Accept(authid, self.authrole, self.authmethod))
+            return
+        self.state = State.AUTHENTICATING
+        info = HelloInfo(
+            realm.name,
+            hello.authid,
+            dict(hello.authextra or {}),
+            self.transport,
+            self.id,
+            realm.internal_call,
+        )
+        self.handshake = Handshake(self, realm, info, list(hello.authmethods or ["anonymous"]))
+        self.handshake.begin()
+
+    def _authenticating(self, message: Message) -> None:
+        handshake = self.handshake
+        assert handshake is not None
+        if isinstance(message, m.Abort):
+            self._end()
+        elif not isinstance(message, m.Authenticate):
+            raise ProtocolViolation(f"{type(message).__name__} before WELCOME")
+        elif not handshake.authenticate(message.signature, dict(message.extra or {})):
+            raise ProtocolViolation("AUTHENTICATE without a CHALLENGE")
+
+    @property
+    def authenticating(self) -> bool:
+        """Whether the session is between HELLO and WELCOME."""
+        return self.state in (State.NEW, State.AUTHENTICATING) and self.realm is not None
+
+    def challenge(self, method: str, extra: dict[str, Any]) -> None:
+        """Send CHALLENGE (from the handshake)."""
+        self.peer.send(m.Challenge(method, extra))
+
+    def welcome(self, identity: Accept) -> None:
+        """Authentication succeeded: take the identity, join the realm, send WELCOME."""
+        realm = self.realm
+        assert realm is not None
+        self.handshake = None
+        self.authid = identity.authid
+        self.authrole = identity.authrole
+        self.authmethod = identity.authmethod
+        self.authprovider = identity.authprovider
+        self.authextra = identity.authextra
         self.state = State.ESTABLISHED
         realm.attach(self)
         self.peer.send(
@@ -170,26 +243,101 @@ class Session:
                 authid=self.authid,
                 authrole=self.authrole,
                 authmethod=self.authmethod,
-                authprovider="static",
+                authprovider=self.authprovider,
+                authextra=self.authextra,
             )
         )
+
+    def abort(self, reason: str, message: str) -> None:
+        """Authentication failed: ABORT and close (the session never joined)."""
+        self.peer.send(m.Abort(reason, message))
+        self.state = State.CLOSED
+        self.peer.close()
+
+    # --- authorization ------------------------------------------------------------------------
+
+    def _guard(self, realm: RealmRouter, message: Message, raw: list[Any] | None) -> Any:
+        """The raw message to route with, or ``_STOP`` when it was refused or must wait."""
+        action, field = _GUARDED[type(message)]
+        uri = getattr(message, field)
+        decision = realm.authorizer.authorize(
+            self, uri, action, lambda later: self._decided(later, message, raw)
+        )
+        if decision is None:
+            self._held = deque()  # later messages wait behind this one
+            return _STOP
+        return self._apply(decision, action, uri, message, raw)
+
+    def _apply(
+        self, decision: Decision, action: str, uri: str, message: Message, raw: list[Any] | None
+    ) -> Any:
+        if not decision.allow:
+            log_refusal(self, action, uri)
+            if not isinstance(message, m.Publish) or message.acknowledge:
+                text = f"{self.authrole!r} may not {action} {uri!r}"
+                self.peer.send(
+                    m.Error(message.MESSAGE_TYPE, message.request, NOT_AUTHORIZED, args=[text])
+                )
+            return _STOP
+        if decision.disclose and isinstance(message, m.Publish | m.Call):
+            # The broker and the dealer read disclosure from the message's options; a rule that
+            # discloses reads as if the client had asked (disclose_me).
+            options = raw[2] if raw and len(raw) > 2 and isinstance(raw[2], dict) else {}
+            return [message.MESSAGE_TYPE, message.request, {**options, "disclose_me": True}]
+        return raw
+
+    def _decided(self, decision: Decision, message: Message, raw: list[Any] | None) -> None:
+        """A dynamic authorizer answered: route (or refuse) the message, then the held ones."""
+        realm = self.realm
+        if self.state is not State.ESTABLISHED or realm is None:
+            return
+        try:
+            action, field = _GUARDED[type(message)]
+            routed = self._apply(decision, action, getattr(message, field), message, raw)
+            if routed is not _STOP:
+                self._route(realm, type(message), message, routed)
+            held, self._held = self._held or deque(), None
+            while held and self.state is State.ESTABLISHED:
+                next_message, next_raw = held.popleft()
+                self._established(next_message, next_raw)
+                if self._held is not None:  # waiting again: the rest stays behind, in order
+                    self._held.extend(held)
+                    return
+        except ProtocolViolation as exc:
+            self.protocol_violation(str(exc))
 
     def _established(self, message: Message, raw: list[Any] | None) -> None:
         realm = self.realm
         assert realm is not None
+        if self._held is not None:
+            if len(self._held) >= realm.limits.max_outgoing_queue:  # bounded, like a send queue
+                raise ProtocolViolation("too many messages while an authorizer decides")
+            self._held.append((message, raw))
+            return
         kind = type(message)
         request = getattr(message, "request", None)
         if request is not None and not 1 <= request <= MAX_ID:  # the spec's ID range
             raise ProtocolViolation(f"request ID {request} is outside 1..2^53")
+        if kind in _GUARDED and not realm.authorizer.open:
+            raw = self._guard(realm, message, raw)
+            if raw is _STOP:
+                return
+        self._route(realm, kind, message, raw)
+
+    def _route(self, realm: RealmRouter, kind: type, message: Message, raw: Any) -> None:
         # The hot paths first: a publish or a call costs one type test.
         if kind is m.Publish:
             realm.broker.publish(self, message, raw)
         elif kind is m.Call:
-            realm.dealer.call(self, message, raw)
+            if message.procedure.startswith("wamp."):
+                realm.meta.call(self, message)  # the meta API (clients cannot register wamp.*)
+            else:
+                realm.dealer.call(self, message, raw)
         elif kind is m.Yield:
             realm.dealer.yield_(self, message)
         else:
             self._established_other(realm, kind, message)
+        realm.meta.flush()  # meta events this message caused go out after its reply
 
     def _established_other(self, realm: RealmRouter, kind: type, message: Message) -> None:
         routes: dict[type, Callable[[Session, Any], None]] = {

@@ -27,3 +27,19 @@ class Limits:
     #: Messages queued for one WebSocket client that reads too slowly; past it the session is
     #: closed (close 1008) rather than letting the router's memory grow without bound.
     max_outgoing_queue: int = 10000
+
+
+@dataclass(frozen=True)
+class AuthLimits:
+    """Brute-force defences of authentication; each is documented in the README's WAMP section."""
+
+    #: Seconds between a failed authentication and its ABORT: the same whatever failed (unknown
+    #: authid, wrong secret, rate limit), so timing tells an attacker nothing.
+    failure_delay: float = 0.5
+    #: Failed authentications one authid may have within ``failure_window``; past it every HELLO
+    #: for that authid is refused (without checking its credential) until the window moves on.
+    max_failures_per_authid: int = 10
+    #: The same, per client address.
+    max_failures_per_address: int = 100
+    #: The sliding window, in seconds, the two counts above are taken over.
+    failure_window: float = 60.0

@@ -21,7 +21,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parent / "test_django"
 REPO_ROOT = PROJECT.parents[2]
 # Every test of the suite must run: a skipped or vanished test would pass silently otherwise.
-EXPECTED_TESTS = 27
+EXPECTED_TESTS = 28
 # pytest-django also runs the pytest-style tests, which Django's runner does not see.
 EXPECTED_PYTEST_ONLY = 1
 

@@ -12,6 +12,7 @@ from consumers.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter, 
 from consumers.sessions import SessionMiddlewareStack  # noqa: E402
 
 from . import consumers  # noqa: E402
+from .wamp import wamp_router  # noqa: E402
 
 http_consumers = {
     "/counter/": SessionMiddlewareStack(consumers.SessionCounter.as_asgi()),
@@ -30,6 +31,7 @@ websocket_routes = [
     path("ws/auth/", consumers.AsyncAuth.as_asgi()),
     path("ws/sync-auth/", consumers.SyncAuth.as_asgi()),
     path("ws/session/", consumers.SessionNotes.as_asgi()),
+    path("ws/wamp/", wamp_router.as_asgi()),
 ]
 
 application = ProtocolTypeRouter(

@@ -1,0 +1,122 @@
+"""The ``cryptosign`` method: the client proves it holds an Ed25519 private key (needs PyNaCl).
+
+HELLO carries ``authextra.pubkey`` (hex). The router sends 32 random bytes (hex) as
+``extra.challenge``; the client answers with hex(signature || signed message), 96 bytes, the way
+autobahn's ``AuthCryptoSign`` does. With ``channel_binding="tls-unique"`` the signed message is the
+challenge XOR the connection's tls-unique value, so a signature cannot be relayed to another TLS
+connection. An unknown key still gets a challenge and fails at AUTHENTICATE.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from .base import (
+    Accept,
+    Challenge,
+    DynamicAuthenticator,
+    HelloInfo,
+    Outcome,
+    Principal,
+    Refuse,
+    ask,
+    principal_from,
+    then,
+)
+
+
+def _verify_key(pubkey: str) -> Any:
+    from nacl.exceptions import CryptoError  # PyNaCl is an optional extra: import on use
+    from nacl.signing import VerifyKey
+
+    try:
+        return VerifyKey(bytes.fromhex(pubkey))
+    except (ValueError, TypeError, CryptoError):
+        return None
+
+
+class Cryptosign:
+    """Cryptosign from static ``principals`` (authid -> Principal with ``authorized_keys``) or a
+    dynamic ``authenticator`` (given ``details["authextra"]["pubkey"]``, returns a role or
+    ``{"role", "authid"?}``)."""
+
+    method = "cryptosign"
+
+    def __init__(
+        self,
+        principals: Mapping[str, Principal] | None = None,
+        authenticator: DynamicAuthenticator | None = None,
+        channel_binding: str | None = None,
+    ) -> None:
+        if (principals is None) == (authenticator is None):
+            raise ValueError("Cryptosign needs either principals={...} or authenticator=...")
+        if channel_binding not in (None, "tls-unique"):
+            raise ValueError("channel_binding must be None or 'tls-unique'")
+        self.principals = dict(principals or {})
+        self.authenticator = authenticator
+        self.channel_binding = channel_binding
+        self._by_key = {
+            key.lower(): (authid, p)
+            for authid, p in self.principals.items()
+            for key in p.authorized_keys
+        }
+
+    def start(self, hello: HelloInfo) -> Outcome:
+        """Find who owns the offered key, then challenge."""
+        pubkey = hello.authextra.get("pubkey")
+        if not isinstance(pubkey, str):
+            return Refuse("cryptosign needs authextra.pubkey (hex)")
+        if self.authenticator is None:
+            owner = self._by_key.get(pubkey.lower())
+            if owner is not None and hello.authid not in (None, owner[0]):
+                owner = None  # the key belongs to someone else
+            found = (owner[0], owner[1].role, owner[1].authextra) if owner else None
+            return self._challenge(hello, pubkey, found, "static")
+        return then(
+            ask(self.authenticator, hello, hello.details()),
+            lambda answer: self._challenge(hello, pubkey, _identity(hello, answer), "dynamic"),
+        )
+
+    def _challenge(
+        self,
+        hello: HelloInfo,
+        pubkey: str,
+        identity: tuple[str, str, dict[str, Any] | None] | None,
+        provider: str,
+    ) -> Outcome:
+        challenge = secrets.token_bytes(32)
+        binding = hello.transport.channel_binding if self.channel_binding else None
+        if self.channel_binding and binding is None:
+            return Refuse("cryptosign with channel binding needs a TLS connection")
+        signed = (
+            bytes(a ^ b for a, b in zip(challenge, binding, strict=True)) if binding else challenge
+        )
+        extra = {"challenge": challenge.hex(), "channel_binding": self.channel_binding}
+
+        def verify(answer: str, _extra: dict[str, Any]) -> Outcome:
+            key = _verify_key(pubkey)
+            try:
+                raw = bytes.fromhex(answer)
+            except ValueError:
+                return Refuse("the cryptosign signature is not hex")
+            if key is None or len(raw) != 96 or raw[64:] != signed or identity is None:
+                return Refuse("wrong cryptosign signature or unknown key")
+            from nacl.exceptions import BadSignatureError
+
+            try:
+                key.verify(raw[64:], raw[:64])
+            except BadSignatureError:
+                return Refuse("wrong cryptosign signature")
+            return Accept(identity[0], identity[1], self.method, provider, identity[2])
+
+        return Challenge(self.method, extra, verify)
+
+
+def _identity(hello: HelloInfo, answer: Any) -> tuple[str, str, dict[str, Any] | None] | None:
+    found = principal_from(answer)
+    if found is None:
+        return None
+    authid = found.get("authid") or hello.authid or hello.authextra.get("pubkey")
+    return (str(authid), found["role"], found.get("extra"))

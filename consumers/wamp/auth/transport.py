@@ -1,0 +1,78 @@
+"""What the WebSocket endpoint tells authentication about a connection, and the WAMP cookie.
+
+When some realm of the router offers the ``cookie`` method, every WebSocket handshake response
+carries that method's cookie (a random ID, ``HttpOnly``, ``SameSite=Lax``) unless the browser sent
+one already; the ID is what ``Cookie`` remembers identities against. IDs are signed with a key
+of this process: a cookie the router did not issue is replaced, so nobody can plant an ID in a
+victim's browser and later log in on it (session fixation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any
+
+from .base import TransportInfo
+from .cookie import Cookie
+
+if TYPE_CHECKING:
+    from ..realm import Realm
+
+
+_COOKIE_KEY = secrets.token_bytes(32)
+
+
+def _signed(token: str) -> str:
+    mac = hmac.new(_COOKIE_KEY, token.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{token}.{mac}"
+
+
+def _issued_here(cookie_id: str | None) -> bool:
+    if not cookie_id or len(cookie_id) > 100 or "." not in cookie_id:
+        return False
+    token = cookie_id.rsplit(".", 1)[0]
+    return hmac.compare_digest(_signed(token), cookie_id)
+
+
+def _cookie_method(realms: Iterable[Realm]) -> Cookie | None:
+    for realm in realms:
+        for authenticator in realm.auth or ():
+            if isinstance(authenticator, Cookie):
+                return authenticator
+    return None
+
+
+def _request_cookies(scope: dict[str, Any]) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"cookie":
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # a malformed Cookie header is the client's problem, not ours
+                continue
+    return {key: morsel.value for key, morsel in jar.items()}
+
+
+def transport_for(
+    scope: dict[str, Any], realms: Iterable[Realm]
+) -> tuple[TransportInfo, list[tuple[bytes, bytes]]]:
+    """The connection's ``TransportInfo`` and the headers to add to the handshake response."""
+    client = scope.get("client")
+    peer = str(client[0]) if client else None
+    cookie = _cookie_method(realms)
+    headers: list[tuple[bytes, bytes]] = []
+    cookie_id = None
+    if cookie is not None:
+        cookie_id = _request_cookies(scope).get(cookie.cookie_name)
+        if not _issued_here(cookie_id):
+            cookie_id = _signed(secrets.token_urlsafe(24))
+            value = (
+                f"{cookie.cookie_name}={cookie_id}; Max-Age={int(cookie.max_age)}; Path=/;"
+                " HttpOnly; SameSite=Lax"
+            )
+            headers.append((b"set-cookie", value.encode()))
+    return TransportInfo(peer=peer, cookie_id=cookie_id, scope=scope), headers
