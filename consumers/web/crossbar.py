@@ -161,7 +161,7 @@ def _router_context(
     worker: Mapping[str, Any], where: str, directory: Path, errors: list[str]
 ) -> Context:
     """The realms and roles of a router worker, and the Router that serves them."""
-    from ..wamp import Realm, Router
+    from ..wamp import Router
 
     realms = worker.get("realms", [])
     context = Context(directory, None)
@@ -170,8 +170,19 @@ def _router_context(
     if not realms:
         errors.append(f"{where}: a router worker needs at least one realm")
     else:
-        context.router = Router(realms=[Realm(str(realm.get("name"))) for realm in realms])
+        context.router = Router(realms=[_realm(realm) for realm in realms])
     return context
+
+
+def _realm(realm: Mapping[str, Any]) -> Any:
+    """A realm of the config, its roles applying to WebSocket sessions as in Crossbar.io (a
+    realm that declares no roles stays open). Its entries were checked by _check_realm."""
+    from ..wamp import Realm
+    from ..wamp.roles import Role as SessionRole
+
+    entries = realm.get("roles")
+    roles = [SessionRole.from_config(entry) for entry in entries] if entries else None
+    return Realm(str(realm.get("name")), roles=roles)
 
 
 def _router_workers(workers: Any, errors: list[str]) -> list[Mapping[str, Any]]:
@@ -218,18 +229,6 @@ def _check_realm(realm: Mapping[str, Any], where: str, context: Context, errors:
             errors.append(f"{where}.roles[{index}]: {exc}")
             continue
         roles[role.name] = role
-        if not _allows_all(role):
-            context.warnings.append(
-                f"realm {name!r} role {role.name!r}: its permissions apply to the HTTP bridge "
-                "paths; WebSocket sessions are not restricted by roles yet (issue 12)"
-            )
-
-
-def _allows_all(role: Any) -> bool:
-    return any(
-        permission.match == "prefix" and not permission.uri and len(permission.allow) == 4
-        for permission in role.permissions
-    )
 
 
 def _endpoint(entry: Mapping[str, Any], where: str, directory: Path) -> Endpoint:

@@ -289,3 +289,27 @@ async def test_identical_router_workers_become_worker_processes(tmp_path: Path) 
             if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
         ]
         assert len(workers) == 2
+
+
+async def test_config_roles_restrict_websocket_sessions(tmp_path: Path) -> None:
+    """A realm's roles from the config apply to WAMP sessions, not only to the bridge paths."""
+    from autobahn.wamp.exception import ApplicationError
+
+    port = get_free_port()
+    config = tutorial(port)
+    public = {"uri": "com.public.", "match": "prefix", "allow": {"call": True, "register": True}}
+    config["workers"][0]["realms"][0]["roles"] = [{"name": "anonymous", "permissions": [public]}]
+    with cli(node_dir(tmp_path, config), port):
+        wamp = Wamp(None, f"ws://127.0.0.1:{port}/ws", "127.0.0.1", port, "json")
+        try:
+            client = await wamp.connect()
+            await client.register(lambda: "ok", "com.public.ping")
+            assert await client.call("com.public.ping") == "ok"
+            with pytest.raises(ApplicationError) as refused:
+                await client.register(lambda: "no", "com.private.ping")
+            assert refused.value.error == "wamp.error.not_authorized"
+            with pytest.raises(ApplicationError) as refused:
+                await client.subscribe(lambda: None, "com.public.news")  # subscribe not allowed
+            assert refused.value.error == "wamp.error.not_authorized"
+        finally:
+            await wamp.close()
