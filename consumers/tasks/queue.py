@@ -88,7 +88,10 @@ class Queue:
 
     ``lease`` is the visibility timeout: a job whose worker stops renewing its lease (it died)
     comes back after that many seconds. ``result_ttl`` is how long results stay readable.
-    ``progress_group``, when set, receives ``{"type": "task.progress", ...}`` messages.
+    ``progress_group``, when set, receives ``{"type": "task.progress", ...}`` messages;
+    ``progress_topic``, when set, receives the same figures as a WAMP event in
+    ``progress_realm`` (keyword arguments ``queue``, ``job_id``, ``name``, ``progress``),
+    published through the router of the worker's process (``consumers.wamp.publish``).
     """
 
     def __init__(
@@ -100,6 +103,8 @@ class Queue:
         result_ttl: float = 86400.0,
         idempotency_ttl: float = 86400.0,
         progress_group: str | None = None,
+        progress_topic: str | None = None,
+        progress_realm: str = "realm1",
     ) -> None:
         self.name = name
         self.layer_alias = layer
@@ -107,6 +112,8 @@ class Queue:
         self.result_ttl = float(result_ttl)
         self.idempotency_ttl = float(idempotency_ttl)
         self.progress_group = progress_group
+        self.progress_topic = progress_topic
+        self.progress_realm = progress_realm
         self.tasks: dict[str, Task] = {}
 
     def __repr__(self) -> str:

@@ -241,7 +241,8 @@ class TaskWorker:
                 logger.warning("lost the lease of %s %s; stopping it", leased.name, leased.job_id)
                 call.cancel()
                 return
-            if progress is not None and progress != sent and queue.progress_group:
+            wanted = queue.progress_group or queue.progress_topic
+            if progress is not None and progress != sent and wanted:
                 sent = progress
                 await self._publish_progress(queue, leased, progress)
             # Progress reported faster than this is sent together, not once per call.
@@ -257,6 +258,26 @@ class TaskWorker:
             "name": leased.name,
             "progress": progress,
         }
-        assert queue.progress_group is not None
-        with contextlib.suppress(Exception):  # progress is informative; never fail a task on it
-            await queue.layer.group_send(queue.progress_group, message)
+        # Progress is informative: never fail a task on it.
+        if queue.progress_group is not None:
+            try:
+                await queue.layer.group_send(queue.progress_group, message)
+            except Exception as exc:
+                logger.warning("could not send the progress of %s: %s", leased.job_id, exc)
+        if queue.progress_topic is not None:
+            del message["type"]
+            try:
+                await _publish_wamp(queue.progress_realm, queue.progress_topic, message)
+            except Exception as exc:
+                logger.warning("could not publish the progress of %s: %s", leased.job_id, exc)
+
+
+async def _publish_wamp(realm: str, topic: str, kwargs: dict[str, Any]) -> None:
+    """Publish an event through this process's WAMP router, from whichever loop we are on."""
+    from consumers.wamp.api import publish_sync
+    from consumers.wamp.router import router_for
+
+    if router_for(realm).in_loop_thread():
+        publish_sync(realm, topic, **kwargs)
+    else:  # the router's loop is another thread's: hop over without blocking ours
+        await asyncio.to_thread(publish_sync, realm, topic, **kwargs)
