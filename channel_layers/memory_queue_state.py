@@ -34,6 +34,15 @@ class Job:
     error: str | None = None
     progress: float | None = None
     finished_at: float | None = None
+    started_at: float | None = None
+    attempted_at: float | None = None
+    workers: list[str] = field(default_factory=list)
+
+    def record_take(self, now: float, worker: str) -> None:
+        """Note a take: its time and the worker that made it."""
+        self.started_at = now if self.started_at is None else self.started_at
+        self.attempted_at = now
+        self.workers.append(worker)
 
 
 @dataclass
@@ -92,4 +101,7 @@ def job_info(queue: str, job: Job) -> JobInfo:
         progress=job.progress,
         finished_at=job.finished_at,
         payload=copy_value(job.payload),
+        started_at=job.started_at,
+        last_attempted_at=job.attempted_at,
+        worker_ids=tuple(job.workers),
     )

@@ -158,7 +158,9 @@ class MemoryQueueStore(QueueStore):
             self._schedule(state, record, job.run_at or now, now)
         return Enqueued(job_id, created=True)
 
-    async def take_many(self, queue: str, lease: float, timeout: float, limit: int) -> list[Leased]:
+    async def take_many(
+        self, queue: str, lease: float, timeout: float, limit: int, worker: str = ""
+    ) -> list[Leased]:
         """Lease up to ``limit`` ready jobs, waiting up to ``timeout`` s for the first."""
         deadline = time.monotonic() + timeout
         while True:
@@ -167,7 +169,7 @@ class MemoryQueueStore(QueueStore):
                 now = time.time()
                 self._advance(state, now)
                 taken: list[Leased] = []
-                while len(taken) < limit and (job := self._take_ready(state, lease, now)):
+                while len(taken) < limit and (job := self._take_ready(state, lease, now, worker)):
                     taken.append(job)
                 wait = deadline - time.monotonic()
                 if taken or wait <= 0:
@@ -182,7 +184,9 @@ class MemoryQueueStore(QueueStore):
                 if waiter in state.takers:
                     state.takers.remove(waiter)
 
-    def _take_ready(self, state: QueueState, lease: float, now: float) -> Leased | None:
+    def _take_ready(
+        self, state: QueueState, lease: float, now: float, worker: str
+    ) -> Leased | None:
         while state.ready:
             _, _, version, job_id = heapq.heappop(state.ready)
             job = state.jobs.get(job_id)
@@ -190,6 +194,7 @@ class MemoryQueueStore(QueueStore):
                 continue
             job.state = "running"
             job.attempts += 1
+            job.record_take(now, worker)
             job.token = new_job_id()
             heapq.heappush(state.leases, (now + lease, self._bump(job), job_id))
             return Leased(

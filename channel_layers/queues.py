@@ -143,6 +143,11 @@ class JobInfo:
     progress: float | None = None
     finished_at: float | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    #: When the first take started it, and when the last one did (None before any).
+    started_at: float | None = None
+    last_attempted_at: float | None = None
+    #: The ``worker`` given to each take, in order (one per take, "" when none was given).
+    worker_ids: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -183,13 +188,19 @@ class QueueStore(abc.ABC):
         """Store ``job`` (or find its duplicate by idempotency key) and wake one taker."""
 
     @abc.abstractmethod
-    async def take_many(self, queue: str, lease: float, timeout: float, limit: int) -> list[Leased]:
+    async def take_many(
+        self, queue: str, lease: float, timeout: float, limit: int, worker: str = ""
+    ) -> list[Leased]:
         """Lease up to ``limit`` ready jobs, best first, each for ``lease`` s; wait up to
-        ``timeout`` s for the first one (an empty list when none came)."""
+        ``timeout`` s for the first one (an empty list when none came). Each job records the
+        take's time (``started_at`` on the first, ``last_attempted_at``) and ``worker`` (an id
+        without newlines) in its ``worker_ids``."""
 
-    async def take(self, queue: str, lease: float, timeout: float) -> Leased | None:
+    async def take(
+        self, queue: str, lease: float, timeout: float, worker: str = ""
+    ) -> Leased | None:
         """Lease the best ready job for ``lease`` s, waiting up to ``timeout`` s; None if none."""
-        taken = await self.take_many(queue, lease, timeout, 1)
+        taken = await self.take_many(queue, lease, timeout, 1, worker)
         return taken[0] if taken else None
 
     @abc.abstractmethod

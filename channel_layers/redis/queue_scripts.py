@@ -4,7 +4,8 @@ costs one round trip (enqueue, take and ack: three per job).
 Layout of queue ``Q`` (``B`` = ``<prefix>:tq:{Q}``; the hash tag keeps a queue in one slot):
 
 - ``B:j:<id>``: a hash per job: name, payload, prio, max, att (takes), lost and maxlost (lapsed
-  leases), state, token, enq, run, err, prog, res, fin (times in ms);
+  leases), state, token, enq, run, err, prog, res, fin, sta (first take), try (last take) (times
+  in ms), wk (the takers' worker ids, one per take, newline-separated);
 - ``B:ready`` (score: (100 - priority) * 1e13 + a counter ``B:seq``: priority, then age),
   ``B:sched`` (score: run time), ``B:lease`` (score: lease deadline), ``B:dead`` (score: the
   counter when it failed), ``B:done`` (finished jobs, score: when their record expires);
@@ -117,8 +118,8 @@ return {id, 1}
 """
 )
 
-#: ARGV: lease ms, token prefix, limit. Returns {id, name, payload, att, max, prio, enq, ...}
-#: (7 fields per job, up to ``limit`` jobs; job i's token is ``<prefix>.<i>``) or
+#: ARGV: lease ms, token prefix, limit, worker id. Returns {id, name, payload, att, max, prio,
+#: enq, ...} (7 fields per job, up to ``limit`` jobs; job i's token is ``<prefix>.<i>``) or
 #: {'', ms until something may be due (-1: nothing scheduled or leased)}.
 TAKE = (
     _PRELUDE
@@ -143,7 +144,10 @@ for i = 1, #popped, 2 do
   local job = redis.call('HMGET', jk(id), 'name', 'payload', 'max', 'prio', 'enq')
   local attempts = redis.call('HINCRBY', jk(id), 'att', 1)
   move(id, job[1], 'pending', 'running')
-  redis.call('HSET', jk(id), 'token', ARGV[2] .. '.' .. ((i + 1) / 2))
+  local workers = redis.call('HGET', jk(id), 'wk')
+  redis.call('HSETNX', jk(id), 'sta', now)
+  redis.call('HSET', jk(id), 'token', ARGV[2] .. '.' .. ((i + 1) / 2), 'try', now,
+    'wk', workers and (workers .. '\\n' .. ARGV[4]) or ARGV[4])
   redis.call('ZADD', B .. ':lease', now + tonumber(ARGV[1]), id)
   for _, value in ipairs({id, job[1], job[2], attempts, job[3], job[4], job[5]}) do
     out[#out + 1] = value

@@ -92,13 +92,15 @@ class RedisQueueStore(QueueStore):
         )
         return Enqueued(reply[0].decode(), created=bool(reply[1]))
 
-    async def take_many(self, queue: str, lease: float, timeout: float, limit: int) -> list[Leased]:
+    async def take_many(
+        self, queue: str, lease: float, timeout: float, limit: int, worker: str = ""
+    ) -> list[Leased]:
         """One EVALSHA when jobs are ready; else block on the wake list and try again."""
         deadline = time.monotonic() + timeout
         wake = self._base(queue) + ":wake"
         while True:
             token = new_job_id()
-            reply = await self._script(queue, scripts.TAKE, _ms(lease), token, limit)
+            reply = await self._script(queue, scripts.TAKE, _ms(lease), token, limit, worker)
             if reply[0]:
                 return [
                     self._leased(reply[start : start + 7], f"{token}.{start // 7 + 1}")
@@ -254,6 +256,7 @@ class RedisQueueStore(QueueStore):
         progress = fields.get("prog")
         error = fields.get("err")
         finished = fields.get("fin")
+        started, attempted = fields.get("sta"), fields.get("try")
         return JobInfo(
             job_id=job_id,
             queue=queue,
@@ -268,4 +271,7 @@ class RedisQueueStore(QueueStore):
             progress=float(progress) if progress else None,
             finished_at=int(finished) / 1000 if finished else None,
             payload=self.serializer.deserialize(fields["payload"])["p"],
+            started_at=int(started) / 1000 if started else None,
+            last_attempted_at=int(attempted) / 1000 if attempted else None,
+            worker_ids=tuple(fields["wk"].decode().split("\n")) if "wk" in fields else (),
         )

@@ -255,6 +255,30 @@ async def test_nack_with_a_delay_retries_later(store: QueueStore, queue: str) ->
     assert time.time() >= nacked_at + 0.3
 
 
+async def test_a_job_records_when_it_started_and_which_workers_took_it(
+    store: QueueStore, queue: str
+) -> None:
+    enqueued = await store.enqueue(queue, job(max_attempts=2))
+    fresh = await store.job(queue, enqueued.job_id)
+    assert fresh is not None and fresh.started_at is None and fresh.worker_ids == ()
+    before = time.time()
+    first = await store.take(queue, lease=30, timeout=1, worker="host-a:11")
+    assert first is not None
+    assert await store.nack(queue, first.job_id, first.token, "boom", delay=0.05)
+    again = await store.take(queue, lease=30, timeout=5, worker="host-b:22")
+    assert again is not None and again.attempt == 2
+    info = await store.job(queue, enqueued.job_id)
+    assert info is not None and info.worker_ids == ("host-a:11", "host-b:22")
+    assert info.started_at is not None and info.last_attempted_at is not None
+    # The server's clock may differ from ours by a millisecond's rounding.
+    assert before - 0.01 <= info.started_at <= info.last_attempted_at - 0.05 + 0.01
+    assert info.last_attempted_at <= time.time() + 0.01
+    assert await store.ack(queue, again.job_id, again.token, "ok", 60)
+    done = await store.job(queue, enqueued.job_id)
+    assert done is not None and done.worker_ids == info.worker_ids
+    assert done.started_at == info.started_at
+
+
 async def test_dead_letters_can_be_listed_retried_and_purged(store: QueueStore, queue: str) -> None:
     ids = [(await store.enqueue(queue, job(payload={"n": n}))).job_id for n in range(3)]
     for _ in ids:
