@@ -25,6 +25,8 @@ class TaskContext:
     max_attempts: int
     enqueued_at: float
     loop: asyncio.AbstractEventLoop = field(repr=False)
+    #: The worker running it (``host:pid:random``), as recorded in the job's ``worker_ids``.
+    worker_id: str = ""
     #: The last value given to progress(), None before.
     reported: float | None = None
     #: Set by progress(); the worker's lease keeper waits on it.

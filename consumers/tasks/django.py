@@ -15,7 +15,10 @@ Django 6 ships the framework as ``django.tasks``; Django 5.2 needs its backport,
 consumers.tasks.django:worker_queues`` (with ``DJANGO_SETTINGS_MODULE`` set) runs every queue
 of every backend of this class. Statuses map as: scheduled or pending -> READY, running ->
 RUNNING, done -> SUCCESSFUL, failed or cancelled -> FAILED. The store keeps the last error's
-``module.Class: message`` line, which becomes the result's one ``TaskError``.
+``module.Class: message`` line, which becomes the result's one ``TaskError``. Results carry
+``started_at``, ``last_attempted_at`` and ``worker_ids`` as the store recorded them; workers
+send ``task_started`` before a run and ``task_finished`` after its last attempt (sender: the
+backend's class), as Django's own backends do.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import datetime
 import importlib
 import inspect
 import time
+import traceback
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -88,17 +92,45 @@ def _runner(queue: DjangoQueue, django_task: Any) -> Any:
     """The consumers.tasks function that runs ``django_task`` (with Django's context)."""
 
     async def run(ctx: TaskContext, *args: Any, **kwargs: Any) -> Any:
+        info = await queue.store.job(queue.name, ctx.job_id)
+        result = _result(django_task, queue, info) if info else None
+        signals = _tasks_module("signals")
+        sender = type(_backend(queue.backend_alias))
+        if result is not None:
+            await signals.task_started.asend(sender, task_result=result)
         if django_task.takes_context:
-            info = await queue.store.job(queue.name, ctx.job_id)
-            result = _result(django_task, queue, info) if info else None
             args = (_base.TaskContext(task_result=result), *args)
-        if inspect.iscoroutinefunction(django_task.func):
-            value = await django_task.func(*args, **kwargs)
-        else:
-            value = await sync_to_async(django_task.func, thread_sensitive=False)(*args, **kwargs)
-        return _normalize(value)
+        try:
+            if inspect.iscoroutinefunction(django_task.func):
+                value = _normalize(await django_task.func(*args, **kwargs))
+            else:
+                call = sync_to_async(django_task.func, thread_sensitive=False)
+                value = _normalize(await call(*args, **kwargs))
+        except BaseException as exc:
+            if result is not None and ctx.is_last_attempt:
+                _finish(result, _base.TaskResultStatus.FAILED, exc=exc)
+                await signals.task_finished.asend(sender, task_result=result)
+            raise
+        if result is not None:
+            _finish(result, _base.TaskResultStatus.SUCCESSFUL, value=value)
+            await signals.task_finished.asend(sender, task_result=result)
+        return value
 
     return run
+
+
+def _finish(result: Any, status: Any, value: Any = None, exc: BaseException | None = None) -> None:
+    """Give ``result`` its outcome before the store has it, as Django's own backends do
+    for ``task_finished`` receivers (the stored result matches once the job is acknowledged)."""
+    object.__setattr__(result, "status", status)
+    object.__setattr__(result, "finished_at", datetime.datetime.now(datetime.UTC))
+    if exc is None:
+        object.__setattr__(result, "_return_value", value)
+    else:
+        kind = type(exc)
+        text = "".join(traceback.format_exception(exc))
+        path = f"{kind.__module__}.{kind.__qualname__}"
+        result.errors.append(_base.TaskError(exception_class_path=path, traceback=text))
 
 
 def _normalize(value: Any) -> Any:
@@ -123,15 +155,14 @@ def _result(django_task: Any, queue: Queue, info: JobInfo) -> Any:
         id=f"{queue.name}:{info.job_id}",
         status=status,
         enqueued_at=_moment(info.enqueued_at),
-        started_at=None,
+        started_at=_moment(info.started_at),
         finished_at=_moment(info.finished_at),
-        last_attempted_at=None,
+        last_attempted_at=_moment(info.last_attempted_at),
         args=info.payload.get("args", []),
         kwargs=info.payload.get("kwargs", {}),
         backend=getattr(queue, "backend_alias", "default"),
         errors=errors,
-        # The store counts attempts but not which workers made them.
-        worker_ids=["unknown"] * info.attempts,
+        worker_ids=list(info.worker_ids),
     )
     if info.state == "done":
         object.__setattr__(result, "_return_value", info.result)
@@ -237,9 +268,17 @@ def worker_queues() -> list[Queue]:
     return queues
 
 
-def _backends() -> list[Any]:
+def _handler() -> Any:
     try:
-        handler = importlib.import_module("django.tasks").task_backends
+        return importlib.import_module("django.tasks").task_backends
     except ImportError:
-        handler = importlib.import_module("django_tasks").task_backends
-    return list(handler.all())
+        return importlib.import_module("django_tasks").task_backends
+
+
+def _backend(alias: str) -> Any:
+    """The TASKS backend ``alias`` (its class is the sender of Django's task signals)."""
+    return _handler()[alias]
+
+
+def _backends() -> list[Any]:
+    return list(_handler().all())

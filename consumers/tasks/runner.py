@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -64,6 +66,8 @@ class TaskWorker:
         #: Slots not running or reserved for a take in flight.
         self.free = concurrency
         self.slot_freed = asyncio.Event()
+        #: Given to each take, so a job's record names the workers that ran it.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take and run jobs until ``stop`` is set; then shut down gracefully."""
@@ -96,7 +100,9 @@ class TaskWorker:
             wanted = self.free
             self.free -= wanted  # reserved: another queue's loop cannot take them meanwhile
             try:
-                taken = await store.take_many(queue.name, queue.lease, self.poll_interval, wanted)
+                taken = await store.take_many(
+                    queue.name, queue.lease, self.poll_interval, wanted, self.worker_id
+                )
             except LayerUnavailable as exc:
                 taken = []
                 logger.warning("queue %r: %s; retrying in 1 s", queue.name, exc)
@@ -151,6 +157,7 @@ class TaskWorker:
             leased.max_attempts,
             leased.enqueued_at,
             asyncio.get_running_loop(),
+            self.worker_id,
         )
         call = asyncio.ensure_future(self._call(task, ctx, leased.payload))
         # The lease keeper starts only when a third of the lease has passed or the task reports

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from typing import Any
 
 import pytest
 
-from tests.tasks.conftest import APPS, TaskCluster
+from tests.tasks.conftest import APPS, TaskCluster, WorkerProcess
 
 
 @pytest.mark.parametrize(
@@ -41,3 +43,35 @@ async def test_django_task_examples_run_on_a_worker_process(
     assert report["explode"] == ["FAILED", "ValueError"]
     assert report["deferred"] == ["READY", True]
     assert any("Task worker on default" in line for line in worker.lines)
+    # started_at, last_attempted_at and worker_ids: the worker process that took the job.
+    mail_id, worker_ids, in_order = report["mail_run"]
+    assert in_order and len(worker_ids) == 1 and worker_ids[0].split(":")[1] == str(worker.pid)
+    # Django's task signals, sent in the worker as Django's own backends send them.
+    signals = signals_of(worker, count=8)  # 4 jobs ran, each started and finished
+    assert signals[mail_id] == [
+        ("started", "ChannelLayerBackend", "RUNNING", worker_ids, []),
+        ("finished", "ChannelLayerBackend", "SUCCESSFUL", worker_ids, []),
+    ]
+    assert [entry[:3] for entry in signals[report["explode_id"]]] == [
+        ("started", "ChannelLayerBackend", "RUNNING"),
+        ("finished", "ChannelLayerBackend", "FAILED"),
+    ]
+    assert signals[report["explode_id"]][1][4] == ["builtins.ValueError"]
+    assert all(entry[0] != "enqueued" for runs in signals.values() for entry in runs)
+
+
+def signals_of(worker: WorkerProcess, count: int) -> dict[str, list[tuple[Any, ...]]]:
+    """The task signals the worker printed, by result id (waiting up to 5 s for ``count``:
+    they are printed before each job is acknowledged, but read from the pipe by a thread)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line.split(" ", 1)[1] for line in worker.lines if line.startswith("task-signal")]
+        if len(lines) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for line in lines:
+        entry = json.loads(line)
+        keys = ("signal", "sender", "status", "worker_ids", "errors")
+        found.setdefault(entry["id"], []).append(tuple(entry[key] for key in keys))
+    return found

@@ -40,12 +40,15 @@ def main() -> None:
     report["enqueued_status"] = str(mail.status)
     mail = finished(mail)
     report["mail"] = [str(mail.status), mail.return_value, mail.attempts]
+    in_order = mail.enqueued_at <= mail.started_at <= mail.last_attempted_at <= mail.finished_at
+    report["mail_run"] = [mail.id, mail.worker_ids, in_order]
     context = finished(email_with_context.enqueue("hi"))
     report["context"] = [str(context.status), context.return_value, context.id]
     summed = asyncio.run(add.aenqueue(2, 3))
     report["add"] = str(finished(summed).return_value)
     failed = finished(explode.enqueue())
     report["explode"] = [str(failed.status), failed.errors[0].exception_class.__name__]
+    report["explode_id"] = failed.id
     later = email_users.using(
         run_after=datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
     ).enqueue(emails=[], subject="s", message="m")

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
 from django.core.mail import send_mail
 
 try:
-    from django.tasks import task  # type: ignore[import-not-found,unused-ignore]
+    from django.tasks import signals, task  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # Django 5.2: the backport
-    from django_tasks import task  # type: ignore[no-redef,unused-ignore]
+    from django_tasks import signals, task  # type: ignore[no-redef,unused-ignore]
+
+
+def print_signal(sender: Any, task_result: Any, signal: Any, **kwargs: Any) -> None:
+    """Print each task signal on stderr (the test reads the worker's) as a JSON line."""
+    names = {signals.task_started: "started", signals.task_finished: "finished"}
+    line = {
+        "signal": names.get(signal, "enqueued"),
+        "sender": sender.__name__,
+        "id": task_result.id,
+        "status": str(task_result.status),
+        "worker_ids": task_result.worker_ids,
+        "errors": [error.exception_class_path for error in task_result.errors],
+    }
+    print("task-signal", json.dumps(line), file=sys.stderr, flush=True)
+
+
+for _signal in (signals.task_enqueued, signals.task_started, signals.task_finished):
+    _signal.connect(print_signal)
 
 
 @task
