@@ -182,17 +182,19 @@ async def test_three_worker_processes_run_each_tick_once_even_when_one_dies(
         worker = cluster.start("--concurrency", "1", TASK_CRON="1", ready="Cron: tick")
         workers[worker.pid] = worker
     seconds: Counter[int] = Counter()
-    killed = None
-    after_kill: set[int] = set()
-    while len(seconds) < 20:  # 20 ticks of 1 s, as issue 14 asks
+    runner: dict[int, int] = {}
+    killed = killed_second = None
+    while len(seconds) < 20:  # 20 ticks of 1 s, as issue 14 asks (about 21 s)
         tick = await next_event(cluster, "tick", timeout=10)
         seconds[tick["second"]] += 1
-        if killed is not None:
-            after_kill.add(tick["pid"])
+        runner[tick["second"]] = tick["pid"]
         if killed is None and len(seconds) >= 3:
-            killed = tick["pid"]
+            killed, killed_second = tick["pid"], tick["second"]
             workers[killed].kill()  # the process that ran the last tick dies
     assert set(seconds.values()) == {1}
-    assert killed not in after_kill and after_kill <= set(workers)
+    # Events may be read late: only ticks well after the kill must have run elsewhere.
+    assert killed_second is not None
+    later = {pid for second, pid in runner.items() if second >= killed_second + 3}
+    assert later and killed not in later
     span = sorted(seconds)
     assert span[-1] - span[0] == len(span) - 1  # the next ticks ran on the survivors
