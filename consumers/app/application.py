@@ -103,7 +103,10 @@ class Application:
         """Declare an option: ``--name`` on the command line, ``<APP>_<NAME>`` in the
         environment; its value is ``app.settings[name]``."""
         self.options[name] = AppOption(name, kind, default, help or f"The app's {name!r} option.")
-        self.settings.setdefault(name, default)
+        from .cli import env_prefix
+
+        value = os.environ.get(env_prefix(self) + name.upper())
+        self.settings[name] = kind(value) if value is not None else default
 
     def processes(self, placement: dict[int, list[str]]) -> None:
         """Place handlers on worker processes (1-based): ``{1: ["wamp.register:auth.*"],
