@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
 
 from consumers.wamp import Realm, Router
 
@@ -18,6 +21,8 @@ from .context import Context
 
 if TYPE_CHECKING:
     from .application import Application
+
+logger = logging.getLogger("consumers.app")
 
 Handler = Callable[..., Any]
 
@@ -50,6 +55,24 @@ def with_context(
         return None
 
     return run_sync
+
+
+def _fan_out(handlers: list[Handler]) -> Handler:
+    if len(handlers) == 1:
+        return handlers[0]
+    calls = [
+        h if inspect.iscoroutinefunction(h) else sync_to_async(h, thread_sensitive=False)
+        for h in handlers
+    ]
+
+    async def every_handler(*args: Any, **kwargs: Any) -> None:
+        for call in calls:
+            try:
+                await call(*args, **kwargs)
+            except Exception:  # one failing handler does not starve the others
+                logger.exception("WAMP event handler %r failed", call)
+
+    return every_handler
 
 
 class AppWamp:
@@ -93,18 +116,21 @@ class AppWamp:
         return decorate
 
     def prepare(self) -> None:
-        """Hand the handlers placed in this process to the router (once, before it binds)."""
+        """Hand the handlers placed in this process to the router (once, before it binds).
+        Several handlers of one topic share one subscription (WAMP gives a session one
+        subscription per topic), called in the order they were declared."""
+        topics: dict[tuple[str, str], list[Handler]] = {}
         for kind, name, handler, options in self.declared:
             if not self.app.placed("wamp." + kind, name):
                 continue
-            options = dict(options)
-            limit = options.pop("limit_calls", None)
-            context = functools.partial(Context, self.app, name)
-            wrapped = with_context(handler, context, limit)
+            limit = options.get("limit_calls")
+            wrapped = with_context(handler, functools.partial(Context, self.app, name), limit)
             if kind == "register":
                 self.router.register(self.realm, name, **options)(wrapped)
             else:
-                self.router.subscribe(self.realm, name, **options)(wrapped)
+                topics.setdefault((name, options["match"]), []).append(wrapped)
+        for (topic, match), handlers in topics.items():
+            self.router.subscribe(self.realm, topic, match=match)(_fan_out(handlers))
 
     async def publish(
         self, topic: str, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any
