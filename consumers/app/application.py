@@ -10,12 +10,15 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .background import Background
 from .context import Context
 from .http import HttpRoutes, Receive, Request, Response, Scope, Send, as_response
 from .wamp import AppWamp
+
+if TYPE_CHECKING:
+    from .remote import RemoteComponent
 
 logger = logging.getLogger("consumers.app")
 
@@ -44,6 +47,7 @@ class Application:
         *,
         realm: str = "realm1",
         ws_path: str = "/ws",
+        connect_to: str | None = None,
         task_workers: bool = True,
         plugins: Iterable[str] = (),
     ) -> None:
@@ -55,6 +59,12 @@ class Application:
         self.http = HttpRoutes(self.root)
         self.placement: dict[int, list[str]] = {}
         self.wamp = AppWamp(self, realm)
+        #: With ``connect_to``, the WAMP handlers join a remote router instead of our own.
+        self.remote: RemoteComponent | None = None
+        if connect_to is not None:
+            from .remote import RemoteComponent
+
+            self.remote = RemoteComponent(self, connect_to, realm)
         self.background = Background(self)
         self.hooks: dict[str, list[Hook]] = {}
         self.options: dict[str, AppOption] = {}
@@ -264,8 +274,11 @@ class Application:
 
     async def startup(self) -> None:
         """Bind the WAMP router, start task workers and cron, run "app.ready", start services."""
-        self.prepare()
-        self.wamp.router.bind()
+        if self.remote is not None:
+            self.remote.start()
+        else:
+            self.prepare()
+            self.wamp.router.bind()
         self.background.start()
         await self.emit("app.ready")
         for service in self.services:
@@ -277,6 +290,8 @@ class Application:
         for service in self.services:
             await service.stop()
         await self.background.stop()
+        if self.remote is not None:
+            await self.remote.stop()
 
 
 def _caller_directory() -> str:

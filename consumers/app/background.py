@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .context import Context
 
 if TYPE_CHECKING:
-    from consumers.tasks import Queue, Scheduler
+    from consumers.tasks import Queue, Scheduler  # type: ignore[import-not-found,unused-ignore]
 
     from .application import Application
 

@@ -136,6 +136,8 @@ class AppWamp:
         self, topic: str, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any
     ) -> int:
         """Publish to ``topic`` in the app's realm; returns the publication ID."""
+        if self.app.remote is not None:
+            return await self.app.remote.publish(topic, *args, **kwargs)
         session = self.router.system_session(self.realm)
         return session.publish(topic, *args, options=options, **kwargs)
 
@@ -143,5 +145,7 @@ class AppWamp:
         self, procedure: str, *args: Any, timeout: float | None = None, **kw: Any
     ) -> Any:
         """Call ``procedure`` in the app's realm and return its result."""
+        if self.app.remote is not None:
+            return await self.app.remote.call(procedure, *args, **kw)
         session = self.router.system_session(self.realm)
         return await session.call(procedure, *args, timeout=timeout, **kw)
