@@ -220,7 +220,9 @@ class Application:
     async def _mounted(self, path: str, scope: Scope, receive: Receive, send: Send) -> bool:
         for prefix, app in self.http.mounts:
             if path == prefix or path.startswith(prefix + "/"):
-                await app(dict(scope, path_remaining=path[len(prefix) :]), receive, send)
+                root = scope.get("root_path", "") + prefix
+                rest = path[len(prefix) :].lstrip("/")
+                await app(dict(scope, path_remaining=rest, root_path=root), receive, send)
                 return True
         return False
 
