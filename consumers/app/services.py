@@ -53,7 +53,7 @@ class Service:
         self._task = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _supervise(self) -> None:
-        delay = 0.5
+        delay = min(0.5, self.max_backoff)
         while not self._stopping:
             code = await self._run_once()
             if self._stopping:
