@@ -17,6 +17,7 @@ import pytest
 
 from consumers.app import Application, Context
 from tests.app._wamp_client import close, connect
+from tests.wamp._autobahn import PublishOptions
 from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 
 ROUTER = """
@@ -88,7 +89,8 @@ async def test_remote_component_serves_calls_and_reconnects(router: RouterProces
         assert await _call_when_registered(router.port, "auth.signin", "ada") == "welcome ada"
         await auth.wamp.publish("auth.audit", "not to myself")  # excluded: its own publication
         client = await connect("127.0.0.1", router.port)
-        await client.publish("auth.audit", "from a client")
+        acknowledged = PublishOptions(acknowledge=True)
+        await client.publish("auth.audit", "from a client", options=acknowledged)
         await close(client)
         while not seen:
             await asyncio.sleep(0.02)
