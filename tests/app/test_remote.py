@@ -38,6 +38,7 @@ class RouterProcess:
     def start(self) -> None:
         command = [sys.executable, "-m", "asgi_server", "router_app:app"]
         command += ["--port", str(self.port), "--app-dir", str(self.directory)]
+        command += ["--timeout-graceful-shutdown", "1"]
         environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self.process = subprocess.Popen(command, env=environment, cwd=REPO_ROOT)
         wait_until_accepting("127.0.0.1", self.port, self.process)
