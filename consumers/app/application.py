@@ -283,13 +283,29 @@ class Application:
             self.wamp.router.bind()
         self.background.start()
         await self.emit("app.ready")
-        for service in self.services:
+        for service in self._services_here():
             service.start()
+
+    def _services_here(self) -> list[Any]:
+        """Services run where ``processes`` places them (``"service:<name>"``), else only in
+        the first worker process: one copy per machine, not one per worker."""
+        slot = os.environ.get(WORKER_INDEX_VARIABLE)
+        here = []
+        for service in self.services:
+            target = f"service:{service.name}"
+            named = any(
+                fnmatch.fnmatchcase(target, pattern)
+                for patterns in self.placement.values()
+                for pattern in patterns
+            )
+            if self.placed("service", service.name) if named else slot in (None, "1"):
+                here.append(service)
+        return here
 
     async def shutdown(self) -> None:
         """Run "app.stopping", stop services, drain task workers."""
         await self.emit("app.stopping")
-        for service in self.services:
+        for service in self._services_here():
             await service.stop()
         await self.background.stop()
         if self.remote is not None:

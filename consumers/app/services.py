@@ -17,6 +17,7 @@ from collections.abc import Sequence
 logger = logging.getLogger("consumers.app.services")
 
 RESTART_POLICIES = ("on-failure", "always", "no")
+_INTERPRETERS = ("python", "node", "ruby", "perl", "bash", "sh", "deno", "bun", "php")
 
 
 class Service:
@@ -36,7 +37,10 @@ class Service:
         if restart not in RESTART_POLICIES:
             raise ValueError(f"restart={restart!r}: use one of {', '.join(RESTART_POLICIES)}")
         self.command = list(command)
-        self.name = name or os.path.basename(self.command[0])
+        program = self.command[0]
+        if os.path.basename(program).startswith(_INTERPRETERS) and len(self.command) > 1:
+            program = self.command[1]  # a script: name it, not the interpreter
+        self.name = name or os.path.basename(program)
         self.restart = restart
         self.cwd = cwd
         self.env = env

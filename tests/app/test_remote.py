@@ -17,8 +17,8 @@ import pytest
 
 from consumers.app import Application, Context
 from tests.app._wamp_client import close, connect
-from tests.wamp._autobahn import PublishOptions
 from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
+from tests.wamp._autobahn import PublishOptions
 
 ROUTER = """
 from consumers.app import Application
