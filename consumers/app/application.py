@@ -41,6 +41,9 @@ class Application:
     """``Application("site")``: routes (``app.http``), WAMP handlers (``app.wamp``), hooks
     (``app.on``), cron, queues, options and ``app.run()``; an ASGI 3 app in itself."""
 
+    #: Mounted in a URLRouter (``path("site/", app)``), it serves everything below the prefix.
+    _path_routing = True
+
     def __init__(
         self,
         name: str,

@@ -130,3 +130,40 @@ def test_services_start_after_ready_and_stop_with_the_app(
             time.sleep(0.02)
     assert order == ["ready, service started 0 times"]
     assert service.process is not None and service.process.returncode is not None
+
+
+async def test_mounted_in_a_protocol_type_router(run_server: Callable[..., Any]) -> None:
+    from consumers.routing import ProtocolTypeRouter, URLRouter, path
+
+    app = Application("site")
+
+    @app.http.get("/user/:id/")
+    async def user(request: Request, id: str) -> dict[str, str]:
+        return {"id": id, "root": request.scope["root_path"]}
+
+    @app.wamp.register()
+    async def ping(ctx: Context) -> str:
+        return "pong"
+
+    @app.on("app.ready")
+    async def ready(ctx: Context) -> None:
+        ready_calls.append(1)
+
+    ready_calls: list[int] = []
+    project = ProtocolTypeRouter(
+        {
+            "http": URLRouter([path("site/", app)]),
+            "websocket": URLRouter([path("site/", app)]),
+            "lifespan": app,
+        }
+    )
+    with run_server(project) as server:
+        assert ready_calls == [1]
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            assert (await http.get("/site/user/5/")).json() == {"id": "5", "root": "/site"}
+            assert (await http.get("/user/5/")).status_code == 404
+        client = await connect(server.host, server.port, path="/site/ws")
+        try:
+            assert await client.call("site.ping") == "pong"
+        finally:
+            await close(client)
