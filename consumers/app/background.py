@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .context import Context
 
 if TYPE_CHECKING:
-    from consumers.tasks import Queue, Scheduler  # type: ignore[import-not-found,unused-ignore]
+    from consumers.tasks import Queue, Scheduler
 
     from .application import Application
 
@@ -27,10 +27,8 @@ logger = logging.getLogger("consumers.app")
 
 
 def _tasks() -> Any:
-    try:
-        import consumers.tasks as tasks
-    except ImportError as exc:  # consumers.tasks is missing from this checkout
-        raise RuntimeError("app.cron() and app.queue() need consumers.tasks") from exc
+    import consumers.tasks as tasks  # on first use: an app without jobs never imports it
+
     return tasks
 
 

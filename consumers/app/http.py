@@ -193,15 +193,8 @@ def as_response(result: Any) -> Response:
 
 
 def _static_app(directory: str, allow_index: bool) -> Any:
-    try:
-        from consumers.web import StaticFiles  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # SEAM: consumers.web (issue: web paths) is not in this checkout yet
-        logger.warning("consumers.web is missing: static files under %s are not served", directory)
+    from consumers.web import StaticFiles
 
-        async def missing(scope: Scope, receive: Receive, send: Send) -> None:
-            await Response("consumers.web is not installed", 501).send(send)
-
-        return missing
     return StaticFiles(directory, allow_index=allow_index)
 
 
