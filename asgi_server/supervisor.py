@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from asgi_server.config import Config
 
@@ -39,6 +39,22 @@ if TYPE_CHECKING:
     from asgi_server.reload import Watcher
 
 logger = logging.getLogger("asgi_server.supervisor")
+
+#: Each worker's slot, 1..N, in its environment (a replacement takes the slot of the worker it
+#: replaces): apps that place work on particular processes read it.
+WORKER_INDEX_VARIABLE = "ASGI_SERVER_WORKER_INDEX"
+
+
+class Companion(Protocol):
+    """A helper process the supervisor owns beside its workers (e.g. an embedded Redis):
+    started before the first worker, stopped after the last one."""
+
+    def start(self) -> dict[str, str]:
+        """Start; return environment variables for the workers (e.g. the layer's URL)."""
+
+    def stop(self) -> None:
+        """Stop and clean up."""
+
 
 EXIT_STARTUP_FAILED = 3
 
@@ -150,6 +166,7 @@ class Worker:
     process: BaseProcess
     ready_pipe: Connection | None
     ready: bool = False
+    slot: int = 1
     retiring: bool = False  # told to stop: do not replace it when it exits
     started_at: float = field(default_factory=time.monotonic)
 
@@ -162,8 +179,9 @@ class Worker:
 class Supervisor:
     """Runs ``config.workers`` worker processes until SIGTERM/SIGINT; see the module docstring."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, companions: Sequence[Companion] = ()) -> None:
         self.config = config
+        self.companions = list(companions)
         self.workers: list[Worker] = []
         self.sockets: list[socket.socket] = []
         self._context = multiprocessing.get_context("spawn")
@@ -195,12 +213,16 @@ class Supervisor:
         # Inherited by the workers: the app side (channel_layers.startup) warns about a layer
         # that cannot be shared between them. A name, not an import (see DESIGN.md).
         os.environ["ASGI_SERVER_WORKERS"] = str(self._worker_count())
-        for _ in range(self._worker_count()):
-            self._spawn()
         try:
+            for companion in self.companions:
+                os.environ.update(companion.start())
+            for _ in range(self._worker_count()):
+                self._spawn()
             return self._loop()
         finally:
             self._stop_all()
+            for companion in reversed(self.companions):
+                companion.stop()
             for sock in self.sockets:
                 sock.close()
             if self.config.uds is not None and os.path.exists(self.config.uds):
@@ -276,7 +298,7 @@ class Supervisor:
                 logger.info("Worker [%s] reached --limit-max-requests; replacing it", worker.pid)
             else:
                 logger.warning("Worker [%s] died (exit code %s); replacing it", worker.pid, code)
-            self._spawn()
+            self._spawn(worker.slot)
         missing = self._worker_count() - len([w for w in self.workers if not w.retiring])
         if missing > 0 and time.monotonic() >= self._respawn_after and self._watcher is None:
             for _ in range(missing):
@@ -284,7 +306,13 @@ class Supervisor:
         return None
 
     # --- workers -------------------------------------------------------------------------------
-    def _spawn(self) -> Worker:
+    def _free_slot(self) -> int:
+        taken = {w.slot for w in self.workers if not w.retiring}
+        return next(slot for slot in range(1, len(taken) + 2) if slot not in taken)
+
+    def _spawn(self, slot: int | None = None) -> Worker:
+        slot = slot if slot is not None else self._free_slot()
+        os.environ[WORKER_INDEX_VARIABLE] = str(slot)  # a spawned child copies the environment
         reader, writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_worker_main,
@@ -293,7 +321,7 @@ class Supervisor:
         )
         process.start()
         writer.close()  # the worker holds the other copy: EOF here means it is gone
-        worker = Worker(process, reader)
+        worker = Worker(process, reader, slot=slot)
         self.workers.append(worker)
         logger.info("Started worker [%s]", process.pid)
         return worker
@@ -304,7 +332,7 @@ class Supervisor:
             if self.config.endpoints:  # the new worker must bind the same endpoints
                 self._retire(old)
                 old.process.join(self.config.timeout_graceful_shutdown + 5)
-            new = self._spawn()
+            new = self._spawn(old.slot)
             if not self._wait_ready(new):
                 if self._stop_requested():
                     return  # the main loop stops every worker, the new one included

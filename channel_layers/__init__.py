@@ -81,6 +81,7 @@ _URL_BACKENDS: dict[str, str] = {
     "rediss": "channel_layers.redis.RedisChannelLayer",
     "redis+pubsub": "channel_layers.redis_pubsub.RedisPubSubChannelLayer",
     "rediss+pubsub": "channel_layers.redis_pubsub.RedisPubSubChannelLayer",
+    "unix": "channel_layers.redis.RedisChannelLayer",  # a Redis on a Unix socket: unix:///path
 }
 # URL query parameters that are layer options (the rest stay in a Redis URL for redis-py).
 _NUMERIC_OPTIONS = {"expiry": float, "group_expiry": float, "capacity": int}
@@ -233,7 +234,7 @@ def layer_config_from_url(url: str) -> dict[str, Any]:
     if backend is None:
         raise ValueError(
             f"unsupported channel layer URL {url!r}: use memory://, redis://host:port/db, "
-            "rediss://..., or redis+pubsub://host:port/db"
+            "rediss://..., redis+pubsub://host:port/db or unix:///path/to/redis.sock"
         )
     options: dict[str, Any] = {}
     passthrough: list[tuple[str, str]] = []
