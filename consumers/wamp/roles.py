@@ -139,6 +139,12 @@ class Role:
         """The most specific permission matching ``uri`` (None: no rule covers it)."""
         return self._table.best(uri)
 
+    def allows(self, action: str, uri: str) -> bool:
+        """Whether this role's static permissions let it do ``action`` on ``uri`` (its dynamic
+        authorizer, if any, is not asked: the HTTP bridge, which uses this, has none)."""
+        rule = self._table.best(uri)
+        return rule is not None and action in ACTIONS and bool(getattr(rule, action))
+
 
 class PermissionTable:
     """Permissions indexed for most-specific-first lookup: exact rules in a dict, prefixes

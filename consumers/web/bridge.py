@@ -28,9 +28,9 @@ from autobahn.wamp import types as _types
 
 from ..base import Receive, Scope, Send
 from ..wamp import ComponentSession, Router
+from ..wamp.roles import Role
 from ..wamp.router import router_for
 from ._http import BodyTooLarge, read_body, refuse_websocket, respond_json
-from .permissions import Role
 from .signing import BridgeSecurity, Refused
 
 #: autobahn's (untyped) classes: what a failed call raises, and a result of several values.
@@ -63,7 +63,7 @@ class _Bridge:
         router: Router | None = None,
     ) -> None:
         self.realm = realm
-        self.role = Role.everything(role) if isinstance(role, str) else role
+        self.role = Role.trusted(role) if isinstance(role, str) else role
         self.security = security or BridgeSecurity()
         self._router = router
         self._session: ComponentSession | None = None

@@ -207,7 +207,7 @@ def _router_workers(workers: Any, errors: list[str]) -> list[Mapping[str, Any]]:
 
 
 def _check_realm(realm: Mapping[str, Any], where: str, context: Context, errors: list[str]) -> None:
-    from .permissions import Role
+    from ..wamp.roles import Role
 
     name = realm.get("name")
     if not name:
@@ -224,6 +224,11 @@ def _check_realm(realm: Mapping[str, Any], where: str, context: Context, errors:
     roles = context.roles.setdefault(str(name), {})
     for index, entry in enumerate(realm.get("roles", [])):
         try:
+            if "authorizer" in entry:
+                raise ValueError(
+                    f"role {entry.get('name')!r}: dynamic authorizers are not supported; "
+                    "list static permissions"
+                )
             role = Role.from_config(entry)
         except (KeyError, ValueError) as exc:
             errors.append(f"{where}.roles[{index}]: {exc}")

@@ -13,12 +13,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base import ASGIApp, Receive, Scope, Send
-from .permissions import Role
 from .static import StaticFiles
 from .wsgi import WsgiApp
+
+if TYPE_CHECKING:  # the wamp extra is needed only by configs with a router
+    from ..wamp.roles import Role
 
 #: Path types Crossbar.io has and Crossway does not (yet), with what to do instead.
 UNSUPPORTED_PATHS = {
