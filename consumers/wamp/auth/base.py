@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,6 +132,23 @@ class Authenticator(Protocol):
 #: ``pubkey`` for cryptosign), or None/False to refuse; may be async. A string names a WAMP
 #: procedure registered in the realm that is called with the same arguments.
 DynamicAuthenticator = Callable[[str, str | None, dict[str, Any]], Any] | str
+
+
+class StaticOrDynamic:
+    """What the secret-checking methods (ticket, wampcra, cryptosign) start from: static
+    ``principals`` (authid -> Principal) or a dynamic ``authenticator``, exactly one of the two."""
+
+    def __init__(
+        self,
+        principals: Mapping[str, Principal] | None = None,
+        authenticator: DynamicAuthenticator | None = None,
+    ) -> None:
+        if (principals is None) == (authenticator is None):
+            raise ValueError(
+                f"{type(self).__name__} needs either principals={{...}} or authenticator=..."
+            )
+        self.principals = dict(principals or {})
+        self.authenticator = authenticator
 
 
 def same(a: str, b: str) -> bool:

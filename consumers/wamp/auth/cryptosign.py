@@ -21,6 +21,7 @@ from .base import (
     Outcome,
     Principal,
     Refuse,
+    StaticOrDynamic,
     ask,
     principal_from,
     then,
@@ -37,7 +38,7 @@ def _verify_key(pubkey: str) -> Any:
         return None
 
 
-class Cryptosign:
+class Cryptosign(StaticOrDynamic):
     """Cryptosign from static ``principals`` (authid -> Principal with ``authorized_keys``) or a
     dynamic ``authenticator`` (given ``details["authextra"]["pubkey"]``, returns a role or
     ``{"role", "authid"?}``)."""
@@ -50,12 +51,9 @@ class Cryptosign:
         authenticator: DynamicAuthenticator | None = None,
         channel_binding: str | None = None,
     ) -> None:
-        if (principals is None) == (authenticator is None):
-            raise ValueError("Cryptosign needs either principals={...} or authenticator=...")
+        super().__init__(principals, authenticator)
         if channel_binding not in (None, "tls-unique"):
             raise ValueError("channel_binding must be None or 'tls-unique'")
-        self.principals = dict(principals or {})
-        self.authenticator = authenticator
         self.channel_binding = channel_binding
         self._by_key = {
             key.lower(): (authid, p)

@@ -8,17 +8,15 @@ a dummy so that both failures take the same path. A dynamic authenticator receiv
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
 from typing import Any
 
 from .base import (
     Accept,
     Challenge,
-    DynamicAuthenticator,
     HelloInfo,
     Outcome,
-    Principal,
     Refuse,
+    StaticOrDynamic,
     ask,
     principal_from,
     same,
@@ -28,21 +26,11 @@ from .base import (
 _DUMMY = secrets.token_urlsafe(24)
 
 
-class Ticket:
+class Ticket(StaticOrDynamic):
     """Ticket authentication from static ``principals`` (authid -> Principal with ``secret``)
     or a dynamic ``authenticator``."""
 
     method = "ticket"
-
-    def __init__(
-        self,
-        principals: Mapping[str, Principal] | None = None,
-        authenticator: DynamicAuthenticator | None = None,
-    ) -> None:
-        if (principals is None) == (authenticator is None):
-            raise ValueError("Ticket needs either principals={...} or authenticator=...")
-        self.principals = dict(principals or {})
-        self.authenticator = authenticator
 
     def start(self, hello: HelloInfo) -> Outcome:
         """Ask the client for its ticket."""

@@ -30,6 +30,7 @@ from .base import (
     Outcome,
     Principal,
     Refuse,
+    StaticOrDynamic,
     ask,
     principal_from,
     then,
@@ -52,7 +53,7 @@ def signature(key: bytes, challenge: str) -> str:
     return base64.b64encode(hmac.new(key, challenge.encode(), hashlib.sha256).digest()).decode()
 
 
-class WampCra:
+class WampCra(StaticOrDynamic):
     """WAMP-CRA from static ``principals`` (authid -> Principal with ``secret`` and optionally
     ``salt``) or a dynamic ``authenticator`` returning ``{"secret", "role", "salt"?, ...}``."""
 
@@ -63,10 +64,7 @@ class WampCra:
         principals: Mapping[str, Principal] | None = None,
         authenticator: DynamicAuthenticator | None = None,
     ) -> None:
-        if (principals is None) == (authenticator is None):
-            raise ValueError("WampCra needs either principals={...} or authenticator=...")
-        self.principals = dict(principals or {})
-        self.authenticator = authenticator
+        super().__init__(principals, authenticator)
         self.salted = any(p.salt is not None for p in self.principals.values())
 
     def start(self, hello: HelloInfo) -> Outcome:
