@@ -325,30 +325,21 @@ class MemoryQueueStore(QueueStore):
         """Make dead-lettered jobs pending again, their attempts reset."""
         with self._lock:
             state = self._queue(queue)
-            chosen = list(state.dead) if job_ids is None else job_ids
-            retried = 0
-            for job_id in chosen:
-                if job_id in state.dead:
-                    del state.dead[job_id]
-                    job = state.jobs[job_id]
-                    job.attempts = job.lost_leases = 0
-                    job.finished_at = None
-                    self._make_ready(state, job, time.time())
-                    retried += 1
-            return retried
+            taken = _take_dead(state, job_ids)
+            for job in taken:
+                job.attempts = job.lost_leases = 0
+                job.finished_at = None
+                self._make_ready(state, job, time.time())
+            return len(taken)
 
     async def purge_dead(self, queue: str, job_ids: list[str] | None = None) -> int:
         """Forget dead-lettered jobs."""
         with self._lock:
             state = self._queue(queue)
-            chosen = list(state.dead) if job_ids is None else job_ids
-            purged = 0
-            for job_id in chosen:
-                if job_id in state.dead:
-                    del state.dead[job_id]
-                    del state.jobs[job_id]
-                    purged += 1
-            return purged
+            taken = _take_dead(state, job_ids)
+            for job in taken:
+                del state.jobs[job.job_id]
+            return len(taken)
 
     async def counts(self, queue: str) -> dict[str, QueueCounts]:
         """Jobs per task name by state."""
@@ -401,3 +392,14 @@ def _sweep_keys(state: QueueState, now: float) -> None:
     live = {key: seen for key, seen in state.idempotency.items() if seen[1] > now}
     state.idempotency = live
     state.idempotency_sweep = max(1024, 2 * len(live))
+
+
+def _take_dead(state: QueueState, job_ids: list[str] | None) -> list[Job]:
+    """Take the chosen jobs (all when None) off the dead-letter list; ids not on it are ignored."""
+    chosen = list(state.dead) if job_ids is None else job_ids
+    taken = []
+    for job_id in chosen:
+        if job_id in state.dead:
+            del state.dead[job_id]
+            taken.append(state.jobs[job_id])
+    return taken
