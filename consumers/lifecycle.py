@@ -238,27 +238,13 @@ class Dispatcher:
         held = [*(p.message for p in self._buffer), *self._held]
         overdue = [m for m in held if m.get("type") != self._disconnect_type]
         if overdue:
-            logger.warning(
-                "%s: dropping %d unhandled message(s) (%s) because it is overdue after its "
-                "client disconnected",
-                self._label,
-                len(overdue),
-                ", ".join(sorted({str(m.get("type")) for m in overdue})),
-            )
+            warn_overdue(self._label, overdue)
         self._buffer = [p for p in self._buffer if p.is_disconnect]
         if self._held and self._held[-1].get("type") == self._disconnect_type:
             self._enqueue("client", self._held[-1])  # nothing is read after a disconnect
         self._held.clear()
         for task, pending in self._running.items():
-            logger.warning(
-                "%s did not finish %.3gs after its client disconnected; cancelling its handler "
-                "for %r, stuck at:\n%s\nMake handlers return once the client is gone, or raise "
-                "the consumer's disconnect_timeout.",
-                self._label,
-                self._disconnect_timeout,
-                pending.message.get("type"),
-                "\n".join("  " + line for line in describe_await_chain(task)),
-            )
+            warn_stuck(self._label, self._disconnect_timeout, pending.message, task)
             task.cancel()
         if not self._disconnect_seen:
             # The server refused a send but never delivered the disconnect: make one up, so
@@ -275,6 +261,31 @@ class Dispatcher:
             await asyncio.wait(tasks)
         self._readers.clear()
         self._running.clear()
+
+
+def warn_overdue(label: str, overdue: list[Message]) -> None:
+    """Log the messages a consumer drops because it is overdue after its client disconnected."""
+    logger.warning(
+        "%s: dropping %d unhandled message(s) (%s) because it is overdue after its "
+        "client disconnected",
+        label,
+        len(overdue),
+        ", ".join(sorted({str(m.get("type")) for m in overdue})),
+    )
+
+
+def warn_stuck(label: str, timeout: float, message: Message, task: asyncio.Future[Any]) -> None:
+    """Log a handler still running ``timeout`` seconds after its client disconnected, and where
+    it is stuck (it is about to be cancelled)."""
+    logger.warning(
+        "%s did not finish %.3gs after its client disconnected; cancelling its handler "
+        "for %r, stuck at:\n%s\nMake handlers return once the client is gone, or raise "
+        "the consumer's disconnect_timeout.",
+        label,
+        timeout,
+        message.get("type"),
+        "\n".join("  " + line for line in describe_await_chain(task)),
+    )
 
 
 def describe_await_chain(task: asyncio.Future[Any]) -> list[str]:

@@ -29,7 +29,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .exceptions import StopConsumer
-from .lifecycle import CLIENT_READ_AHEAD, describe_await_chain, in_disconnect_handler, logger
+from .lifecycle import (
+    CLIENT_READ_AHEAD,
+    in_disconnect_handler,
+    logger,
+    warn_overdue,
+    warn_stuck,
+)
 
 Message = dict[str, Any]
 
@@ -262,27 +268,13 @@ class SerialLoop:
         disconnect_type = f"{self._scope_type}.disconnect"
         overdue = [m for m in self._client if m.get("type") != disconnect_type]
         if overdue:
-            logger.warning(
-                "%s: dropping %d unhandled message(s) (%s) because it is overdue after its "
-                "client disconnected",
-                self._label(),
-                len(overdue),
-                ", ".join(sorted({str(m.get("type")) for m in overdue})),
-            )
+            warn_overdue(self._label(), overdue)
             kept = [m for m in self._client if m.get("type") == disconnect_type]
             self._client.clear()
             self._client.extend(kept)
         running, worker = self._running, self._worker
         if running is not None and worker is not None and not self._deadline_cancel:
-            logger.warning(
-                "%s did not finish %.3gs after its client disconnected; cancelling its handler "
-                "for %r, stuck at:\n%s\nMake handlers return once the client is gone, or raise "
-                "the consumer's disconnect_timeout.",
-                self._label(),
-                self._timeout,
-                running.get("type"),
-                "\n".join("  " + line for line in describe_await_chain(worker)),
-            )
+            warn_stuck(self._label(), self._timeout, running, worker)
             self._deadline_cancel = True
             worker.cancel()
         if not self._disconnect_seen:
