@@ -287,6 +287,16 @@ def read_frames(sock: socket.socket) -> list[Any]:
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
+    return parse_frames(data)
+
+
+def read_frames_once(sock: socket.socket) -> list[Any]:
+    """The frames of one read (whole frames: the server writes each batch in one write)."""
+    return parse_frames(sock.recv(65536))
+
+
+def parse_frames(data: bytes) -> list[Any]:
+    """The whole frames in ``data``, in order."""
     frames = []
     while len(data) >= 9:
         frame, length = Frame.parse_frame_header(memoryview(data[:9]))
@@ -296,8 +306,8 @@ def read_frames(sock: socket.socket) -> list[Any]:
     return frames
 
 
-def test_graceful_shutdown_sends_goaway_and_lets_streams_finish(run_server: Any) -> None:
-    started, release = threading.Event(), threading.Event()
+def held_response(started: threading.Event, release: threading.Event, body: bytes) -> Any:
+    """An app that sets ``started`` on a request and answers ``body`` once ``release`` is set."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -306,7 +316,14 @@ def test_graceful_shutdown_sends_goaway_and_lets_streams_finish(run_server: Any)
         while not release.is_set():
             await asyncio.sleep(0.01)
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"done"})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def test_graceful_shutdown_sends_goaway_and_lets_streams_finish(run_server: Any) -> None:
+    started, release = threading.Event(), threading.Event()
+    app = held_response(started, release, b"done")
 
     with run_server(app, h2c=True) as server:
         client = RawClient(server.port)
@@ -324,29 +341,9 @@ def test_graceful_shutdown_sends_goaway_and_lets_streams_finish(run_server: Any)
         assert b"".join(f.data for f in data) == b"done" and "END_STREAM" in data[-1].flags
 
 
-def read_frames_once(sock: socket.socket) -> list[Any]:
-    """The frames of one read (whole frames: the server writes each batch in one write)."""
-    data = sock.recv(65536)
-    frames = []
-    while len(data) >= 9:
-        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
-        frame.parse_body(memoryview(data[9 : 9 + length]))
-        frames.append(frame)
-        data = data[9 + length :]
-    return frames
-
-
 def test_curl_finishes_a_response_across_a_graceful_shutdown(run_server: Any) -> None:
     started, release = threading.Event(), threading.Event()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        started.set()
-        while not release.is_set():
-            await asyncio.sleep(0.01)
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"finished"})
+    app = held_response(started, release, b"finished")
 
     with run_server(app, h2c=True) as server:
         curl = subprocess.Popen(
