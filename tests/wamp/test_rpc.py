@@ -14,6 +14,21 @@ from tests.wamp._autobahn import ApplicationError, CallOptions, RegisterOptions
 pytestmark = pytest.mark.transports("asyncio")
 
 
+def interruptible(started: asyncio.Event, interrupted: asyncio.Event) -> Any:
+    """A procedure that sets ``started``, then waits until it is cancelled (INTERRUPT), which
+    sets ``interrupted``."""
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            interrupted.set()
+            raise
+
+    return slow
+
+
 async def test_call_register_and_errors(wamp_server: Any) -> None:
     async with wamp_server() as wamp:
         callee, caller = await wamp.connect(), await wamp.connect()
@@ -118,15 +133,7 @@ async def test_cancel_interrupts_the_callee(wamp_server: Any) -> None:
     async with wamp_server() as wamp:
         callee, caller = await wamp.connect(), await wamp.connect()
         started, interrupted = asyncio.Event(), asyncio.Event()
-
-        async def slow() -> None:
-            started.set()
-            try:
-                await asyncio.sleep(10)
-            except asyncio.CancelledError:
-                interrupted.set()
-                raise
-
+        slow = interruptible(started, interrupted)
         await callee.register(slow, "com.slow")
         call = asyncio.ensure_future(caller.call("com.slow"))
         await asyncio.wait_for(started.wait(), 2)
@@ -160,15 +167,7 @@ async def test_caller_leaving_interrupts_the_invocation(wamp_server: Any) -> Non
     async with wamp_server() as wamp:
         callee, caller = await wamp.connect(), await wamp.connect()
         started, interrupted = asyncio.Event(), asyncio.Event()
-
-        async def slow() -> None:
-            started.set()
-            try:
-                await asyncio.sleep(10)
-            except asyncio.CancelledError:
-                interrupted.set()
-                raise
-
+        slow = interruptible(started, interrupted)
         await callee.register(slow, "com.slow")
         asyncio.ensure_future(caller.call("com.slow")).add_done_callback(lambda f: f.exception())
         await asyncio.wait_for(started.wait(), 2)
