@@ -23,6 +23,7 @@ from consumers.tasks import (
     TaskCancelled,
     TaskContext,
     TaskFailed,
+    TaskHandle,
     TaskWorker,
     backoff_delay,
 )
@@ -202,41 +203,36 @@ async def test_progress_is_stored_and_sent_to_the_group(start_worker: StartWorke
     await handle.result(timeout=5)
 
 
-async def test_shutdown_lets_running_tasks_finish(videos: Queue) -> None:
+async def stop_while_running(
+    videos: Queue, name: str, runtime: float, shutdown_timeout: float
+) -> TaskHandle:
+    """Enqueue a task that takes ``runtime`` seconds and returns "finished", stop the worker
+    once the task has started, and return the task's handle after the worker has stopped."""
     started = asyncio.Event()
 
-    @videos.task("short")
-    async def short(ctx: TaskContext) -> str:
+    @videos.task(name)
+    async def task(ctx: TaskContext) -> str:
         started.set()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(runtime)
         return "finished"
 
     stop = asyncio.Event()
-    worker = TaskWorker([videos], poll_interval=0.1, shutdown_timeout=5)
+    worker = TaskWorker([videos], poll_interval=0.1, shutdown_timeout=shutdown_timeout)
     running = asyncio.ensure_future(worker.run(stop))
-    handle = await short.enqueue()
+    handle = await task.enqueue()
     await started.wait()
     stop.set()
     await asyncio.wait_for(running, 5)
+    return handle
+
+
+async def test_shutdown_lets_running_tasks_finish(videos: Queue) -> None:
+    handle = await stop_while_running(videos, "short", runtime=0.3, shutdown_timeout=5)
     assert await handle.result(timeout=0) == "finished"
 
 
 async def test_shutdown_requeues_tasks_that_overrun_it(videos: Queue) -> None:
-    started = asyncio.Event()
-
-    @videos.task("long")
-    async def long(ctx: TaskContext) -> str:
-        started.set()
-        await asyncio.sleep(30)
-        return "never"
-
-    stop = asyncio.Event()
-    worker = TaskWorker([videos], poll_interval=0.1, shutdown_timeout=0.2)
-    running = asyncio.ensure_future(worker.run(stop))
-    handle = await long.enqueue()
-    await started.wait()
-    stop.set()
-    await asyncio.wait_for(running, 5)
+    handle = await stop_while_running(videos, "long", runtime=30, shutdown_timeout=0.2)
     status = await handle.status()
     assert status is not None and status.state == "pending" and status.attempts == 0
 
