@@ -50,7 +50,9 @@ async def ws_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 class H2WebSocket:
     """An extended CONNECT on stream 1 of a raw h2 client connection."""
 
-    def __init__(self, port: int, tls: ssl.SSLContext | None, path: str = "/ws") -> None:
+    def __init__(
+        self, port: int, tls: ssl.SSLContext | None, path: str = "/ws", extra: Any = ()
+    ) -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         if tls is not None:
             tls.set_alpn_protocols(["h2"])
@@ -76,6 +78,7 @@ class H2WebSocket:
             (b":authority", b"127.0.0.1"),
             (b"sec-websocket-version", b"13"),
             (b"sec-websocket-protocol", b"chat"),
+            *extra,
         ]
         self.conn.send_headers(1, headers)
         self.flush()
@@ -270,3 +273,14 @@ def test_plain_connect_is_still_501(run_server: Any) -> None:
                     status = dict(event.headers or [])[b":status"]
             sock.sendall(conn.data_to_send())
         assert status == b"501"
+
+
+def test_permessage_deflate_is_negotiated(run_server: Any, certificates: Any) -> None:
+    offer = (b"sec-websocket-extensions", b"permessage-deflate; client_max_window_bits")
+    with run_server(ws_app, h2c=True) as server:
+        client = H2WebSocket(server.port, None, extra=[offer])
+        accepted = client.headers[b"sec-websocket-extensions"]
+        assert accepted.startswith(b"permessage-deflate")
+    with run_server(ws_app, h2c=True, ws_per_message_deflate=False) as server:
+        client = H2WebSocket(server.port, None, extra=[offer])
+        assert b"sec-websocket-extensions" not in client.headers
