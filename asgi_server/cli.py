@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.util
 import logging
 import platform
 import sys
@@ -176,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(config.log_level, config.log_config)
         if config.crossbar_config is not None:
             config = _with_crossbar_config(config, argv)
+        _check_http2(config)
     except (EnvFileError, LogConfigError, ValueError) as exc:
         print(f"asgi-server: error: {exc}", file=sys.stderr)
         return 2
@@ -184,6 +186,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.workers > 1 or config.reload:
         return Supervisor(config).run()
     return serve_in_this_process(config)
+
+
+def _check_http2(config: Config) -> None:
+    """``--h2c``, or HTTP/2 over TLS with an ``h2`` to be found, needs ``h2`` importable: fail at
+    startup with what to install, not at the first connection."""
+    if not config.h2c and not (
+        config.http2 and config.ssl_certfile and importlib.util.find_spec("h2") is not None
+    ):
+        return  # no h2c; over TLS without h2, ALPN offers HTTP/1.1 only
+    try:
+        importlib.import_module("h2.connection")
+    except ImportError as exc:
+        option = "--h2c" if config.h2c else "--http2"
+        raise ValueError(
+            f"{option} needs the h2 package ({exc}): pip install -e '.[http2]' in a checkout,"
+            " pip install 'crossway[http2]' otherwise"
+        ) from None
 
 
 def _with_crossbar_config(config: Config, argv: Sequence[str] | None) -> Config:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from asgi_server.asgi.http import build_scope, scope_template
 from asgi_server.connection.http import HttpHandler
 from asgi_server.connection.http2_stream import StreamCycle
+from asgi_server.connection.http2_websocket import WebsocketStream
 from asgi_server.protocols.http2 import (
     Body,
     ConnectionFailed,
@@ -124,7 +125,7 @@ class Http2Handler:
         self.logger = connection.logger
         self.loop = connection.loop
         self.core = HTTP2Core(H2Limits.from_config(self.config))
-        self.streams: dict[int, StreamCycle] = {}
+        self.streams: dict[int, StreamCycle | WebsocketStream] = {}
         self.writing_paused = False
         self._reading_paused = False
         self._closed = False
@@ -142,6 +143,8 @@ class Http2Handler:
         if connection.tls is not None:
             extensions["tls"] = connection.tls
         self._extensions = extensions
+        # A WebSocket stream's scope (RFC 8441) gets websocket.http.response, not trailers.
+        self._ws_extensions = {"tls": connection.tls} if connection.tls is not None else {}
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._arm_idle_timer(self.config.timeout_request_head)
@@ -207,8 +210,13 @@ class Http2Handler:
             scope["client"], scope["scheme"] = self._proxy.resolve(
                 client, self.connection.scheme, request.headers
             )
-        scope["extensions"] = self._extensions
-        cycle = StreamCycle(self, request.stream_id, scope)
+        cycle: StreamCycle | WebsocketStream
+        if request.protocol is not None:  # extended CONNECT: a WebSocket (RFC 8441)
+            scope["extensions"] = self._ws_extensions
+            cycle = WebsocketStream(self, request, scope)
+        else:
+            scope["extensions"] = self._extensions
+            cycle = StreamCycle(self, request.stream_id, scope)
         self.streams[request.stream_id] = cycle
         cycle.task = task = self.loop.create_task(cycle.run(self.connection.app))
         state.tasks.add(task)
@@ -240,7 +248,7 @@ class Http2Handler:
         if limit is not None and state.total_requests >= limit:
             state.max_requests_reached = True
 
-    def stream_done(self, cycle: StreamCycle) -> None:
+    def stream_done(self, cycle: StreamCycle | WebsocketStream) -> None:
         """The stream's app returned: forget the stream; close or go idle when it was the last."""
         self.streams.pop(cycle.stream_id, None)
         self.core.app_finished(cycle.stream_id)
@@ -281,6 +289,9 @@ class Http2Handler:
         """Graceful shutdown: GOAWAY with the last stream id; streams in flight finish."""
         self._closing = True
         self.core.start_shutdown()
+        for cycle in list(self.streams.values()):
+            if isinstance(cycle, WebsocketStream):  # no end of its own: close it with 1012
+                cycle.shutdown()
         self.flush()
         if not self.streams:
             self._close()

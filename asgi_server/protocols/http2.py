@@ -193,6 +193,7 @@ class HTTP2Core(ResponseSender):
                 self._refuse(stream, request.status_code)
             return
         stream.head_request = request.method == b"HEAD"
+        stream.tunnel = request.protocol is not None  # a WebSocket: --ws-max-size applies
         events.append(request)  # h2's StreamEnded follows when the request has no body
 
     def _on_data(self, event: ev.DataReceived, events: list[Event]) -> None:
@@ -210,7 +211,7 @@ class HTTP2Core(ResponseSender):
             stream.request_ended = True
         stream.received += len(data)
         limit = self.limits.limit_request_body
-        if limit is not None and stream.received > limit:
+        if limit is not None and stream.received > limit and not stream.tunnel:
             self._abandon(stream, events, "Request body too large", status_code=413)
             return
         if data:

@@ -74,5 +74,7 @@ def server_settings(limits: H2Limits) -> ServerSettings:
             SettingCodes.HEADER_TABLE_SIZE: limits.header_table_size,
             SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
             SettingCodes.ENABLE_PUSH: 0,
+            # RFC 8441: extended CONNECT, so WebSockets may run on HTTP/2 streams.
+            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
         },
     )

@@ -34,6 +34,7 @@ class Request:
     headers: Headers
     http_version: str = "2"
     forwarded: bool = False  # X-Forwarded-For or -Proto is present
+    protocol: bytes | None = None  # extended CONNECT's :protocol (RFC 8441): b"websocket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,7 @@ class Stream:
     refused: bool = False  # answered by the core itself
     closed: bool = False
     app_done: bool = False
+    tunnel: bool = False  # extended CONNECT: DATA carries WebSocket frames, no body limit
 
 
 # --- request heads -----------------------------------------------------------------------------
@@ -143,7 +145,7 @@ class Stream:
 # As for HTTP/1.1 (RFC 9110 §5.5), values with the other CTLs, DEL or NEL are refused too.
 _BAD_NAME = re.compile(rb"[^\x21-\x39\x3b-\x40\x5b-\x7e]").search
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f\x85]|\A[ \t]|[ \t]\Z").search
-_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority"))
+_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority", b":protocol"))
 _FORWARDED = frozenset((b"x-forwarded-for", b"x-forwarded-proto"))
 
 
@@ -205,16 +207,26 @@ def check_request(
     authority = pseudo.get(b":authority", host)
     if authority is not None:  # ASGI: :authority as the host header, first
         headers.insert(0, (b"host", authority))
-    return Request(stream_id, method, target, pseudo[b":scheme"], headers, "2", forwarded)
+    protocol = pseudo.get(b":protocol")
+    return Request(stream_id, method, target, pseudo[b":scheme"], headers, "2", forwarded, protocol)
 
 
 def _check_pseudo(
     stream_id: int, pseudo: dict[bytes, bytes], host: bytes | None
 ) -> RequestRefused | None:
-    """RFC 9113 §8.3.1: :method, :scheme and a non-empty :path, and an authority."""
+    """RFC 9113 §8.3.1: :method, :scheme and a non-empty :path, and an authority; CONNECT only
+    as RFC 8441's extended CONNECT for WebSocket, :protocol on nothing else."""
     method = pseudo.get(b":method")
-    if method == b"CONNECT":  # RFC 9113 §8.5; extended CONNECT (RFC 8441) is not offered
-        return RequestRefused(stream_id, 501, "CONNECT is not supported")
+    protocol = pseudo.get(b":protocol")
+    if method == b"CONNECT":
+        if protocol is None:  # RFC 9113 §8.5: a TCP tunnel, which we do not offer
+            return RequestRefused(stream_id, 501, "CONNECT is not supported")
+        if protocol != b"websocket":
+            return RequestRefused(stream_id, 501, "Extended CONNECT serves websocket only")
+        if pseudo.get(b":authority") is None:  # RFC 8441 §4
+            return _malformed(stream_id, "An extended CONNECT needs :authority")
+    elif protocol is not None:
+        return _malformed(stream_id, ":protocol is for extended CONNECT only")
     if not method or not pseudo.get(b":scheme") or not pseudo.get(b":path"):
         return _malformed(stream_id, "A request needs :method, :scheme and :path")
     authority = pseudo.get(b":authority")
