@@ -20,8 +20,9 @@ from channel_layers import get_channel_layer
 from channel_layers.base import BaseChannelLayer
 
 from .asgi import WampEndpoint
-from .cluster import ClusterNode, ClusterRealm
+from .cluster import ClusterRealm
 from .component import ComponentSession, Handler
+from .node import ClusterNode
 from .realm import Realm, RealmRouter, TimerHandle
 from .settings import Limits
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 from channel_layers.memory import InMemoryChannelLayer
 from consumers.wamp import Realm, Router
 from tests.conftest import get_free_port, wait_until_accepting
-from tests.wamp._autobahn import ApplicationError
+from tests.wamp._autobahn import ApplicationError, SubscribeOptions
 from tests.wamp.conftest import Wamp
 
 pytestmark = pytest.mark.transports("asyncio")
@@ -57,7 +57,9 @@ async def test_two_routers_on_one_memory_layer_share_calls_and_events() -> None:
     assert await on_a.call("com.add", 2, 3) == 5
     events: asyncio.Queue[Any] = asyncio.Queue()
     on_b.subscribe("com.topic", lambda *args: events.put_nowait(args))
-    await until(lambda: realm_a.cluster is not None and realm_a.cluster.interest.matching("com.topic"))
+    await until(
+        lambda: realm_a.cluster is not None and realm_a.cluster.interest.matching("com.topic")
+    )
     on_a.publish("com.topic", 1, 2)
     assert await asyncio.wait_for(events.get(), 2) == (1, 2)
     second = a.join("realm1")
@@ -83,10 +85,16 @@ def router_process(redis_url: str, prefix: str, *args: str) -> Iterator[tuple[in
     env["WAMP_SYNC_INTERVAL"] = str(SYNC)
     app = "tests.wamp.apps.cluster_app:application"
     command = [sys.executable, "-m", "asgi_server", app, "--port", str(port), *args]
-    with tempfile.TemporaryFile() as log:
+    with tempfile.NamedTemporaryFile(prefix="crossway-wamp-", suffix=".log") as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
         try:
             wait_until_accepting("127.0.0.1", port, process)
+            workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 0
+            deadline = time.monotonic() + 20
+            # The supervisor's socket accepts before its workers serve: wait for them.
+            while Path(log.name).read_text().count("is serving") < workers:
+                assert time.monotonic() < deadline, Path(log.name).read_text()
+                time.sleep(0.05)
             yield port, process
         finally:
             if process.poll() is None:
@@ -163,8 +171,6 @@ async def test_two_processes_share_events_calls_and_single_registrations(
 
 
 def _prefix() -> Any:
-    from autobahn.wamp.types import SubscribeOptions
-
     return SubscribeOptions(match="prefix")
 
 
@@ -187,7 +193,6 @@ async def test_killing_the_callees_process_fails_the_call_and_drops_its_registra
 
             await b.register(slow, "com.slow")
             await call_when_known(a, "com.worker.pid")
-            await until(lambda: True)
             pending = asyncio.ensure_future(call_when_known(a, "com.slow"))
             await asyncio.wait_for(started.wait(), 5)
             process_b.kill()
