@@ -117,6 +117,9 @@ _REGISTRY_CLASSES: dict[str, str] = {
     "channel_layers.memory.InMemoryChannelLayer": "channel_layers.memory_registry.MemoryRegistry",
     # RedisChannelLayer's __module__ is its public home, channel_layers.redis.
     "channel_layers.redis.RedisChannelLayer": "channel_layers.redis.registry.RedisRegistry",
+    "channel_layers.redis_pubsub.RedisPubSubChannelLayer": (
+        "channel_layers.redis.registry.RedisPubSubRegistry"
+    ),
 }
 _registries: weakref.WeakKeyDictionary[BaseChannelLayer, Registry] = weakref.WeakKeyDictionary()
 
@@ -141,5 +144,5 @@ def registry_for(layer: BaseChannelLayer) -> Registry:
             return made
     raise NotImplementedError(
         f"{type(layer).__name__} has no registry; a WAMP cluster needs the in-memory layer "
-        "(one process) or RedisChannelLayer"
+        "(one process), RedisChannelLayer or RedisPubSubChannelLayer"
     )

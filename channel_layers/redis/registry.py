@@ -9,23 +9,32 @@ share a slot):
 - ``P:r:{S}:q``: the claim counter.
 
 A node is a process-local channel name, and its members live while its process's heartbeat key
-(``P:{base!}:alive``, which the layer refreshes, see ``durable.py``) does: a script that meets a
-member whose node has no heartbeat drops it. The scripts read those heartbeat keys without
+does: on the durable layer ``P:{base!}:alive``, which the layer refreshes (see ``durable.py``);
+on the pub/sub layer ``P:{node}:alive``, which the registry refreshes itself every third of
+``heartbeat_ttl`` for the nodes of its process. A script that meets a member whose node has no
+heartbeat drops it. The scripts read those heartbeat keys without
 declaring them, so the registry needs the layer on one plain Redis server (no Cluster, one
 shard): it says so when built on another.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from channel_layers.base import LayerUnavailable
 from channel_layers.redis.connection import evalsha
 from channel_layers.redis.scripts import ALIVE_SUFFIX, LIST_CLOSE, LIST_OPEN
 from channel_layers.registry import SEPARATOR, Claim, Entry, Registry, require_plain
 
 if TYPE_CHECKING:
     from channel_layers.redis.durable import RedisChannelLayer
+    from channel_layers.redis.pubsub import RedisPubSubChannelLayer
+
+logger = logging.getLogger(__name__)
 
 _COMMON = f"""
 local US = '{SEPARATOR}'
@@ -38,10 +47,14 @@ local function split(record)
     start = at + 1
   end
 end
+-- The first character of the prefix argument says whose heartbeat a node has: 'b' its
+-- process-local base's (the durable layer's own), 'w' its whole name's (the registry's).
 local function is_alive(prefix, node, cache)
   local known = cache[node]
   if known == nil then
-    local base = string.match(node, '^[^!]*!') or node
+    local base = node
+    if string.sub(prefix, 1, 1) == 'b' then base = string.match(node, '^[^!]*!') or node end
+    prefix = string.sub(prefix, 2)
     local alive = prefix .. '{LIST_OPEN}' .. base .. '{LIST_CLOSE}{ALIVE_SUFFIX}'
     known = redis.call('EXISTS', alive) == 1
     cache[node] = known
@@ -133,19 +146,27 @@ def _text(value: Any) -> str:
 class RedisRegistry(Registry):
     """:class:`Registry` on the Redis server of a :class:`RedisChannelLayer`."""
 
-    def __init__(self, layer: RedisChannelLayer) -> None:
+    #: 'b': a node lives while its process-local base beats (the durable layer does that).
+    liveness = "b"
+
+    def __init__(self, layer: RedisChannelLayer | RedisPubSubChannelLayer) -> None:
         if len(layer.shards) != 1 or layer.shards[0].is_cluster:
             raise NotImplementedError(
                 "the channel layer's registry (WAMP clusters) needs the Redis layer on one "
                 "plain Redis server: give it one host, not several shards or a Cluster"
             )
         self.layer = layer
+        self.prefix = layer.prefix
         self.shard = layer.shards[0]
+
+    @property
+    def _alive_arg(self) -> str:
+        return self.liveness + self.prefix
 
     def _keys(self, space: str) -> tuple[str, str, str, str]:
         if any(char in space for char in "{}"):
             raise ValueError(f"registry space {space!r} must not contain braces")
-        terms = f"{self.layer.prefix}:r:{{{space}}}"
+        terms = f"{self.prefix}:r:{{{space}}}"
         return terms, terms + ":m", terms + ":q", terms + ":k:"
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
@@ -166,7 +187,7 @@ class RedisRegistry(Registry):
         require_plain(space=space, key=key, member=member, node=node, policy=policy, value=value)
         terms, members, counter, kprefix = self._keys(space)
         flag = "1" if exclusive else "0"
-        args = [self.layer.prefix, kprefix, key, member, node, flag, policy, value]
+        args = [self._alive_arg, kprefix, key, member, node, flag, policy, value]
         granted, mode, held_policy, held_value = await self._run(
             CLAIM, [terms, members, counter], args
         )
@@ -183,7 +204,7 @@ class RedisRegistry(Registry):
 
     async def _entries(self, space: str, leaving: str) -> list[Entry]:
         terms, members, _, kprefix = self._keys(space)
-        args = [self.layer.prefix, kprefix, leaving]
+        args = [self._alive_arg, kprefix, leaving]
         _, flat_members, flat_terms = await self._run(ENTRIES, [terms, members], args)
         held = {
             _text(flat_terms[i]): _text(flat_terms[i + 1]).split(SEPARATOR)
@@ -202,7 +223,7 @@ class RedisRegistry(Registry):
         asked = list(nodes)
         if not asked:
             return set()
-        flags = await self._run(ALIVE, [], [self.layer.prefix, *asked])
+        flags = await self._run(ALIVE, [], [self._alive_arg, *asked])
         return {node for node, flag in zip(asked, flags, strict=True) if flag}
 
     async def leave(self, space: str, node: str) -> int:
@@ -210,3 +231,49 @@ class RedisRegistry(Registry):
         before = await self._entries(space, "")
         await self._entries(space, node)
         return sum(1 for entry in before if entry.node == node)
+
+
+class RedisPubSubRegistry(RedisRegistry):
+    """:class:`Registry` beside a :class:`RedisPubSubChannelLayer`, which stores nothing and
+    beats no heartbeat: the registry beats one per node of its process (``P:{node}:alive``)."""
+
+    liveness = "w"
+    #: Seconds a node's members outlive its process (its heartbeat's TTL).
+    heartbeat_ttl = 30.0
+
+    def __init__(self, layer: RedisPubSubChannelLayer) -> None:
+        super().__init__(layer)
+        self._beating: dict[str, asyncio.Task[None]] = {}
+
+    async def claim(
+        self,
+        space: str,
+        key: str,
+        member: str,
+        node: str,
+        *,
+        exclusive: bool,
+        policy: str = "",
+        value: str = "",
+    ) -> Claim:
+        """Start ``node``'s heartbeat (a node claims from its own process), then claim."""
+        beating = self._beating.get(node)
+        if beating is None or beating.done():
+            await self._beat(node)
+            self._beating[node] = asyncio.get_running_loop().create_task(self._heartbeat(node))
+        return await super().claim(
+            space, key, member, node, exclusive=exclusive, policy=policy, value=value
+        )
+
+    async def _beat(self, node: str) -> None:
+        key = f"{self.prefix}{LIST_OPEN}{node}{LIST_CLOSE}{ALIVE_SUFFIX}"
+        ttl = math.ceil(self.heartbeat_ttl * 1000)
+        await self.shard.run(lambda client: client.set(key, b"1", px=ttl))
+
+    async def _heartbeat(self, node: str) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_ttl / 3)
+            try:
+                await self._beat(node)
+            except LayerUnavailable as exc:
+                logger.warning("could not refresh the registry heartbeat of %r: %s", node, exc)

@@ -11,6 +11,8 @@ the layer's registry (``channel_layers/registry.py``), one space per realm and k
 - ``wamp.sub.<realm>``: a member per node and subscription pattern: which nodes want which
   topics. A publication goes to each interested node once (one layer message, not one per
   subscriber), and that node encodes each EVENT once per serializer.
+- ``wamp.session.<realm>``: a member per session (its ID), owned by its node.
+- ``wamp.nodes``: every node, present while its process lives.
 
 Each node keeps a replica of both spaces for the routing path (lookups stay synchronous). It
 reads the registry again when another node says it changed something (``wamp.changed`` to the
@@ -29,6 +31,7 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from channel_layers.base import ChannelLayerError
@@ -70,6 +73,7 @@ class ClusterRealm:
         self.name = name
         self.group = _group(name)
         self.reg_space, self.sub_space = f"wamp.reg.{name}", f"wamp.sub.{name}"
+        self.session_space = f"wamp.session.{name}"
         self.local = LocalRoutingState(max_retained_events)
         self.realm: RealmRouter | None = None
         self.registrations = PatternIndex[Registration]()  # every node's callees
@@ -216,8 +220,18 @@ class ClusterRealm:
         """This node's retained events for a new subscription."""
         return self.local.retained_for(topic, match)
 
+    def session_joined(self, session_id: int) -> None:
+        """Record a session of this node in the cluster's session space."""
+        key = str(session_id)
+        self.queue(
+            lambda: self.node.registry.claim(
+                self.session_space, key, key, self.node.channel, exclusive=True
+            )
+        )
+
     def drop_session(self, session_id: int) -> None:
         """Forget a session that left, here and (next) in the cluster."""
+        self.queue(partial(self._release, self.session_space, str(session_id)))
         subscriptions, registrations = self.local.held_by(session_id)
         for subscription_id in subscriptions:
             self.unsubscribe(session_id, subscription_id)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("consumers.wamp")
 
+#: The registry space where each node is present.
+NODES = "wamp.nodes"
+
 
 class ClusterNode:
     """This process's node: its channel, its receive loop, and the realms it serves."""
@@ -39,6 +42,9 @@ class ClusterNode:
 
     async def _run(self) -> None:
         self.channel = await self.layer.new_channel("wamp")
+        # Every node is present in the registry, so that other nodes can tell it is alive
+        # (a registry that beats for its nodes, the pub/sub layer's, starts here).
+        await self.registry.claim(NODES, self.channel, self.channel, self.channel, exclusive=True)
         for realm in self.realms.values():
             await self.layer.group_add(realm.group, self.channel)
         self.ready.set()

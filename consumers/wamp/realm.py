@@ -179,6 +179,8 @@ class RealmRouter:
     def attach(self, session: Session) -> None:
         """A session joined (after WELCOME)."""
         self.sessions[session.id] = session
+        if self.cluster is not None:
+            self.cluster.session_joined(session.id)
         self.meta.joined(session)
 
     def detach(self, session: Session) -> None:

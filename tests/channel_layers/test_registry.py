@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -18,15 +19,27 @@ from channel_layers.memory import InMemoryChannelLayer
 from channel_layers.registry import Registry
 
 
-@pytest.fixture(params=["memory", "redis"])
+def redis_layer(kind: str, url: str, prefix: str, heartbeat_ttl: float = 30) -> BaseChannelLayer:
+    """The durable ("redis") or pub/sub ("pubsub") Redis layer, its registry's heartbeat set."""
+    from channel_layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
+    from channel_layers.redis.registry import RedisPubSubRegistry
+
+    if kind == "redis":
+        return RedisChannelLayer(hosts=[url], prefix=prefix, heartbeat_ttl=heartbeat_ttl)
+    layer = RedisPubSubChannelLayer(hosts=[url], prefix=prefix)
+    registry = layer.registry()
+    assert isinstance(registry, RedisPubSubRegistry)
+    registry.heartbeat_ttl = heartbeat_ttl
+    return layer
+
+
+@pytest.fixture(params=["memory", "redis", "pubsub"])
 async def layer(request: pytest.FixtureRequest) -> AsyncIterator[BaseChannelLayer]:
     if request.param == "memory":
         made: BaseChannelLayer = InMemoryChannelLayer()
     else:
-        from channel_layers.redis import RedisChannelLayer
-
         url = request.getfixturevalue("redis_url")
-        made = RedisChannelLayer(hosts=[url], prefix=f"reg-{os.urandom(4).hex()}")
+        made = redis_layer(request.param, url, f"reg-{os.urandom(4).hex()}")
     yield made
     await made.flush()
     await made.close()
@@ -102,10 +115,10 @@ async def test_spaces_are_separate_and_values_checked(layer: BaseChannelLayer) -
 
 HOLDER = """
 import asyncio, sys
-from channel_layers.redis import RedisChannelLayer
+from tests.channel_layers.test_registry import redis_layer
 
 async def main():
-    layer = RedisChannelLayer(hosts=[sys.argv[1]], prefix=sys.argv[2], heartbeat_ttl=0.6)
+    layer = redis_layer(sys.argv[3], sys.argv[1], sys.argv[2], heartbeat_ttl=0.6)
     node = await layer.new_channel("wamp")
     claim = await layer.registry().claim("s", "k", "held", node, exclusive=True, value="1")
     print(node, claim.granted, flush=True)
@@ -115,15 +128,17 @@ asyncio.run(main())
 """
 
 
-async def test_a_killed_process_loses_its_claims_within_the_heartbeat(redis_url: str) -> None:
-    from channel_layers.redis import RedisChannelLayer
-
+@pytest.mark.parametrize("kind", ["redis", "pubsub"])
+async def test_a_killed_process_loses_its_claims_within_the_heartbeat(
+    redis_url: str, kind: str
+) -> None:
     prefix = f"reg-{os.urandom(4).hex()}"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(HOLDER), redis_url, prefix],
+        [sys.executable, "-c", textwrap.dedent(HOLDER), redis_url, prefix, kind],
         stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
     )
-    layer = RedisChannelLayer(hosts=[redis_url], prefix=prefix, heartbeat_ttl=0.6)
+    layer = redis_layer(kind, redis_url, prefix, heartbeat_ttl=0.6)
     try:
         assert holder.stdout is not None
         node, granted = holder.stdout.readline().decode().split()

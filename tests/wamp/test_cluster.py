@@ -81,7 +81,12 @@ def router_process(redis_url: str, prefix: str, *args: str) -> Iterator[tuple[in
     """``python -m asgi_server`` serving tests/wamp/apps/cluster_app.py on a free port."""
     port = get_free_port()
     env = dict(os.environ)
-    env["CHANNEL_LAYERS_URL"] = f"{redis_url}?prefix={prefix}&heartbeat_ttl={HEARTBEAT}"
+    query = (
+        f"prefix={prefix}"
+        if "+pubsub" in redis_url
+        else f"prefix={prefix}&heartbeat_ttl={HEARTBEAT}"
+    )
+    env["CHANNEL_LAYERS_URL"] = f"{redis_url}?{query}"
     env["WAMP_SYNC_INTERVAL"] = str(SYNC)
     app = "tests.wamp.apps.cluster_app:application"
     command = [sys.executable, "-m", "asgi_server", app, "--port", str(port), *args]
@@ -139,13 +144,14 @@ def prefix() -> str:
     return f"wamp-{os.urandom(4).hex()}"
 
 
-@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+@pytest.mark.parametrize(("serializer", "scheme"), [("json", "redis"), ("msgpack", "redis+pubsub")])
 async def test_two_processes_share_events_calls_and_single_registrations(
-    redis_url: str, prefix: str, serializer: str
+    redis_url: str, prefix: str, serializer: str, scheme: str
 ) -> None:
+    url = redis_url.replace("redis://", f"{scheme}://", 1)
     with (
-        router_process(redis_url, prefix) as (port_a, _),
-        router_process(redis_url, prefix) as (port_b, _),
+        router_process(url, prefix) as (port_a, _),
+        router_process(url, prefix) as (port_b, _),
     ):
         wamp_a, wamp_b = wamp_at(port_a, serializer), wamp_at(port_b, serializer)
         try:
