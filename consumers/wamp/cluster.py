@@ -140,6 +140,10 @@ class ClusterRealm:
     async def _release(self, space: str, member: str) -> bool:
         return await self.node.registry.release(space, member)
 
+    async def _forget_session(self, member: str) -> bool:
+        await self.node.registry.release(self.session_space, member)
+        return False
+
     def subscriptions_matching(self, topic: str) -> list[Subscription]:
         """This node's subscriptions matching ``topic`` (other nodes deliver their own)."""
         return self.local.subscriptions_matching(topic)
@@ -223,15 +227,17 @@ class ClusterRealm:
     def session_joined(self, session_id: int) -> None:
         """Record a session of this node in the cluster's session space."""
         key = str(session_id)
-        self.queue(
-            lambda: self.node.registry.claim(
-                self.session_space, key, key, self.node.channel, exclusive=True
-            )
-        )
+
+        async def claim() -> bool:
+            registry = self.node.registry
+            await registry.claim(self.session_space, key, key, self.node.channel, exclusive=True)
+            return False  # other nodes route by registrations, not sessions: no re-read
+
+        self.queue(claim)
 
     def drop_session(self, session_id: int) -> None:
         """Forget a session that left, here and (next) in the cluster."""
-        self.queue(partial(self._release, self.session_space, str(session_id)))
+        self.queue(partial(self._forget_session, str(session_id)))
         subscriptions, registrations = self.local.held_by(session_id)
         for subscription_id in subscriptions:
             self.unsubscribe(session_id, subscription_id)

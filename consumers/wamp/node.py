@@ -41,12 +41,15 @@ class ClusterNode:
         self._tasks.append(asyncio.get_running_loop().create_task(self._run()))
 
     async def _run(self) -> None:
-        self.channel = await self.layer.new_channel("wamp")
-        # Every node is present in the registry, so that other nodes can tell it is alive
-        # (a registry that beats for its nodes, the pub/sub layer's, starts here).
-        await self.registry.claim(NODES, self.channel, self.channel, self.channel, exclusive=True)
-        for realm in self.realms.values():
-            await self.layer.group_add(realm.group, self.channel)
+        delay = 0.5
+        while True:
+            try:
+                await self._join()
+                break
+            except ChannelLayerError as exc:  # Redis down at startup: keep trying
+                logger.warning("WAMP node cannot join the cluster yet (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         self.ready.set()
         loop = asyncio.get_running_loop()
         for coroutine in (self._receive(), self._send(), self._watch()):
@@ -54,9 +57,23 @@ class ClusterNode:
         for realm in self.realms.values():
             realm.start()
 
+    async def _join(self) -> None:
+        if not self.channel:
+            self.channel = await self.layer.new_channel("wamp")
+        # Every node is present in the registry, so that other nodes can tell it is alive
+        # (a registry that beats for its nodes, the pub/sub layer's, starts here).
+        await self.registry.claim(NODES, self.channel, self.channel, self.channel, exclusive=True)
+        for realm in self.realms.values():
+            await self.layer.group_add(realm.group, self.channel)
+
     async def _receive(self) -> None:
         while True:
-            message = await self.layer.receive(self.channel)
+            try:
+                message = await self.layer.receive(self.channel)
+            except ChannelLayerError as exc:  # the layer reconnects by itself: wait and retry
+                logger.warning("WAMP node cannot receive (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+                continue
             realm = self.realms.get(message.get("realm", ""))
             if realm is None:
                 continue
