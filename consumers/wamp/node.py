@@ -5,6 +5,7 @@ ordered outbox, and a watch that reads every realm's registry again now and then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from functools import partial
@@ -121,4 +122,5 @@ class ClusterNode:
     def stop(self) -> None:
         """Cancel the node's tasks."""
         for task in self._tasks:
-            task.cancel()
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nothing runs it
+                task.cancel()
