@@ -73,6 +73,35 @@ async def test_two_routers_on_one_memory_layer_share_calls_and_events() -> None:
         router.node.stop()
 
 
+async def test_a_cross_node_timeout_interrupts_the_remote_callee() -> None:
+    layer = InMemoryChannelLayer()
+    a = Router([Realm("realm1")], channel_layer=layer, sync_interval=SYNC)
+    b = Router([Realm("realm1")], channel_layer=layer, sync_interval=SYNC)
+    on_a, on_b = a.join("realm1"), b.join("realm1")
+    interrupted = asyncio.Event()
+
+    async def slow() -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            interrupted.set()  # the INTERRUPT crossed the layer to the callee's node
+            raise
+        return "too late"
+
+    on_b.register("com.slow", slow)
+    realm_a, realm_b = a.realm("realm1"), b.realm("realm1")
+    assert realm_a is not None and realm_b is not None
+    await until(lambda: realm_a.state.registration_for("com.slow"))
+    with pytest.raises(ApplicationError) as timed_out:
+        await on_a.call("com.slow", timeout=0.2)
+    assert timed_out.value.error == "wamp.error.timeout"
+    await asyncio.wait_for(interrupted.wait(), 2)
+    await until(lambda: not realm_a.dealer.pending and not realm_b.dealer.pending)
+    for router in (a, b):
+        assert router.node is not None
+        router.node.stop()
+
+
 # --- real server processes on Redis ---------------------------------------------------------
 
 
