@@ -40,9 +40,9 @@ Work queues (a capability)
     rules in ``channel_layers/queues.py`` and ``tests/channel_layers/test_queues.py``.
 
 Registry (a capability)
-    The memory and Redis backends (pub/sub too) also keep a shared registry with atomic claims whose entries
-    die with their process, for WAMP clusters: :meth:`BaseChannelLayer.registry`, with the rules
-    in ``channel_layers/registry.py`` and ``tests/channel_layers/test_registry.py``.
+    The memory and Redis backends (pub/sub too) also keep a shared registry with atomic claims
+    whose entries die with their process, for WAMP clusters: :meth:`BaseChannelLayer.registry`,
+    with the rules in ``channel_layers/registry.py`` and ``tests/channel_layers/test_registry.py``.
 """
 
 from __future__ import annotations
