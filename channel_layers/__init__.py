@@ -243,6 +243,8 @@ def layer_config_from_url(url: str) -> dict[str, Any]:
             options[key] = _number(key, value, _NUMERIC_OPTIONS[key])
         elif key == "prefix" and parts.scheme != "memory":
             options[key] = value
+        elif key == "heartbeat_ttl" and parts.scheme in ("redis", "rediss"):
+            options[key] = _number(key, value, float)  # how soon a dead process's state goes
         elif parts.scheme == "memory":
             raise ValueError(
                 f"memory:// does not take {key!r}; it takes expiry, group_expiry and capacity"

@@ -38,6 +38,11 @@ Work queues (a capability)
     Backends that store messages also keep work queues with leases, acknowledgements and
     atomic claims, for task queues and cron: :meth:`BaseChannelLayer.queue_store`, with the
     rules in ``channel_layers/queues.py`` and ``tests/channel_layers/test_queues.py``.
+
+Registry (a capability)
+    The memory and Redis backends (pub/sub too) also keep a shared registry with atomic claims
+    whose entries die with their process, for WAMP clusters: :meth:`BaseChannelLayer.registry`,
+    with the rules in ``channel_layers/registry.py`` and ``tests/channel_layers/test_registry.py``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from channel_layers.queues import QueueStore
+    from channel_layers.registry import Registry
 
 logger = logging.getLogger("channel_layers")
 
@@ -205,6 +211,13 @@ class BaseChannelLayer(abc.ABC):
         from channel_layers.queues import store_for
 
         return store_for(self)
+
+    def registry(self) -> Registry:
+        """This layer's shared registry (``channel_layers/registry.py``); NotImplementedError
+        when the backend has none."""
+        from channel_layers.registry import registry_for
+
+        return registry_for(self)
 
     async def close_pools(self) -> None:
         """channels_redis' name for :meth:`close`, kept so code written for it runs unchanged."""

@@ -9,7 +9,7 @@ events of different publishers have no order relative to each other.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .codec import Message
 from .codec import messages as m
@@ -21,12 +21,19 @@ from .uris import MATCH_POLICIES, reserved, valid_uri
 
 if TYPE_CHECKING:
     from .realm import RealmRouter
-    from .session import Session
+    from .session import Peer, Session
 
 INVALID_URI = "wamp.error.invalid_uri"
 
 
-def error(session: Session, request_type: int, request: int, uri: str, text: str) -> None:
+class _Answerable(Protocol):
+    """Anything with a peer to answer: a session, or a stand-in for one on another node."""
+
+    @property
+    def peer(self) -> Peer: ...
+
+
+def error(session: _Answerable, request_type: int, request: int, uri: str, text: str) -> None:
     """Answer a request of ``session`` with an ERROR carrying a human-readable ``text``."""
     session.peer.send(m.Error(request_type, request, uri, args=[text]))
 
@@ -108,14 +115,38 @@ class Broker:
             (session.id, session.authid, session.authrole) if disclose else (None, None, None)
         )
         rules = PublishFilter.of(request, session.id)
+        self.deliver(topic, publication, request.args, request.kwargs, publisher, rules)
+        if realm.cluster is not None:
+            realm.cluster.publish(
+                topic, publication, request.args, request.kwargs, publisher, rules
+            )
+        if request.retain:
+            realm.state.retain(
+                RetainedEvent(topic, publication, request.args, request.kwargs, *publisher, rules)
+            )
+        if request.acknowledge:
+            session.peer.send(m.Published(request.request, publication))
+        return publication
+
+    def deliver(
+        self,
+        topic: str,
+        publication: int,
+        args: list[Any] | None,
+        kwargs: dict[str, Any] | None,
+        publisher: tuple[int | None, str | None, str | None],
+        rules: PublishFilter,
+    ) -> None:
+        """EVENTs to this process's subscribers of ``topic`` (one EVENT object per matching
+        subscription, encoded once per serializer whatever the number of subscribers)."""
         fast = rules.only_excludes_sessions
-        sessions = realm.sessions
-        for subscription in realm.state.subscriptions_matching(topic):
+        sessions = self.realm.sessions
+        for subscription in self.realm.state.subscriptions_matching(topic):
             event = m.Event(
                 subscription.id,
                 publication,
-                args=request.args,
-                kwargs=request.kwargs,
+                args=args,
+                kwargs=kwargs,
                 publisher=publisher[0],
                 publisher_authid=publisher[1],
                 publisher_authrole=publisher[2],
@@ -127,10 +158,3 @@ class Broker:
                     continue
                 if (session_id not in rules.exclude) if fast else rules.allows(receiver):
                     receiver.peer.send(event)
-        if request.retain:
-            realm.state.retain(
-                RetainedEvent(topic, publication, request.args, request.kwargs, *publisher, rules)
-            )
-        if request.acknowledge:
-            session.peer.send(m.Published(request.request, publication))
-        return publication

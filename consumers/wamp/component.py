@@ -84,6 +84,7 @@ class ComponentSession:
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self._events: dict[int, Callable[..., Any]] = {}
         self._procedures: dict[int, Callable[..., Any]] = {}
+        self._registering: dict[int, tuple[str, Callable[..., Any]]] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.abort: Message | None = None
@@ -103,11 +104,13 @@ class ComponentSession:
         """Whether the session is still joined to its realm."""
         return self.session.state is State.ESTABLISHED
 
-    def _request(self, message: Message) -> Message:
+    def _request(self, message: Message) -> Message | None:
         if not self.is_attached:
             raise RuntimeError("this component session has left its realm; join again")
         self.session.receive(message)
-        reply = self._replies.pop(message.request)
+        reply = self._replies.pop(message.request, None)
+        if reply is None:
+            return None  # a cluster claims a registration first: the answer comes later
         if isinstance(reply, m.Error):
             raise ApplicationError(reply.error, *(reply.args or ()), **(reply.kwargs or {}))
         return reply
@@ -119,6 +122,9 @@ class ComponentSession:
         Raises ``ApplicationError`` (e.g. procedure_already_exists)."""
         request = self._requests.next()
         reply = self._request(m.Register(request, procedure, match=match, invoke=invoke))
+        if reply is None:  # a cluster's claim runs: the handler is bound when REGISTERED comes
+            self._registering[request] = (procedure, _as_async(handler))
+            return 0
         self._procedures[reply.registration] = _as_async(handler)
         return int(reply.registration)
 
@@ -126,6 +132,7 @@ class ComponentSession:
         """Subscribe ``handler`` (sync or async; called with the event's args and kwargs) to
         ``topic``; returns the subscription ID."""
         reply = self._request(m.Subscribe(self._requests.next(), topic, match=match))
+        assert reply is not None  # subscriptions are answered at once
         self._events[reply.subscription] = _as_async(handler)
         return int(reply.subscription)
 
@@ -142,7 +149,9 @@ class ComponentSession:
             acknowledge=True,
             **(options or {}),
         )
-        return int(self._request(publish).publication)
+        reply = self._request(publish)
+        assert reply is not None  # publications are answered at once
+        return int(reply.publication)
 
     async def call(
         self,
@@ -199,6 +208,12 @@ class ComponentSession:
                 task.cancel()
         elif kind is m.Abort:
             self.abort = message
+        elif hasattr(message, "request") and message.request in self._registering:
+            procedure, handler = self._registering.pop(message.request)
+            if kind is m.Registered:
+                self._procedures[message.registration] = handler
+            else:
+                logger.error("component could not register %r: %s", procedure, message.error)
         elif hasattr(message, "request"):
             self._replies[message.request] = message
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .broker import INVALID_URI, error, option
 from .codec import Message
@@ -29,8 +29,27 @@ from .state import INVOKE_POLICIES, Registration, RegistrationRefused
 from .uris import MATCH_POLICIES, reserved, valid_uri
 
 if TYPE_CHECKING:
+    from .ids import SessionScopeIds
     from .realm import RealmRouter, TimerHandle
-    from .session import Session
+    from .session import Peer, Session
+
+
+class Party(Protocol):
+    """A call's caller or callee: a session here, or a stand-in for one on another node
+    (``cluster.py``), which forwards what is sent to it over the channel layer."""
+
+    id: int
+    authid: str | None
+    authrole: str
+    peer: Peer
+    pending_calls: dict[int, PendingCall]
+    invocations: dict[int, PendingCall]
+    request_ids: SessionScopeIds
+
+    def supports(self, role: str, feature: str) -> bool:
+        """Whether the peer announced ``feature`` for ``role`` in its HELLO."""
+        ...
+
 
 CANCELED = "wamp.error.canceled"
 TIMEOUT = "wamp.error.timeout"
@@ -41,9 +60,9 @@ _CALL = m.Call.MESSAGE_TYPE
 class PendingCall:
     """A call between its INVOCATION and the caller's final answer."""
 
-    caller: Session
+    caller: Party
     call_request: int
-    callee: Session
+    callee: Party
     invocation: int
     receive_progress: bool
     timer: TimerHandle | None = None
@@ -133,45 +152,62 @@ class Dealer:
             error(caller, _CALL, request.request, LIMIT_EXCEEDED, f"at most {limit} pending calls")
             return
         registration = realm.state.registration_for(procedure)
-        callee = realm.sessions.get(pick_callee(registration)) if registration else None
+        callee: Party | None = None
+        if registration is not None:
+            chosen = pick_callee(registration)
+            callee = realm.sessions.get(chosen)
+            if callee is None and realm.cluster is not None:
+                callee = realm.cluster.remote_callee(chosen, registration)
         if registration is None or callee is None:
             text = f"no callee registered procedure {procedure!r}"
             error(caller, _CALL, request.request, "wamp.error.no_such_procedure", text)
             return
-        invocation = callee.request_ids.next()
-        call = PendingCall(
-            caller, request.request, callee, invocation, bool(request.receive_progress)
+        disclose = realm.config.disclose_caller or option(raw, 2, "disclose_me") is True
+        call = self.invoke(
+            caller,
+            request.request,
+            callee,
+            registration,
+            request,
+            (caller.id, caller.authid, caller.authrole) if disclose else None,
         )
-        caller.pending_calls[request.request] = call
-        callee.invocations[invocation] = call
-        self.pending.add(call)
         if request.timeout:  # CALL.Options.timeout is in milliseconds; 0 means none
             call.timer = realm.timers.call_later(
                 request.timeout / 1000, lambda: self._timeout(call)
             )
-        disclose = realm.config.disclose_caller or option(raw, 2, "disclose_me") is True
-        self._invoke(call, registration, request, disclose)
 
-    @staticmethod
-    def _invoke(
-        call: PendingCall, registration: Registration, request: Message, disclose: bool
-    ) -> None:
-        caller = call.caller
-        call.callee.peer.send(
+    def invoke(
+        self,
+        caller: Party,
+        call_request: int,
+        callee: Party,
+        registration: Registration,
+        request: Message,
+        disclosed: tuple[int, str | None, str] | None,
+    ) -> PendingCall:
+        """Send the INVOCATION of ``request`` (a CALL, or one forwarded by another node) to
+        ``callee`` and track the call until its answer."""
+        invocation = callee.request_ids.next()
+        call = PendingCall(caller, call_request, callee, invocation, bool(request.receive_progress))
+        caller.pending_calls[call_request] = call
+        callee.invocations[invocation] = call
+        self.pending.add(call)
+        callee.peer.send(
             m.Invocation(
-                call.invocation,
+                invocation,
                 registration.id,
                 args=request.args,
                 kwargs=request.kwargs,
                 receive_progress=True if call.receive_progress else None,
-                caller=caller.id if disclose else None,
-                caller_authid=caller.authid if disclose else None,
-                caller_authrole=caller.authrole if disclose else None,
+                caller=disclosed[0] if disclosed else None,
+                caller_authid=disclosed[1] if disclosed else None,
+                caller_authrole=disclosed[2] if disclosed else None,
                 procedure=request.procedure if registration.match != "exact" else None,
             )
         )
+        return call
 
-    def yield_(self, callee: Session, reply: Message) -> None:
+    def yield_(self, callee: Party, reply: Message) -> None:
         """YIELD: a progressive or final result for the caller. A YIELD for a call that was
         canceled, timed out or whose caller left is dropped."""
         call = callee.invocations.get(reply.request)
@@ -189,7 +225,7 @@ class Dealer:
         else:
             call.caller.peer.send(m.Result(call.call_request, args=reply.args, kwargs=reply.kwargs))
 
-    def error(self, callee: Session, reply: Message) -> None:
+    def error(self, callee: Party, reply: Message) -> None:
         """ERROR in reply to an INVOCATION: passed on to the caller as the CALL's error."""
         call = callee.invocations.get(reply.request)
         if call is None:
@@ -202,7 +238,7 @@ class Dealer:
             m.Error(_CALL, call.call_request, reply.error, args=reply.args, kwargs=reply.kwargs)
         )
 
-    def cancel(self, caller: Session, request: Message) -> None:
+    def cancel(self, caller: Party, request: Message) -> None:
         """CANCEL (modes skip, kill, killnowait; see the module docstring)."""
         call = caller.pending_calls.get(request.request)
         if call is None or call.killing:
@@ -228,7 +264,7 @@ class Dealer:
         self._finish(call)
         error(call.caller, _CALL, call.call_request, TIMEOUT, "the call timed out in the router")
 
-    def session_left(self, session: Session) -> None:
+    def session_left(self, session: Party) -> None:
         """Fail the calls waiting on ``session`` as callee; interrupt its own calls' callees."""
         for call in list(session.invocations.values()):
             self._finish(call)

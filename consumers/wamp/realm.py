@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autobahn.wamp import role as _role
 
@@ -30,6 +30,9 @@ from .session import Session
 from .settings import AuthLimits, Limits
 from .state import LocalRoutingState, RoutingState
 from .uris import UriCheck
+
+if TYPE_CHECKING:
+    from .cluster import ClusterRealm
 
 
 @dataclass(frozen=True)
@@ -118,13 +121,17 @@ class RealmRouter:
         limits: Limits,
         timers: Timers,
         state: RoutingState | None = None,
+        cluster: ClusterRealm | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
         self.limits = limits
         self.timers = timers
         self.meta = MetaApi(self)
-        inner = state or LocalRoutingState(limits.max_retained_events)
+        #: The realm's link to the other router processes (None: this process alone); it is
+        #: also the routing state then.
+        self.cluster = cluster
+        inner = cluster or state or LocalRoutingState(limits.max_retained_events)
         #: The routing state, wrapped so that changes fire the meta events (``meta_state``).
         self.observed = ObservedState(inner, self.meta)
         self.state: RoutingState = self.observed
@@ -172,6 +179,8 @@ class RealmRouter:
     def attach(self, session: Session) -> None:
         """A session joined (after WELCOME)."""
         self.sessions[session.id] = session
+        if self.cluster is not None:
+            self.cluster.session_joined(session.id)
         self.meta.joined(session)
 
     def detach(self, session: Session) -> None:

@@ -10,17 +10,24 @@ router wins a name.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from channel_layers import get_channel_layer
+from channel_layers.base import BaseChannelLayer
+
 from .asgi import WampEndpoint
+from .cluster import ClusterRealm
 from .component import ComponentSession, Handler
+from .node import ClusterNode
 from .realm import Realm, RealmRouter, TimerHandle
 from .settings import Limits
 
 F = TypeVar("F", bound=Handler)
+logger = logging.getLogger("consumers.wamp")
 
 
 class LoopTimers:
@@ -57,8 +64,20 @@ def router_for(realm: str) -> Router:
 class Router:
     """A WAMP router: ``Router(realms=[Realm("realm1")]).as_asgi()`` is its WebSocket endpoint."""
 
-    def __init__(self, realms: Iterable[Realm], limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        realms: Iterable[Realm],
+        limits: Limits | None = None,
+        channel_layer: BaseChannelLayer | str | None = "default",
+        sync_interval: float = 2.0,
+    ) -> None:
         self.limits = limits or Limits()
+        #: The layer that joins this router to the routers of other processes: a layer, or the
+        #: alias of a configured one (a process-local layer then means no cluster), or None.
+        self.channel_layer = channel_layer
+        #: Seconds between two reads of the cluster's registry (see ``cluster.py``).
+        self.sync_interval = sync_interval
+        self.node: ClusterNode | None = None
         self.configs = {realm.name: realm for realm in realms}
         if not self.configs:
             raise ValueError(
@@ -92,9 +111,19 @@ class Router:
         self.loop = loop
         self._loop_thread = threading.get_ident()
         timers = LoopTimers(loop)
-        self._realms = {
-            name: RealmRouter(config, self.limits, timers) for name, config in self.configs.items()
-        }
+        self._realms = {}
+        if self.node is not None:
+            self.node.stop()
+        self.node = node = self._cluster_node()
+        for name, config in self.configs.items():
+            cluster = None
+            if node is not None:
+                cluster = ClusterRealm(node, name, self.limits.max_retained_events)
+            realm = self._realms[name] = RealmRouter(config, self.limits, timers, cluster=cluster)
+            if cluster is not None:
+                cluster.realm = realm
+        if node is not None:
+            node.start()
         self._system = {}
         self.components = []
         try:
@@ -102,6 +131,22 @@ class Router:
         except Exception as exc:
             self.loop = None  # nothing half-started stays bound
             raise RuntimeError(f"the Router's declared handlers could not start: {exc}") from exc
+
+    def _cluster_node(self) -> ClusterNode | None:
+        """A node on the channel layer when one joins processes (see ``cluster.py``)."""
+        layer = self.channel_layer
+        if isinstance(layer, str):
+            built = get_channel_layer(layer)
+            if built is None or built.process_local:
+                return None  # one process: the local routing state does it all
+            layer = built
+        if layer is None:
+            return None
+        try:
+            return ClusterNode(layer, self.sync_interval)
+        except NotImplementedError as exc:
+            logger.warning("WAMP routers of several processes cannot meet: %s", exc)
+            return None
 
     def _join_declared(self) -> None:
         by_realm: dict[str, ComponentSession] = {}

@@ -181,16 +181,23 @@ class LocalRoutingState:
         done: Callable[[Registration | RegistrationRefused], None],
     ) -> None:
         try:
-            done(self._register(session_id, procedure, match, invoke))
+            done(self.register_now(session_id, procedure, match, invoke))
         except RegistrationRefused as refused:
             done(refused)
 
-    def _register(
-        self, session_id: int, procedure: str, match: MatchPolicy, invoke: InvokePolicy
+    def register_now(
+        self,
+        session_id: int,
+        procedure: str,
+        match: MatchPolicy,
+        invoke: InvokePolicy,
+        registration_id: int | None = None,
     ) -> Registration:
+        """``register`` without the callback: the Registration, or RegistrationRefused. A
+        cluster passes the ``registration_id`` the whole cluster uses for the procedure."""
         registration = self._registrations.get(procedure, match)
         if registration is None:
-            registration = Registration(global_id(), procedure, match, invoke)
+            registration = Registration(registration_id or global_id(), procedure, match, invoke)
             self._registrations.add(procedure, match, registration)
             self._registrations_by_id[registration.id] = registration
         elif registration.invoke == "single" or invoke == "single":
@@ -225,6 +232,15 @@ class LocalRoutingState:
     def registration_for(self, procedure: str) -> Registration | None:
         return self._registrations.best(procedure)
 
+    def registration(self, procedure: str, match: MatchPolicy) -> Registration | None:
+        """The registration of exactly ``(procedure, match)``, if any."""
+        return self._registrations.get(procedure, match)
+
+    def held_by(self, session_id: int) -> tuple[list[int], list[int]]:
+        """The subscription and registration IDs ``session_id`` holds."""
+        subscriptions, registrations = self._by_session.get(session_id, (set(), set()))
+        return list(subscriptions), list(registrations)
+
     def retain(self, event: RetainedEvent) -> None:
         self._retained.pop(event.topic, None)
         self._retained[event.topic] = event
@@ -239,10 +255,10 @@ class LocalRoutingState:
         return [e for t, e in self._retained.items() if uri_matches(topic, match, t)]
 
     def drop_session(self, session_id: int) -> None:
-        subscriptions, registrations = self._by_session.get(session_id, (set(), set()))
-        for subscription_id in list(subscriptions):
+        subscriptions, registrations = self.held_by(session_id)
+        for subscription_id in subscriptions:
             self.unsubscribe(session_id, subscription_id)
-        for registration_id in list(registrations):
+        for registration_id in registrations:
             self.unregister(session_id, registration_id)
 
     def is_empty(self) -> bool:
