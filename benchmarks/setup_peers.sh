@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Create (or update) the peers' virtualenv used by every script in benchmarks/.
 #
-# The peers (uvicorn, daphne, hypercorn, granian, channels, channels_redis, arq, starlette) are
-# benchmark opponents, never runtime dependencies of Crossway, so they live in their own
-# git-ignored venv:
+# The peers (uvicorn, daphne, hypercorn, granian, channels, channels_redis, arq, servestatic,
+# starlette) are benchmark opponents, never runtime dependencies of Crossway, so they live in
+# their own git-ignored venv:
 # benchmarks/.peers/venv (Celery in benchmarks/.peers/celery-venv). Our server keeps running
 # from the project venv (.venv/bin/asgi-server). Also installs py-spy (for profiling), matplotlib
 # (benchmarks/plot.py, the benchmark extra) and the `wrk` load generator (Debian package) when
@@ -33,6 +33,7 @@ fi
     channels \
     channels_redis \
     arq \
+    servestatic \
     starlette \
     py-spy \
     "matplotlib>=3.8"  # the benchmark extra: benchmarks/plot.py
@@ -67,4 +68,4 @@ fi
 
 echo "peers venv ready: $venv"
 "$venv/bin/python" -m pip list 2>/dev/null \
-    | grep -iE '^(uvicorn|httptools|uvloop|wsproto|websockets|daphne|hypercorn|granian|channels|channels.redis|py-spy|matplotlib) '
+    | grep -iE '^(uvicorn|httptools|uvloop|wsproto|websockets|daphne|hypercorn|granian|channels|channels.redis|servestatic|starlette|py-spy|matplotlib) '

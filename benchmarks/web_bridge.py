@@ -7,7 +7,9 @@ publisher path on realm1), one process pinned to core 0; the load runs here, on 
   for ``--seconds``; an autobahn-python subscriber (in this process) timestamps each EVENT:
   POST -> EVENT latency p50/p99 and POSTs/s.
 - static (``--static``, needs ``wrk``): GET of a 1 KiB and a 1 MiB file, 10 s each, 16
-  connections: requests/s.
+  connections: requests/s. The same files are also served, in the same run, by servestatic's
+  ``ServeStaticASGI`` and Starlette's ``StaticFiles`` on uvicorn (httptools, uvloop; one process
+  on core 0, from the peers venv: ``bash benchmarks/setup_peers.sh``).
 
 Crossbar.io runs when ``benchmarks/.peers/crossbar/bin/crossbar`` exists
 (``python3 -m venv benchmarks/.peers/crossbar && benchmarks/.peers/crossbar/bin/pip install
@@ -31,7 +33,7 @@ from typing import Any
 
 import txaio
 
-from benchmarks._common import OURS_BIN, ROOT, free_port, pinned, start_server
+from benchmarks._common import OURS_BIN, PEERS_BIN, ROOT, free_port, pinned, start_server
 
 txaio.use_asyncio()  # type: ignore[no-untyped-call]
 
@@ -46,6 +48,18 @@ ComponentConfig: Any = _types.ComponentConfig
 
 CROSSBAR = ROOT / "benchmarks" / ".peers" / "crossbar" / "bin" / "crossbar"
 CLIENTS = 10
+
+#: The static peers' ASGI apps, written beside the node's web/ and run by the peers' uvicorn.
+PEER_APPS = """
+import os
+from servestatic import ServeStaticASGI
+from starlette.staticfiles import StaticFiles
+
+root = os.path.join(os.path.dirname(__file__), "web")
+servestatic = ServeStaticASGI(None, root=root, index_file=True)
+starlette = StaticFiles(directory=root, html=True)
+"""
+STATIC_PEERS = ("servestatic", "starlette")
 
 
 def node(port: int) -> Path:
@@ -89,6 +103,7 @@ def node(port: int) -> Path:
         ],
     }
     (root / ".crossbar" / "config.json").write_text(json.dumps(config))
+    (root / "peer_static.py").write_text(PEER_APPS)
     return root
 
 
@@ -195,6 +210,25 @@ def measure(name: str, command: list[str], port: int, args: argparse.Namespace) 
     return result
 
 
+def static_peer(name: str, directory: Path, port: int) -> dict[str, Any]:
+    """Requests/s of one static peer (``name`` in ``STATIC_PEERS``) on uvicorn."""
+    uvicorn = [str(PEERS_BIN / "uvicorn"), f"peer_static:{name}", "--app-dir", str(directory)]
+    options = ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+    with start_server(name, [*uvicorn, *options], port, cpu=0, ready_timeout=60):
+        return {"static_1k_rps": wrk(port, "/1k.bin"), "static_1m_rps": wrk(port, "/1m.bin")}
+
+
+def report(results: dict[str, dict[str, Any]]) -> None:
+    """Print each server's numbers and Crossway's ratio to each peer."""
+    for name, numbers in results.items():
+        print(name, {key: round(value, 2) for key, value in numbers.items()})
+    ours = results["crossway"]
+    for peer, numbers in results.items():
+        for key, value in numbers.items():
+            if peer != "crossway" and key != "lost" and value:
+                print(f"{key}: crossway/{peer} = {ours[key] / value:.2f}")
+
+
 def main() -> None:
     """Run both servers and print each one's numbers and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -214,13 +248,12 @@ def main() -> None:
         results["crossbar"] = measure("crossbar", crossbar, port, args)
     else:
         print(f"{CROSSBAR} is missing: measuring Crossway only (see the docstring)")
-    for name, numbers in results.items():
-        print(name, {key: round(value, 2) for key, value in numbers.items()})
-    if "crossbar" in results:
-        for key in results["crossway"]:
-            if key != "lost" and results["crossbar"][key]:
-                ratio = results["crossway"][key] / results["crossbar"][key]
-                print(f"{key}: crossway/crossbar = {ratio:.2f}")
+    if args.static:
+        if not (PEERS_BIN / "uvicorn").exists():
+            raise SystemExit("the static peers need the peers venv: bash benchmarks/setup_peers.sh")
+        for peer in STATIC_PEERS:
+            results[peer] = static_peer(peer, directory, port)
+    report(results)
 
 
 if __name__ == "__main__":

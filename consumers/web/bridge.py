@@ -11,7 +11,9 @@ in this process, as an in-process session with the path's role.
 
 Every answer is JSON. Errors carry ``{"error": <URI>, "message"| "args"/"kwargs"}``: 400 for a
 body that is not the JSON object described, 401 for signing, 403 for the client's address, TLS
-or the role's permissions, 404 for ``wamp.error.no_such_procedure``, 405 for another method than
+or the role's permissions (a publish on a topic the role has no permission entry for at all is
+404 ``crossway.error.unknown_topic``; one an entry denies is 403), 404 for
+``wamp.error.no_such_procedure``, 405 for another method than
 POST, 413 for a body over the limit, 504 for a call that timed out, 500 for other errors. Checks
 (``BridgeSecurity``): IP allow-list and TLS first, then the body size (Content-Length before
 reading), then the signature.
@@ -128,13 +130,19 @@ class _Bridge:
         raise NotImplementedError
 
     def permit(self, action: str, uri: str) -> None:
-        """Refuse (403) what the path's role may not do."""
-        if not self.role.allows(action, uri):
+        """Refuse what the path's role may not do: 403, or 404 for a topic the role has no
+        permission entry for at all (an unknown topic pattern to this path)."""
+        if self.role.allows(action, uri):
+            return
+        if action == "publish" and not any(p.matches(uri) for p in self.role.permissions):
             raise Refused(
-                403,
-                "wamp.error.not_authorized",
-                f"role {self.role.name!r} may not {action} {uri!r}",
+                404,
+                "crossway.error.unknown_topic",
+                f"role {self.role.name!r} has no permission for topic {uri!r}",
             )
+        raise Refused(
+            403, "wamp.error.not_authorized", f"role {self.role.name!r} may not {action} {uri!r}"
+        )
 
 
 def parse_request(body: bytes, uri_field: str) -> tuple[str, list[Any], dict[str, Any], Any]:

@@ -24,7 +24,13 @@ from tests.wamp.conftest import Wamp
 # Both transports: the bridge must not depend on which one carries it.
 
 KEY, SECRET = "foobar", "kkjH68GiuUZ"
-LIMITED = Role("limited", (Permission("com.public.", "prefix", frozenset({"publish", "call"})),))
+LIMITED = Role(
+    "limited",
+    (
+        Permission("com.public.", "prefix", frozenset({"publish", "call"})),
+        Permission("com.public.secret.", "prefix", frozenset({"subscribe"})),
+    ),
+)
 
 
 def bridge_app(router: Router) -> Any:
@@ -192,10 +198,18 @@ async def test_role_permissions(bridge: Any) -> None:
     async with bridge() as (_, http):
         allowed = await http.post("/limited", json={"topic": "com.public.news"})
         assert allowed.status_code == 200
-        denied = await http.post("/limited", json={"topic": "com.private.news"})
+        # An entry matches the topic and denies publish: 403.
+        denied = await http.post("/limited", json={"topic": "com.public.secret.plans"})
         assert denied.status_code == 403 and denied.json()["error"] == "wamp.error.not_authorized"
+        # No entry matches the topic at all: an unknown topic pattern for this path, 404.
+        unknown = await http.post("/limited", json={"topic": "com.private.news"})
+        assert unknown.status_code == 404
+        assert unknown.json()["error"] == "crossway.error.unknown_topic"
+        # Calls keep 403 whether or not an entry matches.
         call = await http.post("/limited-call", json={"procedure": "com.example.add"})
         assert call.status_code == 403
+        secret = await http.post("/limited-call", json={"procedure": "com.public.secret.x"})
+        assert secret.status_code == 403
 
 
 async def test_signed_requests(bridge: Any) -> None:
