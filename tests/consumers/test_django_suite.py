@@ -67,6 +67,11 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
             shutil.rmtree(env["CROSSWAY_TEST_SQLITE_DIR"], ignore_errors=True)
 
 
+# Each test runs the whole Django project suite in a subprocess (up to 240 s, its own bound):
+# the global 60 s pytest-timeout is for single tests, not suites (it fired on a loaded machine).
+pytestmark = pytest.mark.timeout(300)
+
+
 @pytest.mark.parametrize("database", DATABASES)
 def test_suite_under_djangos_test_runner(database: str, tmp_path: Path) -> None:
     env = suite_environment(database, tmp_path)

@@ -100,7 +100,7 @@ def assert_still_serving(port: int) -> None:
     assert response.startswith(b"HTTP/1.1 200 OK\r\n") and response.endswith(b"/alive"), response
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
