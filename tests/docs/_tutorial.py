@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 
 VENV_BIN = ".venv/bin/"
+OTHER_PROGRAMS = ("npm", "node", "curl", "nginx")  # run as they are
 
 
 def shell_lines(page: str) -> list[str]:
@@ -59,17 +60,25 @@ class TutorialRun:
         """The free port standing for the page's port ``written``."""
         return self.ports.setdefault(written, get_free_port())
 
+    def local_ports(self, word: str) -> str:
+        """``ws://127.0.0.1:8000/ws`` with the free port that stands for 8000."""
+        return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{self.port(m[1])}", word)
+
     def argv(self, line: str) -> tuple[list[str], dict[str, str], bool]:
         """One line as run here: (argv, environment, in the background)."""
         words = shlex.split(line.rstrip().removesuffix("&"))
+        background = line.rstrip().endswith("&")
         env = dict(self.env)
         while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
             name, _, value = words.pop(0).partition("=")
             env[name] = self.env.get(f"TUTORIAL_{name}", value)
+        words = [self.local_ports(word) for word in words]
         program = words[0]
+        if program in OTHER_PROGRAMS:
+            return words, env, background
         assert program.startswith(VENV_BIN), f"{line!r} assumes an activated virtualenv"
         program = program.removeprefix(VENV_BIN)
-        background = line.rstrip().endswith("&") or program == "asgi-server"
+        background = background or program == "asgi-server"
         if program == "python":
             words = [sys.executable, *words[1:]]
         else:
