@@ -40,11 +40,12 @@ def check_install_line(line: str) -> None:
     """An install line: only extras pyproject declares, and only from the checkout."""
     declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     extras: set[str] = set()
-    for spec in re.findall(r"\.\[([a-z0-9,-]+)\]", line):
+    for spec in re.findall(r"(?:\.|crossway)\[([a-z0-9,-]+)\]", line):
         extras |= set(spec.split(","))
     assert extras <= set(declared["optional-dependencies"]), line
     if "pip install" in line:
-        assert "pip install -e ." in line or "pip install -e '." in line, line
+        from_checkout = "pip install -e ." in line or "pip install -e '." in line
+        assert from_checkout or "] @ file:///" in line, f"{line}: Crossway is on no index"
 
 
 @dataclass
