@@ -97,9 +97,10 @@ class TutorialRun:
         argv, env, background = self.argv(line)
         if background:
             process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env)
-            port = int(argv[argv.index("--port") + 1])
+            port = int(argv[argv.index("--port") + 1]) if "--port" in argv else 0
             self.servers.append((process, port))
-            wait_until_accepting("127.0.0.1", port, process)
+            if port:  # else a worker, which serves no port: its layer channel holds the work
+                wait_until_accepting("127.0.0.1", port, process)
             return
         result = subprocess.run(
             argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
