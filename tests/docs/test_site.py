@@ -94,7 +94,10 @@ def test_the_limits_and_settings_pages_show_the_code_defaults(site: Path) -> Non
 
 def test_the_api_reference_renders_the_docstrings(site: Path) -> None:
     assert Config.__doc__ is not None
-    assert Config.__doc__.split(":")[0] in page_text(site, "reference/api/asgi_server")
+    server = page_text(site, "reference/api/asgi_server")
+    assert Config.__doc__.split(":")[0] in server
+    raw = (site / "reference/api/asgi_server/index.html").read_text(encoding="utf-8")
+    assert 'id="asgi_server.server.Server.serve"' in raw
     layers = page_text(site, "reference/api/channel_layers")
     assert "group_send" in layers and "RedisChannelLayer" in layers
     wamp = page_text(site, "reference/api/consumers_wamp")
