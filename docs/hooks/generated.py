@@ -86,7 +86,7 @@ def config_default(name: str) -> str:
     fields = {field.name: field for field in dataclasses.fields(Config)}
     if name not in fields:
         raise ValueError(f"[[default {name}]]: Config has no field {name!r}")
-    value = fields[name].default
+    value: Any = fields[name].default
     if value is None:
         return "none"
     if name in BYTE_FIELDS:
@@ -140,8 +140,8 @@ def layer_settings() -> str:
     layers = _layer_classes()
     defaults: dict[str, dict[str, str]] = {}
     for title, cls in layers:
-        for name, parameter in inspect.signature(cls.__init__).parameters.items():
-            if name == "self" or parameter.kind in (
+        for name, parameter in inspect.signature(cls).parameters.items():
+            if parameter.kind in (
                 parameter.VAR_KEYWORD,
                 parameter.VAR_POSITIONAL,
             ):

@@ -52,6 +52,14 @@ def test_the_site_builds_strictly_with_every_page(site: Path) -> None:
     assert not (site / "hooks").exists(), "the build hook is code, not a page to publish"
 
 
+def test_no_page_installs_crossway_by_name() -> None:
+    """Crossway is on no index: a page installs it from a checkout or a file, never by name."""
+    for source in REPO_ROOT.glob("docs/**/*.md"):
+        text = source.read_text(encoding="utf-8")
+        by_name = re.findall(r"pip install[^`\n]*crossway\[[^\]]*\]'?(?! @)", text)
+        assert by_name == [], source
+
+
 def test_the_options_page_lists_every_config_field_with_its_default(site: Path) -> None:
     raw = (site / "reference/options/index.html").read_text(encoding="utf-8")
     rows = {}
