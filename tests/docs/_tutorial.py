@@ -18,9 +18,11 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 
@@ -56,6 +58,7 @@ class TutorialRun:
     ports: dict[str, int] = field(default_factory=dict)
     servers: list[tuple[subprocess.Popen[bytes], int]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)  # of the background processes, in order
 
     def port(self, written: str) -> int:
         """The free port standing for the page's port ``written``."""
@@ -96,7 +99,11 @@ class TutorialRun:
             return
         argv, env, background = self.argv(line)
         if background:
-            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env)
+            # To a file, not a pipe: a pipe nobody reads would block a chatty server.
+            handle, name = tempfile.mkstemp(prefix="tutorial-", suffix=".log")
+            self.logs.append(Path(name))
+            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=handle, stderr=handle)
+            os.close(handle)
             port = int(argv[argv.index("--port") + 1]) if "--port" in argv else 0
             self.servers.append((process, port))
             if port:  # else a worker, which serves no port: its layer channel holds the work
@@ -125,3 +132,5 @@ def tutorial_run(**env: str) -> Iterator[TutorialRun]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for log in run.logs:
+            log.unlink(missing_ok=True)
