@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,3 +135,12 @@ def tutorial_run(**env: str) -> Iterator[TutorialRun]:
                 process.wait()
         for log in run.logs:
             log.unlink(missing_ok=True)
+
+
+def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait (up to 15 s) until a background process's log holds ``text``; fail if it exits."""
+    deadline = time.monotonic() + 15
+    while text not in log.read_text(errors="replace"):
+        assert process.poll() is None, f"exited with {process.returncode}: {log.read_text()}"
+        assert time.monotonic() < deadline, f"no {text!r} within 15 s: {log.read_text()}"
+        time.sleep(0.05)
