@@ -137,10 +137,14 @@ def tutorial_run(**env: str) -> Iterator[TutorialRun]:
             log.unlink(missing_ok=True)
 
 
-def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
-    """Wait (up to 15 s) until a background process's log holds ``text``; fail if it exits."""
-    deadline = time.monotonic() + 15
-    while text not in log.read_text(errors="replace"):
+def wait_for_line(
+    log: Path, text: str, process: subprocess.Popen[bytes], count: int = 1, timeout: float = 30
+) -> None:
+    """Wait until a background process's log holds ``text`` (``count`` times); fail if it exits."""
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count(text) < count:
         assert process.poll() is None, f"exited with {process.returncode}: {log.read_text()}"
-        assert time.monotonic() < deadline, f"no {text!r} within 15 s: {log.read_text()}"
+        assert time.monotonic() < deadline, (
+            f"no {count} x {text!r} in {timeout} s: {log.read_text()}"
+        )
         time.sleep(0.05)

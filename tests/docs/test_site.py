@@ -42,6 +42,7 @@ def page_text(site: Path, page: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", raw)))
 
 
+@pytest.mark.timeout(300)  # the first one builds the site
 def test_the_site_builds_strictly_with_every_page(site: Path) -> None:
     sources = sorted(REPO_ROOT.glob("docs/**/*.md"))
     assert len(sources) >= 20
@@ -60,6 +61,7 @@ def test_no_page_installs_crossway_by_name() -> None:
         assert by_name == [], source
 
 
+@pytest.mark.timeout(300)  # the first one builds the site
 def test_the_options_page_lists_every_config_field_with_its_default(site: Path) -> None:
     raw = (site / "reference/options/index.html").read_text(encoding="utf-8")
     rows = {}
@@ -88,6 +90,7 @@ def test_the_options_page_lists_every_config_field_with_its_default(site: Path) 
         assert rows[flag][2].startswith(field.metadata["help"])
 
 
+@pytest.mark.timeout(300)  # the first one builds the site
 def test_the_limits_and_settings_pages_show_the_code_defaults(site: Path) -> None:
     limits = page_text(site, "reference/limits")
     assert "[[default" not in limits
@@ -100,6 +103,7 @@ def test_the_limits_and_settings_pages_show_the_code_defaults(site: Path) -> Non
     assert "heartbeat_ttl - 30 -" in layers and "idle_timeout - - 60" in layers
 
 
+@pytest.mark.timeout(300)  # the first one builds the site
 def test_the_api_reference_renders_the_docstrings(site: Path) -> None:
     assert Config.__doc__ is not None
     server = page_text(site, "reference/api/asgi_server")

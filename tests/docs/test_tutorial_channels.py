@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import REPO_ROOT, wait_until_accepting
 from tests.docs._tutorial import check_install_line, shell_lines, tutorial_run
@@ -61,6 +62,7 @@ def channels_project(destination: Path) -> Path:
     return destination
 
 
+@pytest.mark.timeout(300)  # a whole tutorial's processes, on a loaded machine
 def test_the_channels_migration_tutorial_moves_a_channels_project(
     tmp_path: Path, redis_url: str
 ) -> None:

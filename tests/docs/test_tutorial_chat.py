@@ -7,6 +7,7 @@ import contextlib
 import json
 from typing import Any
 
+import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.docs._tutorial import shell_lines, tutorial_run
@@ -17,8 +18,8 @@ PAGE = "tutorials/chat.md"
 def join(tabs: contextlib.ExitStack, port: int, room: str) -> ClientConnection:
     """A tab in ``room`` on the server at ``port``, past the room's greeting."""
     url, origin = f"ws://127.0.0.1:{port}/ws/chat/{room}/", f"http://127.0.0.1:{port}"
-    socket = tabs.enter_context(connect(url, origin=origin, open_timeout=10))  # type: ignore[arg-type]
-    assert json.loads(socket.recv(timeout=10)) == {"type": "joined", "room": room}
+    socket = tabs.enter_context(connect(url, origin=origin, open_timeout=30))  # type: ignore[arg-type]
+    assert json.loads(socket.recv(timeout=30)) == {"type": "joined", "room": room}
     return socket
 
 
@@ -28,6 +29,7 @@ def say(socket: ClientConnection, name: str, text: str) -> dict[str, Any]:
     return {"type": "message", "name": name, "text": text}
 
 
+@pytest.mark.timeout(300)  # a whole tutorial's processes, on a loaded machine
 def test_the_chat_tutorial_runs_as_written(redis_url: str) -> None:
     lines = shell_lines(PAGE)
     assert any("examples.chat.check" in line for line in lines)
@@ -40,8 +42,8 @@ def test_the_chat_tutorial_runs_as_written(redis_url: str) -> None:
 
         alice, bob = join(tabs, one, "lobby"), join(tabs, one, "lobby")
         expected = say(alice, "alice", "hi")
-        assert json.loads(bob.recv(timeout=10)) == expected
+        assert json.loads(bob.recv(timeout=30)) == expected
 
         carol, dave = join(tabs, first, "garden"), join(tabs, second, "garden")
         expected = say(carol, "carol", "across processes")
-        assert json.loads(dave.recv(timeout=10)) == expected
+        assert json.loads(dave.recv(timeout=30)) == expected

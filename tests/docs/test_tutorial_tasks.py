@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from websockets.sync.client import connect
 
 from tests.docs._tutorial import shell_lines, tutorial_run
@@ -12,6 +13,7 @@ from tests.docs._tutorial import shell_lines, tutorial_run
 PAGE = "tutorials/tasks.md"
 
 
+@pytest.mark.timeout(300)  # a whole tutorial's processes, on a loaded machine
 def test_the_background_work_tutorial_runs_as_written(redis_url: str) -> None:
     lines = shell_lines(PAGE)
     (curl,) = [line for line in lines if line.startswith("curl")]

@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.docs._tutorial import shell_lines, tutorial_run
 from tests.wamp.conftest import Wamp
 
 PAGE = "tutorials/wamp-quickstart.md"
 
 
+@pytest.mark.timeout(300)  # a whole tutorial's processes, on a loaded machine
 async def test_the_wamp_quickstart_runs_as_written() -> None:
     lines = shell_lines(PAGE)
     (curl,) = [line for line in lines if line.startswith("curl")]
