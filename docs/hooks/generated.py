@@ -19,6 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The checkout's packages, not whichever copy the environment has installed.
 sys.path.insert(0, str(REPO_ROOT))
@@ -174,6 +177,14 @@ def expand(markdown: str) -> str:
 
     markdown = MARKER.sub(table, markdown)
     return DEFAULT.sub(lambda match: config_default(match[1]), markdown)
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """MkDocs event: the pictures benchmarks/README.md shows (the Benchmarks page includes that
+    file, so its relative image links must resolve beside the page)."""
+    for picture in sorted((REPO_ROOT / "benchmarks").glob("*.png")):
+        files.append(File.generated(config, f"reference/{picture.name}", abs_src_path=str(picture)))
+    return files
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:

@@ -104,6 +104,18 @@ def test_the_limits_and_settings_pages_show_the_code_defaults(site: Path) -> Non
 
 
 @pytest.mark.timeout(300)  # the first one builds the site
+def test_every_picture_a_page_shows_is_in_the_site(site: Path) -> None:
+    pages = list(site.glob("**/index.html"))
+    pictures = 0
+    for page in pages:
+        for source in re.findall(r'<img[^>]* src="([^"]+)"', page.read_text(encoding="utf-8")):
+            if not source.startswith(("http:", "https:", "data:")):
+                pictures += 1
+                assert (page.parent / source).is_file(), f"{page}: {source}"
+    assert pictures >= sum(1 for _ in (REPO_ROOT / "benchmarks").glob("*.png"))
+
+
+@pytest.mark.timeout(300)  # the first one builds the site
 def test_the_api_reference_renders_the_docstrings(site: Path) -> None:
     assert Config.__doc__ is not None
     server = page_text(site, "reference/api/asgi_server")
