@@ -102,28 +102,38 @@ def config_default(name: str) -> str:
     return str(value)
 
 
-def wamp_limits() -> str:
-    """``consumers.wamp.settings.Limits``: each field, its default and its ``#:`` comment."""
-    from consumers.wamp import settings
-
+def dataclass_table(cls: type, title: str) -> str:
+    """A frozen dataclass of settings: each field, its default and its ``#:`` comment."""
     comments: dict[str, str] = {}
     pending: list[str] = []
-    for line in inspect.getsource(settings.Limits).splitlines():
+    for line in inspect.getsource(cls).splitlines():
         stripped = line.strip()
         if stripped.startswith("#:"):
             pending.append(stripped[2:].strip())
         elif match := re.match(r"(\w+)\s*:", stripped):
             comments[match[1]] = " ".join(pending)
             pending = []
-    rows = [
-        "| `Limits` field | Default | What it limits, and what happens past it |",
-        "|---|---|---|",
-    ]
-    for field in dataclasses.fields(settings.Limits):
+    rows = [f"| `{title}` field | Default | What it limits, and what happens past it |"]
+    rows.append("|---|---|---|")
+    for field in dataclasses.fields(cls):
         if not comments.get(field.name):
-            raise ValueError(f"Limits.{field.name} has no '#:' comment to document it")
+            raise ValueError(f"{title}.{field.name} has no '#:' comment to document it")
         rows.append(f"| `{field.name}` | `{field.default}` | {comments[field.name]} |")
     return "\n".join(rows)
+
+
+def wamp_limits() -> str:
+    """``consumers.wamp.settings.Limits``, the router's limits."""
+    from consumers.wamp import settings
+
+    return dataclass_table(settings.Limits, "Limits")
+
+
+def wamp_auth_limits() -> str:
+    """``consumers.wamp.settings.AuthLimits``, the brute-force defences of authentication."""
+    from consumers.wamp import settings
+
+    return dataclass_table(settings.AuthLimits, "AuthLimits")
 
 
 def _layer_classes() -> list[tuple[str, type]]:
@@ -163,6 +173,7 @@ def layer_settings() -> str:
 GENERATORS: dict[str, Callable[[], str]] = {
     "server-options": server_options,
     "wamp-limits": wamp_limits,
+    "wamp-auth-limits": wamp_auth_limits,
     "layer-settings": layer_settings,
 }
 

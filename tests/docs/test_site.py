@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from asgi_server.config import Config
-from consumers.wamp.settings import Limits
+from consumers.wamp.settings import AuthLimits, Limits
 from tests.conftest import REPO_ROOT
 
 
@@ -97,7 +97,7 @@ def test_the_limits_and_settings_pages_show_the_code_defaults(site: Path) -> Non
     assert f"--limit-request-head {Config.limit_request_head // 1024} KiB" in limits
     assert f"--timeout-keep-alive {Config.timeout_keep_alive:g} s" in limits
     wamp = page_text(site, "reference/wamp")
-    for field in dataclasses.fields(Limits):
+    for field in (*dataclasses.fields(Limits), *dataclasses.fields(AuthLimits)):
         assert f"{field.name} {field.default} " in wamp, field.name
     layers = page_text(site, "reference/channel-layer-settings")
     assert "heartbeat_ttl - 30 -" in layers and "idle_timeout - - 60" in layers
