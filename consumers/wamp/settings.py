@@ -11,7 +11,7 @@ LIMIT_EXCEEDED = "crossway.error.limit_exceeded"
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-router limits; each is documented in the README's WAMP section."""
+    """Per-router limits; the docs' WAMP reference tables them from these fields and comments."""
 
     #: The largest WAMP message (one WebSocket message) a client may send, in bytes; a larger one
     #: closes the connection (WebSocket close 1009) and ends the session.
@@ -31,7 +31,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class AuthLimits:
-    """Brute-force defences of authentication; each is documented in the README's WAMP section."""
+    """Brute-force defences of authentication; each is documented in docs/guide/wamp.md."""
 
     #: Seconds between a failed authentication and its ABORT: the same whatever failed (unknown
     #: authid, wrong secret, rate limit), so timing tells an attacker nothing.

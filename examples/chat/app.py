@@ -48,6 +48,7 @@ class StaticFiles(AsyncHttpConsumer):
         )
 
 
+# --8<-- [start:consumer]
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     """One browser tab in one room: relays its messages to the room's group and back."""
 
@@ -82,6 +83,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
 
+# --8<-- [end:consumer]
+
+
+# --8<-- [start:routing]
 ALLOWED_HOSTS = os.environ.get("CHAT_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 
 application = ProtocolTypeRouter(
@@ -98,3 +103,4 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+# --8<-- [end:routing]

@@ -18,6 +18,7 @@ from consumers.wamp import Realm, Router, publish
 
 logger = logging.getLogger(__name__)
 
+# --8<-- [start:router]
 router = Router(realms=[Realm("realm1")])
 
 
@@ -31,6 +32,9 @@ async def add(a: int, b: int) -> int:
 def log_notice(text: str) -> None:
     """A sync handler: runs in the thread pool."""
     logger.info("notice: %s", text)
+
+
+# --8<-- [end:router]
 
 
 PAGE = b"""<!doctype html>
@@ -65,6 +69,7 @@ class Site(AsyncHttpConsumer):
         await self.send_response(200, PAGE, headers={"content-type": "text/html; charset=utf-8"})
 
 
+# --8<-- [start:routes]
 def _routes() -> Any:
     return ProtocolTypeRouter(
         {
@@ -75,3 +80,4 @@ def _routes() -> Any:
 
 
 application = _routes()
+# --8<-- [end:routes]

@@ -1,7 +1,7 @@
 """Hostile request bytes through the HTTP/1.1 core, once per parser, whole and split.
 
 Three kinds of checks: a table of attacks with the answer both parsers must give; the known
-differences between h11 and llhttp (listed in README's "Limits"), pinned so that a change is
+differences between h11 and llhttp (listed in docs/reference/limits.md), pinned so that a change is
 noticed; and a differential test with hypothesis that generates valid and mutated requests, feeds
 them whole and split at random points, and asserts that the core never raises, that both parsers
 frame the same requests when both accept (no request smuggling), and that every refusal is a 4xx
@@ -262,7 +262,7 @@ def test_pipelined_backlog_counts_until_it_is_answered() -> None:
 
 
 CHUNKED = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-# The differences that remain (README, "Limits"): none of them frames a body differently.
+# The differences that remain (docs/reference/limits.md): none of them frames a body differently.
 KNOWN_DIFFERENCES = {
     "unknown-method": b"FOO / HTTP/1.1\r\n" + H + b"\r\n",  # llhttp knows a fixed list
     "lowercase-method": b"get / HTTP/1.1\r\n" + H + b"\r\n",  # methods are case-sensitive

@@ -2,7 +2,7 @@
 
 Serve it with ``python manage.py runserver`` (development) or, in as many processes as you like,
 ``asgi-server django_chat.asgi:application --app-dir examples/django_chat`` from the repository
-root (they share rooms through the Redis layer). The README's "Django quickstart" has the steps.
+root (they share rooms through the Redis layer). docs/guide/django.md has the steps.
 """
 
 import os

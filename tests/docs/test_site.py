@@ -1,0 +1,128 @@
+"""The docs site builds with ``mkdocs build --strict`` (no broken link, anchor or reference),
+and its generated reference tables hold what the code holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asgi_server.config import Config
+from consumers.wamp.settings import AuthLimits, Limits
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built strictly into a temporary directory (never into the checkout's site/)."""
+    out = tmp_path_factory.mktemp("site")
+    env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "WARNING" not in result.stderr, result.stderr[-5000:]
+    return out
+
+
+def page_text(site: Path, page: str) -> str:
+    """A built page's text: tags dropped, entities decoded, whitespace squeezed."""
+    raw = (site / page / "index.html").read_text(encoding="utf-8")
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", raw)))
+
+
+@pytest.mark.timeout(300)  # the first one builds the site
+def test_the_site_builds_strictly_with_every_page(site: Path) -> None:
+    sources = sorted(REPO_ROOT.glob("docs/**/*.md"))
+    assert len(sources) >= 20
+    for source in sources:
+        page = source.relative_to(REPO_ROOT / "docs").with_suffix("")
+        built = site / ("" if page.name == "index" else page) / "index.html"
+        assert built.is_file(), f"{source} was not built"
+    assert not (site / "hooks").exists(), "the build hook is code, not a page to publish"
+
+
+def test_no_page_installs_crossway_by_name() -> None:
+    """Crossway is on no index: a page installs it from a checkout or a file, never by name."""
+    for source in REPO_ROOT.glob("docs/**/*.md"):
+        text = source.read_text(encoding="utf-8")
+        by_name = re.findall(r"pip install[^`\n]*crossway\[[^\]]*\]'?(?! @)", text)
+        assert by_name == [], source
+
+
+@pytest.mark.timeout(300)  # the first one builds the site
+def test_the_options_page_lists_every_config_field_with_its_default(site: Path) -> None:
+    raw = (site / "reference/options/index.html").read_text(encoding="utf-8")
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", raw, re.DOTALL):
+        cells = [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<td>(.*?)</td>", row, re.DOTALL)
+        ]
+        if cells and cells[0].startswith("--"):
+            rows[cells[0].split(" ")[0]] = cells
+    for field in dataclasses.fields(Config):
+        if not field.metadata.get("cli", True):
+            continue
+        flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+        assert flag in rows, f"{flag} is missing from the options page"
+        default = field.default
+        if default is None or default == ():
+            expected = "none"
+        elif isinstance(default, tuple):
+            expected = ", ".join(default)
+        elif default == "":
+            expected = '""'
+        else:
+            expected = str(default)
+        assert rows[flag][1] == expected, flag
+        assert rows[flag][2].startswith(field.metadata["help"])
+
+
+@pytest.mark.timeout(300)  # the first one builds the site
+def test_the_limits_and_settings_pages_show_the_code_defaults(site: Path) -> None:
+    limits = page_text(site, "reference/limits")
+    assert "[[default" not in limits
+    assert f"--limit-request-head {Config.limit_request_head // 1024} KiB" in limits
+    assert f"--timeout-keep-alive {Config.timeout_keep_alive:g} s" in limits
+    wamp = page_text(site, "reference/wamp")
+    for field in (*dataclasses.fields(Limits), *dataclasses.fields(AuthLimits)):
+        assert f"{field.name} {field.default} " in wamp, field.name
+    layers = page_text(site, "reference/channel-layer-settings")
+    assert "heartbeat_ttl - 30 -" in layers and "idle_timeout - - 60" in layers
+
+
+@pytest.mark.timeout(300)  # the first one builds the site
+def test_every_picture_a_page_shows_is_in_the_site(site: Path) -> None:
+    pages = list(site.glob("**/index.html"))
+    pictures = 0
+    for page in pages:
+        for source in re.findall(r'<img[^>]* src="([^"]+)"', page.read_text(encoding="utf-8")):
+            if not source.startswith(("http:", "https:", "data:")):
+                pictures += 1
+                assert (page.parent / source).is_file(), f"{page}: {source}"
+    assert pictures >= sum(1 for _ in (REPO_ROOT / "benchmarks").glob("*.png"))
+
+
+@pytest.mark.timeout(300)  # the first one builds the site
+def test_the_api_reference_renders_the_docstrings(site: Path) -> None:
+    assert Config.__doc__ is not None
+    server = page_text(site, "reference/api/asgi_server")
+    assert Config.__doc__.split(":")[0] in server
+    raw = (site / "reference/api/asgi_server/index.html").read_text(encoding="utf-8")
+    assert 'id="asgi_server.server.Server.serve"' in raw
+    layers = page_text(site, "reference/api/channel_layers")
+    assert "group_send" in layers and "RedisChannelLayer" in layers
+    wamp = page_text(site, "reference/api/consumers_wamp")
+    assert "publish_sync" in wamp and "Realm" in wamp
