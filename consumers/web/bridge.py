@@ -134,7 +134,7 @@ class _Bridge:
         permission entry for at all (an unknown topic pattern to this path)."""
         if self.role.allows(action, uri):
             return
-        if action == "publish" and not any(p.matches(uri) for p in self.role.permissions):
+        if action == "publish" and self.role.rule_for(uri) is None:
             raise Refused(
                 404,
                 "crossway.error.unknown_topic",
