@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from examples.video_remote.qr import wsgi_app
 from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
+from tests.browser.test_chat import record_problems
 
 TIMEOUT_MS = 10_000
 APP = "examples.video_remote.app:application"
@@ -49,6 +51,7 @@ def open_player(browser: Any, base_url: str) -> tuple[Any, str]:
 
     page = browser.new_context(viewport={"width": 760, "height": 420}).new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    page.problems = record_problems(page)
     page.goto(base_url + "/")
     expect(page.locator("#status")).to_have_text("Ready: waiting for a remote.")
     player_id = page.locator("#player-id").text_content()
@@ -63,6 +66,7 @@ def open_remote(browser: Any, base_url: str, player_id: str) -> Any:
     context = browser.new_context(viewport={"width": 390, "height": 520}, is_mobile=True)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    page.problems = record_problems(page)
     page.goto(f"{base_url}/remote.html?id={player_id}")
     expect(page.locator("#toggle")).to_have_text("Play")
     expect(page.locator("#toggle")).to_be_enabled()
@@ -125,6 +129,8 @@ def test_remotes_drive_their_own_player_only(
         first.click("#toggle")
         player.wait_for_function("document.getElementById('video').paused")
         expect(second.locator("#toggle")).to_have_text("Play")
+        pages = (player, other, first, second, other_remote)
+        assert [problem for page in pages for problem in page.problems] == []
 
 
 def test_clicking_the_qr_code_opens_the_remote_in_a_new_tab(
@@ -156,3 +162,24 @@ def test_a_remote_without_a_player_says_so(
             "Player nosuchplayer is not open.", timeout=TIMEOUT_MS
         )
         expect(page.locator("#toggle")).to_be_disabled()
+
+
+def test_the_qr_code_endpoint_checks_the_player_id(run_server_process: Callable[..., Any]) -> None:
+    """``/qr.svg`` answers an SVG for a player id and 400 otherwise; the WSGI callable that
+    config.json mounts answers the same document."""
+    import httpx
+
+    with run_server_process(APP, "--log-level", "warning") as server:
+        good = httpx.get(f"{server.url}/qr.svg?id=abc123", timeout=30)
+        assert good.status_code == 200
+        assert good.headers["content-type"] == "image/svg+xml"
+        assert good.content.startswith(b"<svg") or good.content.startswith(b"<?xml")
+        for query in ("", "?id=", "?id=ABC", "?id=a.b", "?id=" + "a" * 33):
+            assert httpx.get(f"{server.url}/qr.svg{query}", timeout=30).status_code == 400
+        host = server.url.removeprefix("http://")
+
+    statuses: list[str] = []
+    environ = {"HTTP_HOST": host, "QUERY_STRING": "id=abc123", "wsgi.url_scheme": "http"}
+    body = b"".join(wsgi_app(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["200 OK"]
+    assert body == good.content
