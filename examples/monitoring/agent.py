@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ip", help="the address to report as (default: this machine's)")
     parser.add_argument("--name", default=socket.gethostname(), help="a name for the admin")
     options = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Our lines at INFO; autobahn logs its own (connection attempts) through txaio.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logger.setLevel(logging.INFO)
 
     ip = options.ip or local_address(options.server)
     settings = fetch_settings(options.server, ip, options.name)
