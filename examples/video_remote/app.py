@@ -50,7 +50,7 @@ FILES = _files()
 
 class Pages(AsyncHttpConsumer):
     """``/`` (the player), ``/<file>`` from ``static/``, ``/vendor/autobahn.min.js`` and
-    ``/qr.svg?id=<player id>``."""
+    ``/qr/?id=<player id>``."""
 
     async def handle(self, body: bytes) -> None:
         """Answer GET/HEAD for one file or the QR code."""
@@ -62,7 +62,7 @@ class Pages(AsyncHttpConsumer):
             name = f"vendor/{kwargs['vendored']}"
         else:
             name = kwargs.get("name") or "index.html"
-        if name == "qr.svg":
+        if "qr" in kwargs:
             host = dict(self.scope["headers"]).get(b"host", b"").decode("latin-1")
             query = self.scope["query_string"].decode("latin-1")
             status, content_type, data = answer(self.scope["scheme"], host, query)
@@ -84,7 +84,12 @@ def _routes() -> Any:
     return ProtocolTypeRouter(
         {
             "http": URLRouter(
-                [path("", pages), path("vendor/<str:vendored>", pages), path("<str:name>", pages)]
+                [
+                    path("", pages),
+                    path("qr/", pages, kwargs={"qr": True}),
+                    path("vendor/<str:vendored>", pages),
+                    path("<str:name>", pages),
+                ]
             ),
             "websocket": URLRouter([path("ws", router.as_asgi())]),
         }

@@ -1,6 +1,6 @@
 """The player's QR code: the URL of its remote page, drawn server-side as SVG with ``qrcode``.
 
-Served at ``/qr.svg?id=<player id>`` by the ASGI app (``app.py``) and, for the Crossbar.io-style
+Served at ``/qr/?id=<player id>`` by the ASGI app (``app.py``) and, for the Crossbar.io-style
 ``config.json``, by the WSGI callable ``wsgi_app`` below (a ``wsgi`` path of that config).
 """
 
@@ -32,7 +32,7 @@ def qr_svg(text: str) -> bytes:
 
 
 def answer(scheme: str, host: str, query: str) -> tuple[int, str, bytes]:
-    """Status, content type and body for ``/qr.svg?<query>``: 400 unless ``id`` is a player id."""
+    """Status, content type and body for ``/qr/?<query>``: 400 unless ``id`` is a player id."""
     player_id = (parse_qs(query).get("id") or [""])[0]
     if not PLAYER_ID.fullmatch(player_id) or not host:
         return 400, "text/plain; charset=utf-8", b"expected ?id=<1-32 lowercase letters or digits>"

@@ -165,17 +165,17 @@ def test_a_remote_without_a_player_says_so(
 
 
 def test_the_qr_code_endpoint_checks_the_player_id(run_server_process: Callable[..., Any]) -> None:
-    """``/qr.svg`` answers an SVG for a player id and 400 otherwise; the WSGI callable that
+    """``/qr/`` answers an SVG for a player id and 400 otherwise; the WSGI callable that
     config.json mounts answers the same document."""
     import httpx
 
     with run_server_process(APP, "--log-level", "warning") as server:
-        good = httpx.get(f"{server.url}/qr.svg?id=abc123", timeout=30)
+        good = httpx.get(f"{server.url}/qr/?id=abc123", timeout=30)
         assert good.status_code == 200
         assert good.headers["content-type"] == "image/svg+xml"
         assert good.content.startswith(b"<svg") or good.content.startswith(b"<?xml")
         for query in ("", "?id=", "?id=ABC", "?id=a.b", "?id=" + "a" * 33):
-            assert httpx.get(f"{server.url}/qr.svg{query}", timeout=30).status_code == 400
+            assert httpx.get(f"{server.url}/qr/{query}", timeout=30).status_code == 400
         host = server.url.removeprefix("http://")
 
     statuses: list[str] = []

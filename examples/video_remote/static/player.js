@@ -16,7 +16,7 @@ function playerId() {
 const id = playerId();
 const prefix = `${PREFIX}.${id}`;
 document.getElementById("player-id").textContent = id;
-document.getElementById("qr").src = `qr.svg?id=${id}`;
+document.getElementById("qr").src = `qr/?id=${id}`;
 document.getElementById("remote-link").href = `remote.html?id=${id}`;
 
 function state() {
