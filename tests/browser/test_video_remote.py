@@ -19,6 +19,8 @@ from tests.browser.test_chat import record_problems
 
 TIMEOUT_MS = 10_000
 APP = "examples.video_remote.app:application"
+# The same pages from the tutorial's setup: static files, a ws path and a wsgi path for the QR code.
+CROSSBAR = "--crossbar-config=examples/video_remote/config.json"
 SCREENSHOTS = Path(__file__).parents[2] / "examples/video_remote/screenshots"
 # Headless Chromium plays sound only when no click is needed for it.
 AUTOPLAY_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
@@ -91,12 +93,13 @@ def decode_qr(page: Any, tmp_path: Path) -> str:
     return result.stdout.strip()
 
 
+@pytest.mark.parametrize("served_by", [APP, CROSSBAR], ids=["app", "crossbar-config"])
 def test_remotes_drive_their_own_player_only(
-    autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path
+    autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path, served_by: str
 ) -> None:
     from playwright.sync_api import expect
 
-    with run_server_process(APP, "--log-level", "warning") as server:
+    with run_server_process(served_by, "--log-level", "warning") as server:
         player, player_id = open_player(autoplay_browser, server.url)
         other, other_id = open_player(autoplay_browser, server.url)
         assert other_id != player_id
@@ -122,7 +125,7 @@ def test_remotes_drive_their_own_player_only(
         expect(other_remote.locator("#toggle")).to_have_text("Play")
 
         assert decode_qr(player, tmp_path) == f"{server.url}/remote.html?id={player_id}"
-        shots = screenshot_dir(tmp_path)
+        shots = screenshot_dir(tmp_path) if served_by == APP else tmp_path
         player.screenshot(path=str(shots / "player.png"))
         first.screenshot(path=str(shots / "remote.png"))
 
@@ -164,12 +167,15 @@ def test_a_remote_without_a_player_says_so(
         expect(page.locator("#toggle")).to_be_disabled()
 
 
-def test_the_qr_code_endpoint_checks_the_player_id(run_server_process: Callable[..., Any]) -> None:
-    """``/qr/`` answers an SVG for a player id and 400 otherwise; the WSGI callable that
-    config.json mounts answers the same document."""
+@pytest.mark.parametrize("served_by", [APP, CROSSBAR], ids=["app", "crossbar-config"])
+def test_the_qr_code_endpoint_checks_the_player_id(
+    run_server_process: Callable[..., Any], served_by: str
+) -> None:
+    """``/qr/`` answers an SVG for a player id and 400 otherwise, served by the app or by
+    config.json's wsgi path; the WSGI callable answers the same document in process too."""
     import httpx
 
-    with run_server_process(APP, "--log-level", "warning") as server:
+    with run_server_process(served_by, "--log-level", "warning") as server:
         good = httpx.get(f"{server.url}/qr/?id=abc123", timeout=30)
         assert good.status_code == 200
         assert good.headers["content-type"] == "image/svg+xml"
