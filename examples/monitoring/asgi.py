@@ -3,6 +3,8 @@
 
 - HTTP: Django (the dashboard at ``/``, the admin, the agents' ``/clients/settings``), with its
   static files.
+- ``POST /notify``: the publisher bridge (``{"topic", "args", "kwargs"}``), from this machine
+  only: how the admin publishes with MONITORING_PUBLISHER_URL set, as in the tutorial.
 - ``/ws``: the WAMP router (realm ``realm1``) for the agents.
 - ``/ws/dashboard``: the same router for browsers, for logged-in staff only (their Django
   session cookie); anyone else's handshake is refused with 403.
@@ -23,8 +25,17 @@ django_app = ASGIStaticFilesHandler(get_asgi_application())
 from consumers.auth import AuthMiddlewareStack  # noqa: E402
 from consumers.routing import ProtocolTypeRouter, URLRouter, path  # noqa: E402
 from consumers.wamp import Realm, Router  # noqa: E402
+from consumers.web import BridgeSecurity, Publisher  # noqa: E402
 
 router = Router(realms=[Realm("realm1")])
+publisher = Publisher("realm1", security=BridgeSecurity(require_ip=["127.0.0.0/8", "::1"]))
+
+
+async def http(scope: Any, receive: Any, send: Any) -> None:
+    """``/notify`` to the publisher bridge, everything else to Django."""
+    if scope["path"] == "/notify":
+        return await publisher(scope, receive, send)
+    return await django_app(scope, receive, send)
 
 
 class StaffOnly:
@@ -57,7 +68,7 @@ async def lifespan(scope: Any, receive: Any, send: Any) -> None:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_app,
+        "http": http,
         "websocket": URLRouter(
             [
                 path("ws", router.as_asgi()),

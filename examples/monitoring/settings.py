@@ -3,7 +3,8 @@
 Environment: MONITORING_DB_PATH (SQLite file, default db.sqlite3 beside this file),
 MONITORING_SECRET_KEY, MONITORING_DEBUG ("0" turns DEBUG off), MONITORING_ALLOWED_HOSTS
 (comma-separated, added to the local names), REDIS_URL (a Redis channel layer instead of the
-in-memory one).
+in-memory one), MONITORING_PUBLISHER_URL (publish the admin's changes by HTTP POST to the
+publisher bridge, e.g. http://127.0.0.1:8000/notify, the tutorial's way, instead of in process).
 """
 
 import os
@@ -69,6 +70,8 @@ DATABASES = {
         "NAME": Path(os.environ.get("MONITORING_DB_PATH", BASE_DIR / "db.sqlite3")),
     }
 }
+
+MONITORING_PUBLISHER_URL = os.environ.get("MONITORING_PUBLISHER_URL", "")
 
 LOGIN_URL = "admin:login"
 STATIC_URL = "/static/"
