@@ -5,9 +5,9 @@
   static files.
 - ``POST /notify``: the publisher bridge (``{"topic", "args", "kwargs"}``), from this machine
   only: how the admin publishes with MONITORING_PUBLISHER_URL set, as in the tutorial.
-- ``/ws``: the WAMP router (realm ``realm1``) for the agents.
-- ``/ws/dashboard``: the same router for browsers, for logged-in staff only (their Django
-  session cookie); anyone else's handshake is refused with 403.
+- ``/ws``: the WAMP router (realm ``realm1``). Browsers of logged-in staff join as their Django
+  user (authmethod ``cookie``: the session cookie of the handshake) in the role ``staff``, which
+  may read the stats; anyone else joins anonymously as ``agent``, which may only report.
 
 Composed with ``ProtocolTypeRouter``/``URLRouter``. The router is bound to the server's loop at
 startup, so the admin's signal can publish before any WAMP client connected.
@@ -25,10 +25,47 @@ django_app = ASGIStaticFilesHandler(get_asgi_application())
 from consumers.auth import AuthMiddlewareStack  # noqa: E402
 from consumers.routing import ProtocolTypeRouter, URLRouter, path  # noqa: E402
 from consumers.wamp import Realm, Router  # noqa: E402
+from consumers.wamp.auth import Anonymous  # noqa: E402
+from consumers.wamp.auth.django import DjangoUser  # noqa: E402
+from consumers.wamp.roles import Permission, Role  # noqa: E402
 from consumers.web import BridgeSecurity, Publisher  # noqa: E402
+from consumers.web import permissions as web_permissions  # noqa: E402
 
-router = Router(realms=[Realm("realm1")])
-publisher = Publisher("realm1", security=BridgeSecurity(require_ip=["127.0.0.0/8", "::1"]))
+
+def staff_role(user: Any) -> str | None:
+    """Staff read the dashboard; other users are not let in by their login."""
+    return "staff" if user.is_active and user.is_staff else None
+
+
+staff = Role(
+    "staff",
+    [
+        Permission("clientstats", subscribe=True),
+        Permission("clientconfig", "prefix", subscribe=True),
+    ],
+)
+agent = Role(
+    "agent",
+    [
+        Permission("clientstats", publish=True),
+        Permission("clientconfig", "prefix", subscribe=True),
+    ],
+)
+# The HTTP publisher bridge's in-process session: it may only publish settings.
+publisher_role = Role("publisher", [Permission("clientconfig", "prefix", publish=True)])
+realm = Realm(
+    "realm1",
+    roles=[staff, agent, publisher_role],
+    auth=[DjangoUser(role_for=staff_role), Anonymous("agent")],
+)
+router = Router(realms=[realm])
+# The bridge checks its own copy of the rule before the realm does.
+bridge_rule = web_permissions.Permission("clientconfig", "prefix", frozenset({"publish"}))
+publisher = Publisher(
+    "realm1",
+    role=web_permissions.Role("publisher", (bridge_rule,)),
+    security=BridgeSecurity(require_ip=["127.0.0.0/8", "::1"]),  # this machine only
+)
 
 
 async def http(scope: Any, receive: Any, send: Any) -> None:
@@ -36,22 +73,6 @@ async def http(scope: Any, receive: Any, send: Any) -> None:
     if scope["path"] == "/notify":
         return await publisher(scope, receive, send)
     return await django_app(scope, receive, send)
-
-
-class StaffOnly:
-    """Lets a WebSocket through only for a logged-in staff user (``scope["user"]``)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Refuse the handshake (403) unless the session's user is staff."""
-        user = scope.get("user")
-        if user is not None and user.is_active and user.is_staff:
-            return await self.inner(scope, receive, send)
-        await receive()  # websocket.connect
-        await send({"type": "websocket.close", "code": 1008})
-        return None
 
 
 async def lifespan(scope: Any, receive: Any, send: Any) -> None:
@@ -71,8 +92,7 @@ application = ProtocolTypeRouter(
         "http": http,
         "websocket": URLRouter(
             [
-                path("ws", router.as_asgi()),
-                path("ws/dashboard", AuthMiddlewareStack(StaffOnly(router.as_asgi()))),
+                path("ws", AuthMiddlewareStack(router.as_asgi())),
             ]
         ),
         "lifespan": lifespan,

@@ -82,8 +82,9 @@ function onSettings([settings]) {
 for (const settings of JSON.parse(document.getElementById("clients").textContent)) onSettings([settings]);
 
 const statusLine = document.getElementById("status");
-const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/dashboard";
-const connection = new autobahn.Connection({ url, realm: "realm1" });
+const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+// Joins as the logged-in Django user (the session cookie goes with the handshake).
+const connection = new autobahn.Connection({ url, realm: "realm1", authmethods: ["cookie"] });
 connection.onopen = async (session) => {
   await session.subscribe("clientstats", onStats);
   await session.subscribe("clientconfig", onSettings, { match: "prefix" });
