@@ -29,7 +29,6 @@ from consumers.wamp.auth import Anonymous  # noqa: E402
 from consumers.wamp.auth.django import DjangoUser  # noqa: E402
 from consumers.wamp.roles import Permission, Role  # noqa: E402
 from consumers.web import BridgeSecurity, Publisher  # noqa: E402
-from consumers.web import permissions as web_permissions  # noqa: E402
 
 
 def staff_role(user: Any) -> str | None:
@@ -59,11 +58,9 @@ realm = Realm(
     auth=[DjangoUser(role_for=staff_role), Anonymous("agent")],
 )
 router = Router(realms=[realm])
-# The bridge checks its own copy of the rule before the realm does.
-bridge_rule = web_permissions.Permission("clientconfig", "prefix", frozenset({"publish"}))
 publisher = Publisher(
     "realm1",
-    role=web_permissions.Role("publisher", (bridge_rule,)),
+    role=publisher_role,
     security=BridgeSecurity(require_ip=["127.0.0.0/8", "::1"]),  # this machine only
 )
 
