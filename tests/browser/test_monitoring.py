@@ -1,0 +1,211 @@
+"""The monitoring demo end to end: the Django project served by a real server process, two real
+agents (autobahn-python, psutil) and the staff dashboard in headless Chromium (Debian's, through
+Playwright). Settings changed in Django's admin reach the page within a second.
+``UPDATE_SCREENSHOTS=1`` rewrites the README's screenshot in examples/monitoring/screenshots/."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
+from tests.consumers.test_django_suite import sqlite_directory
+
+APP = "examples.monitoring.asgi:application"
+MANAGE = REPO_ROOT / "examples/monitoring/manage.py"
+SCREENSHOTS = REPO_ROOT / "examples/monitoring/screenshots"
+TIMEOUT_MS = 15_000
+AGENTS = {"127.0.0.2": "alpha", "127.0.0.3": "beta"}  # reported addresses: one host, two machines
+
+
+@pytest.fixture
+def monitoring_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A migrated SQLite database with the superuser ``staff`` and the plain user ``plain``; the
+    processes the test starts inherit it."""
+    database_dir = Path(sqlite_directory(tmp_path))
+    monkeypatch.setenv("MONITORING_DB_PATH", str(database_dir / "monitoring.sqlite3"))
+    monkeypatch.setenv("MONITORING_DEBUG", "0")
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    users = (
+        "from django.contrib.auth.models import User; "
+        "User.objects.create_superuser('staff', password='staff-pw'); "
+        "User.objects.create_user('plain', password='plain-pw')"
+    )
+    for command in (["migrate", "--noinput", "-v", "0"], ["shell", "-c", users]):
+        result = subprocess.run(
+            [sys.executable, str(MANAGE), *command], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+    yield
+    shutil.rmtree(database_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def start_agents(tmp_path: Path) -> Iterator[Callable[[str], None]]:
+    """Starts the two agents against a server URL; stops them after the test."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(server_url: str) -> None:
+        for ip, name in AGENTS.items():
+            log = (tmp_path / f"agent-{name}.log").open("wb")
+            command = [sys.executable, "-m", "examples.monitoring.agent", "--server", server_url]
+            command += ["--ip", ip, "--name", name]
+            processes.append(
+                subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            )
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def serve(log_path: Path, publish_via: str) -> Iterator[str]:
+    """The demo's server on a free port (its URL); with ``publish_via="http"`` the admin publishes
+    by POSTing to the server's own publisher bridge, whose address needs that port up front."""
+    port = get_free_port()
+    env = dict(os.environ)
+    if publish_via == "http":
+        env["MONITORING_PUBLISHER_URL"] = f"http://127.0.0.1:{port}/notify"
+    command = [sys.executable, "-m", "asgi_server", APP, "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until_accepting("127.0.0.1", port, process)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def log_in(browser: Any, base_url: str, username: str) -> Any:
+    """A new context signed in through the admin's login form, on the dashboard."""
+    page = browser.new_context(viewport={"width": 1000, "height": 640}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base_url + "/")
+    assert "/admin/login/" in page.url
+    page.fill("#id_username", username)
+    page.fill("#id_password", f"{username}-pw")
+    page.click("input[type=submit]")
+    return page
+
+
+def machine(page: Any, ip: str) -> Any:
+    return page.locator(f'section.machine[data-ip="{ip}"]')
+
+
+def save_in_admin(admin: Any, base_url: str, ip: str, checkbox: str, ticked: bool) -> None:
+    """Open the machine's change form in the admin, set one checkbox and save."""
+    admin.goto(base_url + "/admin/clients/client/")
+    admin.click(f"text={ip}")
+    admin.set_checked(f"#id_{checkbox}", ticked)
+    with admin.expect_navigation():
+        admin.click("input[name=_save]")
+    assert admin.url.endswith("/admin/clients/client/")
+
+
+@pytest.mark.timeout(180)  # two agents, a server and Chromium on a shared 2-core machine
+@pytest.mark.parametrize("publish_via", ["publish_sync", "http"])
+def test_staff_watch_machines_live_and_the_admin_changes_them(
+    browser: Any,
+    monitoring_database: None,
+    start_agents: Callable[[str], None],
+    tmp_path: Path,
+    publish_via: str,
+) -> None:
+    """The admin's changes reach the page within a second, published in process from the
+    signal (``publish_sync``) or, the tutorial's way, by a POST to the publisher bridge."""
+    from playwright.sync_api import expect
+
+    server_log = tmp_path / "server.log"
+    with serve(server_log, publish_via) as url:
+        start_agents(url)
+        page = log_in(browser, url, "staff")
+        expect(page.locator("#status")).to_have_text("Live")
+        alpha, beta = (machine(page, ip) for ip in AGENTS)
+        for card in (alpha, beta):
+            expect(card.locator("tr.cpu").first).to_be_visible()
+            expect(card.locator("tr.memory")).to_have_count(1)
+        # Numbers change: each sample is a new reading (several CPUs' loads, memory in bytes).
+        first = alpha.locator("tbody").inner_text()
+        page.wait_for_function(
+            "text => document.querySelector('section.machine[data-ip=\"127.0.0.2\"] tbody')"
+            ".innerText !== text",
+            arg=first,
+        )
+        page.wait_for_function("machines.get('127.0.0.3').history.length >= 8")
+        update = os.environ.get("UPDATE_SCREENSHOTS") == "1" and publish_via == "publish_sync"
+        shots = SCREENSHOTS if update else tmp_path
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "dashboard.png"))
+
+        admin = page.context.new_page()
+        save_in_admin(admin, url, "127.0.0.2", "show_cpus", ticked=False)
+        saved = time.monotonic()
+        expect(alpha.locator("tr.cpu")).to_have_count(0, timeout=1000)
+        assert time.monotonic() - saved < 1.0
+        expect(beta.locator("tr.cpu").first).to_be_visible()
+        # The agent applied the settings too: its next samples carry no CPU figures.
+        page.wait_for_function(
+            "machines.get('127.0.0.2').last.cpus === undefined"
+            " && machines.get('127.0.0.2').last.memory !== undefined"
+        )
+
+        save_in_admin(admin, url, "127.0.0.3", "disabled", ticked=True)
+        expect(beta).to_be_hidden(timeout=1000)
+        expect(alpha).to_be_visible()
+    posts = server_log.read_text(errors="replace").count('"POST /notify HTTP/1.1" 200')
+    # Each agent's first POST added its machine (a save, so a publication), then the two edits.
+    assert posts == (4 if publish_via == "http" else 0)
+
+
+def test_anonymous_and_non_staff_users_are_refused(
+    browser: Any, run_server_process: Callable[..., Any], monitoring_database: None
+) -> None:
+    from playwright.sync_api import expect
+    from websockets.sync.client import connect
+    from websockets.typing import Subprotocol
+
+    with run_server_process(APP, "--log-level", "warning") as server:
+        anonymous = browser.new_page()
+        anonymous.goto(server.url + "/")
+        assert "/admin/login/?next=/" in anonymous.url
+        plain = log_in(browser, server.url, "plain")
+        expect(plain.locator("#id_username")).to_be_visible()  # still the login form
+        assert "/admin/login/" in plain.url
+
+        # Over WAMP: no Django login, no cookie authentication; anonymous sessions (the agents)
+        # may report but not read the stats.
+        ws_url = server.url.replace("http://", "ws://") + "/ws"
+        hello: dict[str, Any] = {"roles": {"subscriber": {}, "publisher": {}}}
+        with connect(ws_url, subprotocols=[Subprotocol("wamp.2.json")], open_timeout=10) as ws:
+            ws.send(json.dumps([1, "realm1", {**hello, "authmethods": ["cookie"]}]))
+            assert json.loads(ws.recv(timeout=10))[0:3:2] == [3, "wamp.error.no_auth_method"]
+        with connect(ws_url, subprotocols=[Subprotocol("wamp.2.json")], open_timeout=10) as ws:
+            ws.send(json.dumps([1, "realm1", {**hello, "authmethods": ["anonymous"]}]))
+            welcome = json.loads(ws.recv(timeout=10))
+            assert welcome[0] == 2 and welcome[2]["authrole"] == "agent"
+            ws.send(json.dumps([32, 1, {}, "clientstats"]))
+            error = json.loads(ws.recv(timeout=10))
+            assert error[0:2] == [8, 32] and error[4] == "wamp.error.not_authorized"
+            ws.send(json.dumps([32, 2, {}, "clientconfig.127.0.0.2"]))
+            assert json.loads(ws.recv(timeout=10))[0] == 33  # SUBSCRIBED: its own settings

@@ -1,0 +1,191 @@
+"""The remote-controlled video player end to end: the real server in a subprocess, two players and
+their remotes in headless Chromium (Debian's, through Playwright), the QR code read back with
+zbarimg. ``UPDATE_SCREENSHOTS=1`` rewrites the README's screenshots in examples/video_remote/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from examples.video_remote.qr import wsgi_app
+from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
+from tests.browser.test_chat import record_problems
+
+TIMEOUT_MS = 10_000
+APP = "examples.video_remote.app:application"
+# The same pages from the tutorial's setup: static files, a ws path and a wsgi path for the QR code.
+CROSSBAR = "--crossbar-config=examples/video_remote/config.json"
+SCREENSHOTS = Path(__file__).parents[2] / "examples/video_remote/screenshots"
+# Headless Chromium plays sound only when no click is needed for it.
+AUTOPLAY_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture
+def autoplay_browser() -> Iterator[Any]:
+    """A headless Chromium that lets a page play (with sound) without a click."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=AUTOPLAY_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where screenshots go: the committed folder under UPDATE_SCREENSHOTS=1, else tmp_path."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path
+
+
+def open_player(browser: Any, base_url: str) -> tuple[Any, str]:
+    """A player page on ``/``: it picks its own id, registers its procedures; (page, id)."""
+    from playwright.sync_api import expect
+
+    page = browser.new_context(viewport={"width": 760, "height": 420}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.problems = record_problems(page)
+    page.goto(base_url + "/")
+    expect(page.locator("#status")).to_have_text("Ready: waiting for a remote.")
+    player_id = page.locator("#player-id").text_content()
+    assert player_id and page.url == f"{base_url}/?id={player_id}"
+    return page, player_id
+
+
+def open_remote(browser: Any, base_url: str, player_id: str) -> Any:
+    """A phone-sized remote of ``player_id``, showing its player paused."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 390, "height": 520}, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.problems = record_problems(page)
+    page.goto(f"{base_url}/remote.html?id={player_id}")
+    expect(page.locator("#toggle")).to_have_text("Play")
+    expect(page.locator("#toggle")).to_be_enabled()
+    return page
+
+
+def video(page: Any, expression: str) -> Any:
+    return page.eval_on_selector("#video", f"video => video.{expression}")
+
+
+def decode_qr(page: Any, tmp_path: Path) -> str:
+    """The text of the QR code as the page shows it (a screenshot of the image, read by zbarimg)."""
+    zbarimg = shutil.which("zbarimg")
+    if zbarimg is None:
+        pytest.fail("zbarimg is missing: run 'bash scripts/install-system.sh'", pytrace=False)
+    picture = tmp_path / "qr.png"
+    page.locator("#qr").screenshot(path=str(picture))
+    result = subprocess.run(
+        [zbarimg, "--quiet", "--raw", str(picture)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("served_by", [APP, CROSSBAR], ids=["app", "crossbar-config"])
+def test_remotes_drive_their_own_player_only(
+    autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path, served_by: str
+) -> None:
+    from playwright.sync_api import expect
+
+    with run_server_process(served_by, "--log-level", "warning") as server:
+        player, player_id = open_player(autoplay_browser, server.url)
+        other, other_id = open_player(autoplay_browser, server.url)
+        assert other_id != player_id
+        first = open_remote(autoplay_browser, server.url, player_id)
+        second = open_remote(autoplay_browser, server.url, player_id)
+        other_remote = open_remote(autoplay_browser, server.url, other_id)
+
+        first.click("#toggle")
+        player.wait_for_function("!document.getElementById('video').paused")
+        started = video(player, "currentTime")
+        player.wait_for_function(f"document.getElementById('video').currentTime > {started} + 0.3")
+        expect(first.locator("#toggle")).to_have_text("Pause")
+        expect(second.locator("#toggle")).to_have_text("Pause")
+
+        second.locator("#volume").fill("0.35")
+        player.wait_for_function("Math.abs(document.getElementById('video').volume - 0.35) < 1e-6")
+        assert video(player, "muted") is False
+        expect(first.locator("#volume")).to_have_value("0.35")
+
+        # The other player and its remote saw none of it.
+        assert video(other, "paused") is True
+        assert video(other, "volume") == 1
+        expect(other_remote.locator("#toggle")).to_have_text("Play")
+
+        assert decode_qr(player, tmp_path) == f"{server.url}/remote.html?id={player_id}"
+        shots = screenshot_dir(tmp_path) if served_by == APP else tmp_path
+        player.screenshot(path=str(shots / "player.png"))
+        first.screenshot(path=str(shots / "remote.png"))
+
+        first.click("#toggle")
+        player.wait_for_function("document.getElementById('video').paused")
+        expect(second.locator("#toggle")).to_have_text("Play")
+        pages = (player, other, first, second, other_remote)
+        assert [problem for page in pages for problem in page.problems] == []
+
+
+def test_clicking_the_qr_code_opens_the_remote_in_a_new_tab(
+    autoplay_browser: Any, run_server_process: Callable[..., Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    with run_server_process(APP, "--log-level", "warning") as server:
+        player, player_id = open_player(autoplay_browser, server.url)
+        with player.context.expect_page() as opened:
+            player.click("#qr")
+        remote = opened.value
+        remote.wait_for_load_state()
+        assert remote.url == f"{server.url}/remote.html?id={player_id}"
+        expect(remote.locator("#toggle")).to_have_text("Play", timeout=TIMEOUT_MS)
+        remote.click("#toggle")
+        player.wait_for_function("!document.getElementById('video').paused")
+
+
+def test_a_remote_without_a_player_says_so(
+    autoplay_browser: Any, run_server_process: Callable[..., Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    with run_server_process(APP, "--log-level", "warning") as server:
+        page = autoplay_browser.new_page()
+        page.goto(f"{server.url}/remote.html?id=nosuchplayer")
+        expect(page.locator("#status")).to_have_text(
+            "Player nosuchplayer is not open.", timeout=TIMEOUT_MS
+        )
+        expect(page.locator("#toggle")).to_be_disabled()
+
+
+@pytest.mark.parametrize("served_by", [APP, CROSSBAR], ids=["app", "crossbar-config"])
+def test_the_qr_code_endpoint_checks_the_player_id(
+    run_server_process: Callable[..., Any], served_by: str
+) -> None:
+    """``/qr/`` answers an SVG for a player id and 400 otherwise, served by the app or by
+    config.json's wsgi path; the WSGI callable answers the same document in process too."""
+    import httpx
+
+    with run_server_process(served_by, "--log-level", "warning") as server:
+        good = httpx.get(f"{server.url}/qr/?id=abc123", timeout=30)
+        assert good.status_code == 200
+        assert good.headers["content-type"] == "image/svg+xml"
+        assert good.content.startswith(b"<svg") or good.content.startswith(b"<?xml")
+        for query in ("", "?id=", "?id=ABC", "?id=a.b", "?id=" + "a" * 33):
+            assert httpx.get(f"{server.url}/qr/{query}", timeout=30).status_code == 400
+        host = server.url.removeprefix("http://")
+
+    statuses: list[str] = []
+    environ = {"HTTP_HOST": host, "QUERY_STRING": "id=abc123", "wsgi.url_scheme": "http"}
+    body = b"".join(wsgi_app(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["200 OK"]
+    assert body == good.content
