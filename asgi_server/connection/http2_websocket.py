@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from asgi_server.asgi.websocket import ClientDisconnected, Headers, WebsocketSession, build_scope
+from asgi_server.connection.websocket import close_timeout
 from asgi_server.protocols import websocket as ws
 from asgi_server.protocols.http2 import ResponseError, StreamGone
 
@@ -146,8 +147,7 @@ class WebsocketStream:
             self._close_code = code
         self._send(self.core.close(code, reason))
         self._cancel_timer("ping")
-        timeout = self.config.ws_ping_timeout or self.config.timeout_ws_handshake
-        self._start_timer("close", timeout, self._abort)
+        self._start_timer("close", close_timeout(self.config), self._abort)
 
     def send_http_response(self, status: int, headers: Headers) -> None:
         """Deny the WebSocket with an HTTP response on the stream."""

@@ -20,6 +20,7 @@ from asgi_server.protocols import websocket as core
 if TYPE_CHECKING:
     import asyncio
 
+    from asgi_server.config import Config
     from asgi_server.connection.base import Connection
     from asgi_server.protocols.http11 import Request
 
@@ -28,6 +29,12 @@ GOING_AWAY_RESTART = 1012
 INTERNAL_ERROR = 1011
 MESSAGE_TOO_BIG = 1009
 ABNORMAL_CLOSURE = 1006
+
+
+def close_timeout(config: Config) -> float:
+    """How long to wait for the peer's reply to our close frame (or a ping) before dropping it:
+    the ping timeout, else the handshake timeout. Shared by the HTTP/1.1 and HTTP/2 drivers."""
+    return config.ws_ping_timeout or config.timeout_ws_handshake
 
 
 class WebsocketHandler:
@@ -150,7 +157,7 @@ class WebsocketHandler:
             self._close_code = code
         self._write(self.core.close(code, reason))
         self._cancel_timer("ping")
-        self._start_timer("close", self._close_timeout(), self._abort)
+        self._start_timer("close", close_timeout(self.config), self._abort)
 
     def send_http_response(self, status: int, headers: Headers) -> None:
         """Deny the upgrade with a plain HTTP response; its body is delimited by closing."""
@@ -272,9 +279,6 @@ class WebsocketHandler:
     def _write(self, data: bytes) -> None:
         if data and not self.transport.is_closing():
             self.transport.write(data)
-
-    def _close_timeout(self) -> float:
-        return self.config.ws_ping_timeout or self.config.timeout_ws_handshake
 
     def _abort(self) -> None:
         """The peer never answered our close frame (or ping): drop the connection."""
