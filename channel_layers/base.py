@@ -313,6 +313,36 @@ class BaseChannelLayer(abc.ABC):
         )
 
 
+def find_unsupported(
+    value: object, path: str, keys: tuple[type, ...], leaves: tuple[type, ...]
+) -> tuple[str, str] | None:
+    """The (path, type name) of the first value in nested dicts, lists and tuples that is not a
+    ``leaves`` instance (or is a dict key outside ``keys``), else None.
+
+    The serializers and the queue store each pass their own rules; ints must fit in 64 bits
+    because msgpack carries no bigger ones.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, keys):
+                return f"{path} key {key!r}", type(key).__name__
+            found = find_unsupported(item, f"{path}[{key!r}]", keys, leaves)
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = find_unsupported(item, f"{path}[{index}]", keys, leaves)
+            if found:
+                return found
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return path, "int beyond 64 bits"
+    if isinstance(value, leaves):
+        return None
+    return path, type(value).__name__
+
+
 def compile_capacities(
     channel_capacity: Mapping[CapacityPattern, int],
 ) -> list[tuple[re.Pattern[str], int]]:

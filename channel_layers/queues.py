@@ -51,7 +51,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from channel_layers.base import InvalidMessage
+from channel_layers.base import InvalidMessage, find_unsupported
 
 if TYPE_CHECKING:
     from channel_layers.base import BaseChannelLayer
@@ -323,28 +323,10 @@ _EXTRAS = (datetime.timedelta, decimal.Decimal, uuid.UUID)
 def find_unportable(value: object, path: str) -> tuple[str, str] | None:
     """The (path, type name) of the first value the layer serializers cannot carry, else None.
 
-    The same rules as the Redis serializers', checked on every backend so that code tried on
-    the in-memory layer does not break on Redis.
+    The Redis serializers' rules, but with str keys only (JSON's), checked on every backend so
+    that code tried on the in-memory layer does not break on Redis.
     """
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{path} key {key!r}", type(key).__name__
-            found = find_unportable(item, f"{path}[{key!r}]")
-            if found:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = find_unportable(item, f"{path}[{index}]")
-            if found:
-                return found
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
-        return path, "int beyond 64 bits"
-    if isinstance(value, _SCALARS + _EXTRAS):
-        return None
-    return path, type(value).__name__
+    return find_unsupported(value, path, (str,), _SCALARS + _EXTRAS)
 
 
 def require_portable(value: object, what: str) -> None:

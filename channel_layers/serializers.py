@@ -25,7 +25,7 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
-from channel_layers.base import ChannelLayerError, InvalidMessage
+from channel_layers.base import ChannelLayerError, InvalidMessage, find_unsupported
 from channel_layers.memory import copy_message, is_flat
 
 __all__ = ["FORMATS", "MessageDecodeError", "MessageSerializer", "fernet_from_key"]
@@ -114,6 +114,16 @@ _JSON_KINDS: dict[type, str] = {
     decimal.Decimal: "decimal",
     uuid.UUID: "uuid",
 }
+_SERIALIZABLE: tuple[type, ...] = (
+    str,
+    bytes,
+    int,
+    float,
+    bool,
+    type(None),
+    *_JSON_KINDS,
+    datetime.timedelta,
+)
 _JSON_DECODERS: dict[str, Callable[[Any], object]] = {
     "bytes": lambda v: base64.b64decode(v),
     "timedelta": lambda v: datetime.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
@@ -154,27 +164,7 @@ _SUPPORTED = (
 
 def find_unserializable(value: object, path: str = "message") -> tuple[str, str] | None:
     """The (path, type name) of the first value no format carries, or None when all are fine."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str | int):
-                return f"{path} key {key!r}", type(key).__name__
-            found = find_unserializable(item, f"{path}[{key!r}]")
-            if found:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = find_unserializable(item, f"{path}[{index}]")
-            if found:
-                return found
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
-        return path, "int beyond 64 bits"
-    if value is None or isinstance(value, str | bytes | int | float | bool):
-        return None
-    if isinstance(value, (*tuple(_JSON_KINDS), datetime.timedelta)):
-        return None
-    return path, type(value).__name__
+    return find_unsupported(value, path, (str, int), _SERIALIZABLE)
 
 
 def fernet_from_key(key: str | bytes) -> Any:
