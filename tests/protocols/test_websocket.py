@@ -209,6 +209,21 @@ def test_large_outbound_frames_use_extended_lengths() -> None:
         (client_frame(0x8, b"\x03"), 1002),  # one-byte close payload
         (client_frame(0x8, struct.pack("!H", 1005)), 1002),  # local-only code
     ],
+    # Named ids: the frames carry random masks, and pytest-xdist's workers must collect the
+    # same test names.
+    ids=[
+        "unmasked",
+        "reserved-opcode",
+        "reserved-control-opcode",
+        "long-ping",
+        "fragmented-ping",
+        "rsv1",
+        "orphan-continuation",
+        "invalid-utf8",
+        "invalid-utf8-across-frames",
+        "one-byte-close",
+        "close-1005",
+    ],
 )
 def test_protocol_errors_close_with_the_right_code(feed: Feed, data: bytes, code: int) -> None:
     core = ws.WebSocketCore(max_size=1024)
