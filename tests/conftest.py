@@ -359,6 +359,28 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
     _DESELECTED.extend(items)
 
 
+# Under pytest-xdist the workers collect and deselect; each hands its reasons to the controller,
+# which prints those of one worker (they all collect the same tests).
+_WORKER_REASONS: Counter[str] = Counter()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: pass the deselection reasons to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["deselected_reasons"] = dict(
+            Counter(_deselection_reason(item) for item in _DESELECTED)
+        )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller: keep one worker's deselection reasons for the summary."""
+    reasons = getattr(node, "workeroutput", {}).get("deselected_reasons")
+    if reasons and not _WORKER_REASONS:
+        _WORKER_REASONS.update(reasons)
+
+
 def _deselection_reason(item: pytest.Item) -> str:
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec else {}
@@ -377,9 +399,9 @@ def _deselection_reason(item: pytest.Item) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say why each deselected test was left out, so that a reader of CI never wonders."""
-    if not _DESELECTED:
+    reasons = Counter(_deselection_reason(item) for item in _DESELECTED) or _WORKER_REASONS
+    if not reasons:
         return
-    reasons = Counter(_deselection_reason(item) for item in _DESELECTED)
     terminalreporter.section("deselected, and why")
     for reason, count in reasons.most_common():
         terminalreporter.write_line(f"{count:4d}  {reason}")
