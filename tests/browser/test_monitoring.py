@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
+from tests.conftest import REPO_ROOT, RedisServers, get_free_port, wait_until_accepting
 from tests.consumers.test_django_suite import sqlite_directory
 
 APP = "examples.monitoring.asgi:application"
@@ -53,12 +53,14 @@ def monitoring_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 @pytest.fixture
-def start_agents(tmp_path: Path) -> Iterator[Callable[[str], None]]:
+def start_agents(tmp_path: Path) -> Iterator[Callable[..., None]]:
     """Starts the two agents against a server URL; stops them after the test."""
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(server_url: str) -> None:
-        for ip, name in AGENTS.items():
+    def start(*server_urls: str) -> None:
+        """One agent per machine of AGENTS, on the server URLs in turn."""
+        for index, (ip, name) in enumerate(AGENTS.items()):
+            server_url = server_urls[index % len(server_urls)]
             log = (tmp_path / f"agent-{name}.log").open("wb")
             command = [sys.executable, "-m", "examples.monitoring.agent", "--server", server_url]
             command += ["--ip", ip, "--name", name]
@@ -73,11 +75,16 @@ def start_agents(tmp_path: Path) -> Iterator[Callable[[str], None]]:
 
 
 @contextlib.contextmanager
-def serve(log_path: Path, publish_via: str) -> Iterator[str]:
+def serve(
+    log_path: Path, publish_via: str = "publish_sync", redis_url: str | None = None
+) -> Iterator[str]:
     """The demo's server on a free port (its URL); with ``publish_via="http"`` the admin publishes
-    by POSTing to the server's own publisher bridge, whose address needs that port up front."""
+    by POSTing to the server's own publisher bridge, whose address needs that port up front; with
+    ``redis_url`` the channel layer (and so the WAMP router's cluster) is on that Redis."""
     port = get_free_port()
     env = dict(os.environ)
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     if publish_via == "http":
         env["MONITORING_PUBLISHER_URL"] = f"http://127.0.0.1:{port}/notify"
     command = [sys.executable, "-m", "asgi_server", APP, "--port", str(port)]
@@ -123,59 +130,99 @@ def save_in_admin(admin: Any, base_url: str, ip: str, checkbox: str, ticked: boo
     assert admin.url.endswith("/admin/clients/client/")
 
 
+def watch_both_machines(page: Any) -> tuple[Any, Any]:
+    """Wait until the dashboard is live and shows both agents' machines with changing numbers."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#status")).to_have_text("Live")
+    alpha, beta = (machine(page, ip) for ip in AGENTS)
+    for card in (alpha, beta):
+        expect(card.locator("tr.cpu").first).to_be_visible()
+        expect(card.locator("tr.memory")).to_have_count(1)
+    # Numbers change: each sample is a new reading (several CPUs' loads, memory in bytes).
+    first = alpha.locator("tbody").inner_text()
+    page.wait_for_function(
+        "text => document.querySelector('section.machine[data-ip=\"127.0.0.2\"] tbody')"
+        ".innerText !== text",
+        arg=first,
+    )
+    page.wait_for_function("machines.get('127.0.0.3').history.length >= 8")
+    return alpha, beta
+
+
+def change_in_admin(page: Any, admin_url: str, alpha: Any, beta: Any) -> None:
+    """Untick CPU of alpha in the admin at ``admin_url``: its CPU rows vanish from the page
+    within a second and its agent stops sending them; disable beta: it is hidden."""
+    from playwright.sync_api import expect
+
+    admin = page.context.new_page()
+    save_in_admin(admin, admin_url, "127.0.0.2", "show_cpus", ticked=False)
+    saved = time.monotonic()
+    expect(alpha.locator("tr.cpu")).to_have_count(0, timeout=1000)
+    assert time.monotonic() - saved < 1.0
+    expect(beta.locator("tr.cpu").first).to_be_visible()
+    # The agent applied the settings too: its next samples carry no CPU figures.
+    page.wait_for_function(
+        "machines.get('127.0.0.2').last.cpus === undefined"
+        " && machines.get('127.0.0.2').last.memory !== undefined"
+    )
+    save_in_admin(admin, admin_url, "127.0.0.3", "disabled", ticked=True)
+    expect(beta).to_be_hidden(timeout=1000)
+    expect(alpha).to_be_visible()
+
+
 @pytest.mark.timeout(180)  # two agents, a server and Chromium on a shared 2-core machine
 @pytest.mark.parametrize("publish_via", ["publish_sync", "http"])
 def test_staff_watch_machines_live_and_the_admin_changes_them(
     browser: Any,
     monitoring_database: None,
-    start_agents: Callable[[str], None],
+    start_agents: Callable[..., None],
     tmp_path: Path,
     publish_via: str,
 ) -> None:
     """The admin's changes reach the page within a second, published in process from the
     signal (``publish_sync``) or, the tutorial's way, by a POST to the publisher bridge."""
-    from playwright.sync_api import expect
 
     server_log = tmp_path / "server.log"
     with serve(server_log, publish_via) as url:
         start_agents(url)
         page = log_in(browser, url, "staff")
-        expect(page.locator("#status")).to_have_text("Live")
-        alpha, beta = (machine(page, ip) for ip in AGENTS)
-        for card in (alpha, beta):
-            expect(card.locator("tr.cpu").first).to_be_visible()
-            expect(card.locator("tr.memory")).to_have_count(1)
-        # Numbers change: each sample is a new reading (several CPUs' loads, memory in bytes).
-        first = alpha.locator("tbody").inner_text()
-        page.wait_for_function(
-            "text => document.querySelector('section.machine[data-ip=\"127.0.0.2\"] tbody')"
-            ".innerText !== text",
-            arg=first,
-        )
-        page.wait_for_function("machines.get('127.0.0.3').history.length >= 8")
+        alpha, beta = watch_both_machines(page)
         update = os.environ.get("UPDATE_SCREENSHOTS") == "1" and publish_via == "publish_sync"
         shots = SCREENSHOTS if update else tmp_path
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / "dashboard.png"))
 
-        admin = page.context.new_page()
-        save_in_admin(admin, url, "127.0.0.2", "show_cpus", ticked=False)
-        saved = time.monotonic()
-        expect(alpha.locator("tr.cpu")).to_have_count(0, timeout=1000)
-        assert time.monotonic() - saved < 1.0
-        expect(beta.locator("tr.cpu").first).to_be_visible()
-        # The agent applied the settings too: its next samples carry no CPU figures.
-        page.wait_for_function(
-            "machines.get('127.0.0.2').last.cpus === undefined"
-            " && machines.get('127.0.0.2').last.memory !== undefined"
-        )
-
-        save_in_admin(admin, url, "127.0.0.3", "disabled", ticked=True)
-        expect(beta).to_be_hidden(timeout=1000)
-        expect(alpha).to_be_visible()
+        change_in_admin(page, url, alpha, beta)
     posts = server_log.read_text(errors="replace").count('"POST /notify HTTP/1.1" 200')
     # Each agent's first POST added its machine (a save, so a publication), then the two edits.
     assert posts == (4 if publish_via == "http" else 0)
+
+
+@pytest.mark.timeout(240)  # two servers, two agents, a Redis and Chromium on 2 shared cores
+def test_two_server_processes_on_redis_are_one_demo(
+    browser: Any,
+    monitoring_database: None,
+    start_agents: Callable[..., None],
+    redis_servers: RedisServers,
+    tmp_path: Path,
+) -> None:
+    """Two server processes on one Redis layer (the WAMP routers meet there as one cluster),
+    one agent on each: the dashboard on process 1 shows both machines, and the admin served by
+    process 2 changes them on that page within a second."""
+    redis_url = redis_servers.start().url + "/0"
+    with (
+        serve(tmp_path / "server-1.log", redis_url=redis_url) as first,
+        serve(tmp_path / "server-2.log", redis_url=redis_url) as second,
+    ):
+        start_agents(first, second)  # alpha reports to process 1, beta to process 2
+        page = log_in(browser, first, "staff")
+        alpha, beta = watch_both_machines(page)
+        change_in_admin(page, second, alpha, beta)
+    # Each process served one agent's settings: the events above crossed between processes.
+    for name in ("server-1.log", "server-2.log"):
+        log = (tmp_path / name).read_text(errors="replace")
+        assert log.count('"POST /clients/settings HTTP/1.1" 200') == 1, log[-2000:]
 
 
 def test_anonymous_and_non_staff_users_are_refused(
