@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -199,7 +200,32 @@ def test_staff_watch_machines_live_and_the_admin_changes_them(
     assert posts == (4 if publish_via == "http" else 0)
 
 
-@pytest.mark.timeout(240)  # two servers, two agents, a Redis and Chromium on 2 shared cores
+@contextlib.contextmanager
+def demo_command(log_path: Path, *arguments: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m examples.monitoring ARGUMENTS`` (the documented one command) until SIGTERM."""
+    command = [sys.executable, "-m", "examples.monitoring", *arguments]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def accepting(port: int, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    """Wait until ``port`` accepts; the command migrates first, slowly on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            wait_until_accepting("127.0.0.1", port, process)
+            return
+        except RuntimeError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+
+
+@pytest.mark.timeout(240)  # two servers, three agents, a Redis and Chromium on 2 shared cores
 def test_two_server_processes_on_redis_are_one_demo(
     browser: Any,
     monitoring_database: None,
@@ -207,26 +233,30 @@ def test_two_server_processes_on_redis_are_one_demo(
     redis_servers: RedisServers,
     tmp_path: Path,
 ) -> None:
-    """Two server processes on one Redis layer (the WAMP routers meet there as one cluster),
-    one agent on each: the dashboard on process 1 shows both machines, and the admin served by
-    process 2 changes them on that page within a second."""
+    """``python -m examples.monitoring --port A --port B --redis URL``: two server processes on
+    one Redis layer (their WAMP routers meet there as one cluster), one agent on each: the
+    dashboard on process A shows both machines, and the admin served by process B changes them
+    on that page within a second. SIGTERM stops the command and every process it started."""
     redis_url = redis_servers.start().url + "/0"
-    with (
-        serve(tmp_path / "server-1.log", redis_url=redis_url) as first,
-        serve(tmp_path / "server-2.log", redis_url=redis_url) as second,
-    ):
-        start_agents(first, second)  # alpha reports to process 1, beta to process 2
+    ports = get_free_port(), get_free_port()
+    arguments = ["--port", str(ports[0]), "--port", str(ports[1]), "--redis", redis_url]
+    with demo_command(tmp_path / "demo.log", *arguments) as demo:
+        first, second = (f"http://127.0.0.1:{port}" for port in ports)
+        for port in ports:
+            accepting(port, demo)
+        start_agents(first, second)  # alpha reports to process A, beta to process B
         page = log_in(browser, first, "staff")
         alpha, beta = watch_both_machines(page)
+        page.screenshot(path=str(tmp_path / "two-processes.png"))
         change_in_admin(page, second, alpha, beta)
-    # Each process served one agent's settings: the events above crossed between processes.
-    for name in ("server-1.log", "server-2.log"):
-        log = (tmp_path / name).read_text(errors="replace")
-        assert log.count('"POST /clients/settings HTTP/1.1" 200') == 1, log[-2000:]
+    assert demo.returncode == 0
+    for port in ports:  # the servers went with the command
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 def test_anonymous_and_non_staff_users_are_refused(
-    browser: Any, run_server_process: Callable[..., Any], monitoring_database: None
+    browser: Any, run_server_process: Callable[..., Any], monitoring_database: None, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
     from websockets.sync.client import connect
@@ -239,6 +269,7 @@ def test_anonymous_and_non_staff_users_are_refused(
         plain = log_in(browser, server.url, "plain")
         expect(plain.locator("#id_username")).to_be_visible()  # still the login form
         assert "/admin/login/" in plain.url
+        plain.screenshot(path=str(tmp_path / "refused.png"))
 
         # Over WAMP: no Django login, no cookie authentication; anonymous sessions (the agents)
         # may report but not read the stats.
@@ -256,3 +287,18 @@ def test_anonymous_and_non_staff_users_are_refused(
             assert error[0:2] == [8, 32] and error[4] == "wamp.error.not_authorized"
             ws.send(json.dumps([32, 2, {}, "clientconfig.127.0.0.2"]))
             assert json.loads(ws.recv(timeout=10))[0] == 33  # SUBSCRIBED: its own settings
+
+
+def test_several_ports_without_redis_are_refused_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from examples.monitoring.__main__ import parse_options
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert parse_options([])[0] == [8000]
+    with pytest.raises(SystemExit) as refused:
+        parse_options(["--port", "8000", "--port", "8001"])
+    assert refused.value.code == 2
+    assert "add --redis redis://127.0.0.1:6379/0" in capsys.readouterr().err
+    ports, env = parse_options(["--port", "8000", "--port", "8001", "--redis", "redis://r:1/0"])
+    assert ports == [8000, 8001] and env["REDIS_URL"] == "redis://r:1/0"
