@@ -177,7 +177,7 @@ def test_remotes_drive_their_own_player_only(
 
 
 def test_clicking_the_qr_code_opens_the_remote_in_a_new_tab(
-    autoplay_browser: Any, run_server_process: Callable[..., Any]
+    autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -191,10 +191,11 @@ def test_clicking_the_qr_code_opens_the_remote_in_a_new_tab(
         expect(remote.locator("#toggle")).to_have_text("Play", timeout=TIMEOUT_MS)
         remote.click("#toggle")
         player.wait_for_function("!document.getElementById('video').paused")
+        remote.screenshot(path=str(tmp_path / "remote-from-qr.png"))
 
 
 def test_a_remote_without_a_player_says_so(
-    autoplay_browser: Any, run_server_process: Callable[..., Any]
+    autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -205,6 +206,7 @@ def test_a_remote_without_a_player_says_so(
             "Player nosuchplayer is not open.", timeout=TIMEOUT_MS
         )
         expect(page.locator("#toggle")).to_be_disabled()
+        page.screenshot(path=str(tmp_path / "remote-without-player.png"))
 
 
 @pytest.mark.parametrize("served_by", [APP, CROSSBAR], ids=["app", "crossbar-config"])
