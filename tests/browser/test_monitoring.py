@@ -289,6 +289,33 @@ def test_anonymous_and_non_staff_users_are_refused(
             assert json.loads(ws.recv(timeout=10))[0] == 33  # SUBSCRIBED: its own settings
 
 
+@pytest.mark.timeout(180)
+def test_the_one_command_starts_the_demo_on_an_empty_database(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m examples.monitoring`` as the README says, on no database yet: it migrates,
+    creates the staff user ``admin`` (password MONITORING_ADMIN_PASSWORD), serves, and its agent
+    reports this machine on the dashboard."""
+    from playwright.sync_api import expect
+
+    database_dir = Path(sqlite_directory(tmp_path))
+    monkeypatch.setenv("MONITORING_DB_PATH", str(database_dir / "fresh.sqlite3"))
+    monkeypatch.setenv("MONITORING_ADMIN_PASSWORD", "admin-pw")
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    port = get_free_port()
+    try:
+        with demo_command(tmp_path / "demo.log", "--port", str(port)) as demo:
+            accepting(port, demo)
+            page = log_in(browser, f"http://127.0.0.1:{port}", "admin")
+            expect(page.locator("#status")).to_have_text("Live")
+            expect(page.locator("section.machine tr.cpu").first).to_be_visible()
+            page.screenshot(path=str(tmp_path / "one-command.png"))
+        assert demo.returncode == 0
+    finally:
+        shutil.rmtree(database_dir, ignore_errors=True)
+
+
 def test_several_ports_without_redis_are_refused_with_the_fix(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
