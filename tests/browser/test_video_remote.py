@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,11 @@ from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 
 TIMEOUT_MS = 10_000
 APP = "examples.video_remote.app:app"
-# The README's one command: the Application's own command line.
+# The README's one command: the Application's own command line; and on two worker processes,
+# whose routers meet on the embedded Redis the app starts (a player and its remotes may be
+# served by different workers).
 ONE_COMMAND = "python -m examples.video_remote"
+TWO_WORKERS = "python -m examples.video_remote --workers 2"
 # The same pages from the tutorial's setup: static files, a ws path and a wsgi path for the QR code.
 CROSSBAR = "--crossbar-config=examples/video_remote/config.json"
 SCREENSHOTS = Path(__file__).parents[2] / "examples/video_remote/screenshots"
@@ -47,15 +51,21 @@ def autoplay_browser() -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def one_command() -> Iterator[str]:
+def one_command(workers: int = 1) -> Iterator[str]:
     """``python -m examples.video_remote --port <free port>`` as the README starts it; its URL."""
     port = get_free_port()
     command = [sys.executable, "-m", "examples.video_remote", "--port", str(port)]
-    command += ["--log-level", "warning"]
+    command += ["--workers", str(workers)]
     with tempfile.NamedTemporaryFile(prefix="crossway-video-", suffix=".log") as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until_accepting("127.0.0.1", port, process)
+            deadline = time.monotonic() + 60
+            # The supervisor's socket accepts before its workers serve: wait for them.
+            while workers > 1 and Path(log.name).read_text().count("is serving") < workers:
+                assert process.poll() is None, Path(log.name).read_text()
+                assert time.monotonic() < deadline, Path(log.name).read_text()
+                time.sleep(0.05)
             yield f"http://127.0.0.1:{port}"
         finally:
             process.send_signal(signal.SIGTERM)
@@ -69,8 +79,8 @@ def one_command() -> Iterator[str]:
 @contextlib.contextmanager
 def serve(served_by: str, run_server_process: Callable[..., Any]) -> Iterator[str]:
     """The demo served as ``served_by`` says (the one command, or asgi-server's arguments)."""
-    if served_by == ONE_COMMAND:
-        with one_command() as url:
+    if served_by in (ONE_COMMAND, TWO_WORKERS):
+        with one_command(workers=2 if served_by == TWO_WORKERS else 1) as url:
             yield url
     else:
         with run_server_process(served_by, "--log-level", "warning") as server:
@@ -132,7 +142,9 @@ def decode_qr(page: Any, tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "served_by", [ONE_COMMAND, CROSSBAR], ids=["one-command", "crossbar-config"]
+    "served_by",
+    [ONE_COMMAND, TWO_WORKERS, CROSSBAR],
+    ids=["one-command", "two-workers", "crossbar-config"],
 )
 def test_remotes_drive_their_own_player_only(
     autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path, served_by: str
