@@ -329,3 +329,35 @@ def test_several_ports_without_redis_are_refused_with_the_fix(
     assert "add --redis redis://127.0.0.1:6379/0" in capsys.readouterr().err
     ports, env = parse_options(["--port", "8000", "--port", "8001", "--redis", "redis://r:1/0"])
     assert ports == [8000, 8001] and env["REDIS_URL"] == "redis://r:1/0"
+
+
+def test_agents_fetch_their_settings_by_post(
+    run_server_process: Callable[..., Any], monitoring_database: None
+) -> None:
+    """The agent's first step, against the real server: a POST of its address adds the machine
+    once and answers its settings; anything else is refused. What it then samples follows them."""
+    import httpx
+
+    from examples.monitoring.agent import collect, fetch_settings
+
+    with run_server_process(APP, "--log-level", "warning") as server:
+        settings = fetch_settings(server.url, "127.0.0.9", "gamma")
+        assert settings == {
+            "ip": "127.0.0.9",
+            "name": "gamma",
+            "show_cpus": True,
+            "show_memory": True,
+            "show_disk": True,
+            "disabled": False,
+            "frequency": 1,
+        }
+        assert fetch_settings(server.url, "127.0.0.9", "renamed") == settings  # known: unchanged
+        endpoint = server.url + "/clients/settings"
+        for body in (b"not json", b"{}", b'{"ip": "no address"}', b"[1]"):
+            assert httpx.post(endpoint, content=body, timeout=30).status_code == 400, body
+        assert httpx.get(endpoint, timeout=30).status_code == 405
+    sample = collect(settings)
+    assert len(sample["cpus"]) >= 1 and 0 < sample["memory"]["percent"] <= 100
+    assert {"cpus", "memory"}.isdisjoint(
+        collect({**settings, "show_cpus": False, "show_memory": False})
+    )
