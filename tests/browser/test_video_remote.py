@@ -55,7 +55,8 @@ def one_command(workers: int = 1) -> Iterator[str]:
     """``python -m examples.video_remote --port <free port>`` as the README starts it; its URL."""
     port = get_free_port()
     command = [sys.executable, "-m", "examples.video_remote", "--port", str(port)]
-    command += ["--workers", str(workers)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     with tempfile.NamedTemporaryFile(prefix="crossway-video-", suffix=".log") as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
