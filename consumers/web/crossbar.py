@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,7 +283,7 @@ def _transport(
 def _path_tree(
     paths: Mapping[str, Any], where: str, context: Context, errors: list[str]
 ) -> ASGIApp:
-    from ..routing import ProtocolTypeRouter, URLRouter, path
+    from ..routing import ProtocolTypeRouter, URLRouter, path, re_path
 
     http_routes: list[Any] = []
     websocket_routes: list[Any] = []
@@ -304,10 +305,14 @@ def _path_tree(
         segment = name.strip("/")
         if kind == "websocket":
             websocket_routes.append(path(segment, app))
+        elif not segment and getattr(app, "_path_routing", False):
+            root_http.append(path("", app))
         elif getattr(app, "_path_routing", False):
-            (root_http if not segment else http_routes).append(
-                path(f"{segment}/" if segment else "", app)
-            )
+            # As a Twisted child resource in Crossbar.io: ``/app`` itself reaches the path too
+            # (a wsgi app gets SCRIPT_NAME "/app" and PATH_INFO "", a static directory
+            # redirects to ``/app/``), not only what lies below ``/app/``.
+            http_routes.append(path(f"{segment}/", app))
+            http_routes.append(re_path(f"^{re.escape(segment)}\\Z", app))
         else:
             http_routes.append(path(segment, app))
     return ProtocolTypeRouter(

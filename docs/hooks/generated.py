@@ -192,9 +192,13 @@ def expand(markdown: str) -> str:
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """MkDocs event: the pictures benchmarks/README.md shows (the Benchmarks page includes that
-    file, so its relative image links must resolve beside the page)."""
+    file, so its relative image links must resolve beside the page), and the demos' screenshots
+    (``examples/<demo>/screenshots/``, written by their browser tests) for the Demos page."""
     for picture in sorted((REPO_ROOT / "benchmarks").glob("*.png")):
         files.append(File.generated(config, f"reference/{picture.name}", abs_src_path=str(picture)))
+    for picture in sorted((REPO_ROOT / "examples").glob("*/screenshots/*.png")):
+        name = f"tutorials/screenshots/{picture.parent.parent.name}/{picture.name}"
+        files.append(File.generated(config, name, abs_src_path=str(picture)))
     return files
 
 

@@ -1,8 +1,9 @@
-"""The remote-controlled video player: ``asgi-server examples.video_remote.app:application``.
+"""The remote-controlled video player: ``python -m examples.video_remote`` (or
+``asgi-server examples.video_remote.app:app``), written with the Application API.
 
 Open ``/`` (the player: a ``<video>`` and a QR code of its remote's address), scan the code with
 a phone or click it, and play, pause and turn the volume from the remote page. The pages talk
-WAMP over autobahn.js through the router at ``/ws`` (realm ``realm1``):
+WAMP over autobahn.js through the app's router at ``/ws`` (realm ``realm1``):
 
 - the player registers ``com.crossway.video.<id>.play``, ``.pause``, ``.volume`` and ``.status``
   and publishes ``com.crossway.video.<id>.state`` whenever its video plays, pauses or changes
@@ -10,8 +11,8 @@ WAMP over autobahn.js through the router at ``/ws`` (realm ``realm1``):
 - each player has its own random id (in its address, ``/?id=<id>``), so a remote moves only its
   own player.
 
-Composed with ``ProtocolTypeRouter``/``URLRouter`` (the ``Application`` object had not landed
-when this was written). ``config.json`` runs the same pages with ``asgi-server
+The server side is three lines of routes: the QR code, the vendored autobahn.js and the static
+folder. ``config.json`` runs the same pages the Crossbar.io way: ``asgi-server
 --crossbar-config examples/video_remote/config.json``.
 
 ``static/video.webm`` (8 s, VP8 and Opus, 300 KB) was made once with ffmpeg's test sources:
@@ -22,78 +23,31 @@ sine=frequency=440:beep_factor=4:duration=8 -c:v libvpx -b:v 250k -c:a libopus -
 
 from __future__ import annotations
 
-import mimetypes
 from pathlib import Path
-from typing import Any
 
-from consumers import AsyncHttpConsumer
-from consumers.routing import ProtocolTypeRouter, URLRouter, path
-from consumers.wamp import Realm, Router
+from consumers.app import Application, Request, Response
 
 from .qr import answer
 
-STATIC_DIR = Path(__file__).parent / "static"
 AUTOBAHN = Path(__file__).parents[2] / "consumers/wamp/static/vendor/autobahn-browser"
 
-router = Router(realms=[Realm("realm1")])
+app = Application("video")  # WAMP realm "realm1" at /ws, open to anonymous browsers
 
 
-def _files() -> dict[str, Path]:
-    """Every file the pages may fetch, by name: the static folder and the vendored autobahn.js."""
-    files = {entry.name: entry for entry in STATIC_DIR.iterdir() if entry.is_file()}
-    files["vendor/autobahn.min.js"] = AUTOBAHN / "autobahn.min.js"
-    return files
-
-
-FILES = _files()
-
-
-class Pages(AsyncHttpConsumer):
-    """``/`` (the player), ``/<file>`` from ``static/``, ``/vendor/autobahn.min.js`` and
-    ``/qr/?id=<player id>``."""
-
-    async def handle(self, body: bytes) -> None:
-        """Answer GET/HEAD for one file or the QR code."""
-        if self.scope["method"] not in ("GET", "HEAD"):
-            await self.send_response(405, b"Method Not Allowed", headers={"allow": "GET, HEAD"})
-            return
-        kwargs = self.scope["url_route"]["kwargs"]
-        if "vendored" in kwargs:
-            name = f"vendor/{kwargs['vendored']}"
-        else:
-            name = kwargs.get("name") or "index.html"
-        if "qr" in kwargs:
-            host = dict(self.scope["headers"]).get(b"host", b"").decode("latin-1")
-            query = self.scope["query_string"].decode("latin-1")
-            status, content_type, data = answer(self.scope["scheme"], host, query)
-        elif name in FILES:
-            status, data = 200, FILES[name].read_bytes()
-            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            if content_type.startswith("text/") or content_type.endswith("javascript"):
-                content_type += "; charset=utf-8"
-        else:
-            status, content_type, data = 404, "text/plain", b"Not Found"
-        headers = {"content-type": content_type, "cache-control": "no-cache"}
-        await self.send_response(
-            status, b"" if self.scope["method"] == "HEAD" else data, headers=headers
-        )
-
-
-def _routes() -> Any:
-    pages = Pages.as_asgi()
-    return ProtocolTypeRouter(
-        {
-            "http": URLRouter(
-                [
-                    path("", pages),
-                    path("qr/", pages, kwargs={"qr": True}),
-                    path("vendor/<str:vendored>", pages),
-                    path("<str:name>", pages),
-                ]
-            ),
-            "websocket": URLRouter([path("ws", router.as_asgi())]),
-        }
+@app.http.get("/qr")
+@app.http.get("/qr/")
+def qr_code(request: Request) -> Response:
+    """``/qr/?id=<player id>``: the SVG QR code of that player's remote page (400 without an id)."""
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    status, content_type, body = answer(
+        request.scope.get("scheme", "http"), request.headers.get("host", ""), query
     )
+    return Response(body, status, {"cache-control": "no-cache"}, content_type=content_type)
 
 
-application = _routes()
+# Mounts are tried in order: autobahn.js first, then every page, script and the video.
+app.http.serve("/vendor", str(AUTOBAHN))
+app.http.serve("/", "static/")
+
+if __name__ == "__main__":
+    app.run()

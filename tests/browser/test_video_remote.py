@@ -4,9 +4,14 @@ zbarimg. ``UPDATE_SCREENSHOTS=1`` rewrites the README's screenshots in examples/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +21,15 @@ import pytest
 from examples.video_remote.qr import wsgi_app
 from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
 from tests.browser.test_chat import record_problems
+from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 
 TIMEOUT_MS = 10_000
-APP = "examples.video_remote.app:application"
+APP = "examples.video_remote.app:app"
+# The README's one command: the Application's own command line; and on two worker processes,
+# whose routers meet on the embedded Redis the app starts (a player and its remotes may be
+# served by different workers).
+ONE_COMMAND = "python -m examples.video_remote"
+TWO_WORKERS = "python -m examples.video_remote --workers 2"
 # The same pages from the tutorial's setup: static files, a ws path and a wsgi path for the QR code.
 CROSSBAR = "--crossbar-config=examples/video_remote/config.json"
 SCREENSHOTS = Path(__file__).parents[2] / "examples/video_remote/screenshots"
@@ -37,6 +48,44 @@ def autoplay_browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@contextlib.contextmanager
+def one_command(workers: int = 1) -> Iterator[str]:
+    """``python -m examples.video_remote --port <free port>`` as the README starts it; its URL."""
+    port = get_free_port()
+    command = [sys.executable, "-m", "examples.video_remote", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    with tempfile.NamedTemporaryFile(prefix="crossway-video-", suffix=".log") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_accepting("127.0.0.1", port, process)
+            deadline = time.monotonic() + 60
+            # The supervisor's socket accepts before its workers serve: wait for them.
+            while workers > 1 and Path(log.name).read_text().count("is serving") < workers:
+                assert process.poll() is None, Path(log.name).read_text()
+                assert time.monotonic() < deadline, Path(log.name).read_text()
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def serve(served_by: str, run_server_process: Callable[..., Any]) -> Iterator[str]:
+    """The demo served as ``served_by`` says (the one command, or asgi-server's arguments)."""
+    if served_by in (ONE_COMMAND, TWO_WORKERS):
+        with one_command(workers=2 if served_by == TWO_WORKERS else 1) as url:
+            yield url
+    else:
+        with run_server_process(served_by, "--log-level", "warning") as server:
+            yield server.url
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -93,19 +142,23 @@ def decode_qr(page: Any, tmp_path: Path) -> str:
     return result.stdout.strip()
 
 
-@pytest.mark.parametrize("served_by", [APP, CROSSBAR], ids=["app", "crossbar-config"])
+@pytest.mark.parametrize(
+    "served_by",
+    [ONE_COMMAND, TWO_WORKERS, CROSSBAR],
+    ids=["one-command", "two-workers", "crossbar-config"],
+)
 def test_remotes_drive_their_own_player_only(
     autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path, served_by: str
 ) -> None:
     from playwright.sync_api import expect
 
-    with run_server_process(served_by, "--log-level", "warning") as server:
-        player, player_id = open_player(autoplay_browser, server.url)
-        other, other_id = open_player(autoplay_browser, server.url)
+    with serve(served_by, run_server_process) as url:
+        player, player_id = open_player(autoplay_browser, url)
+        other, other_id = open_player(autoplay_browser, url)
         assert other_id != player_id
-        first = open_remote(autoplay_browser, server.url, player_id)
-        second = open_remote(autoplay_browser, server.url, player_id)
-        other_remote = open_remote(autoplay_browser, server.url, other_id)
+        first = open_remote(autoplay_browser, url, player_id)
+        second = open_remote(autoplay_browser, url, player_id)
+        other_remote = open_remote(autoplay_browser, url, other_id)
 
         first.click("#toggle")
         player.wait_for_function("!document.getElementById('video').paused")
@@ -124,8 +177,8 @@ def test_remotes_drive_their_own_player_only(
         assert video(other, "volume") == 1
         expect(other_remote.locator("#toggle")).to_have_text("Play")
 
-        assert decode_qr(player, tmp_path) == f"{server.url}/remote.html?id={player_id}"
-        shots = screenshot_dir(tmp_path) if served_by == APP else tmp_path
+        assert decode_qr(player, tmp_path) == f"{url}/remote.html?id={player_id}"
+        shots = screenshot_dir(tmp_path) if served_by == ONE_COMMAND else tmp_path
         player.screenshot(path=str(shots / "player.png"))
         first.screenshot(path=str(shots / "remote.png"))
 
@@ -137,7 +190,7 @@ def test_remotes_drive_their_own_player_only(
 
 
 def test_clicking_the_qr_code_opens_the_remote_in_a_new_tab(
-    autoplay_browser: Any, run_server_process: Callable[..., Any]
+    autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -151,10 +204,11 @@ def test_clicking_the_qr_code_opens_the_remote_in_a_new_tab(
         expect(remote.locator("#toggle")).to_have_text("Play", timeout=TIMEOUT_MS)
         remote.click("#toggle")
         player.wait_for_function("!document.getElementById('video').paused")
+        remote.screenshot(path=str(tmp_path / "remote-from-qr.png"))
 
 
 def test_a_remote_without_a_player_says_so(
-    autoplay_browser: Any, run_server_process: Callable[..., Any]
+    autoplay_browser: Any, run_server_process: Callable[..., Any], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -165,14 +219,16 @@ def test_a_remote_without_a_player_says_so(
             "Player nosuchplayer is not open.", timeout=TIMEOUT_MS
         )
         expect(page.locator("#toggle")).to_be_disabled()
+        page.screenshot(path=str(tmp_path / "remote-without-player.png"))
 
 
 @pytest.mark.parametrize("served_by", [APP, CROSSBAR], ids=["app", "crossbar-config"])
 def test_the_qr_code_endpoint_checks_the_player_id(
     run_server_process: Callable[..., Any], served_by: str
 ) -> None:
-    """``/qr/`` answers an SVG for a player id and 400 otherwise, served by the app or by
-    config.json's wsgi path; the WSGI callable answers the same document in process too."""
+    """``/qr/`` (and ``/qr``, as Crossbar.io serves a wsgi path) answers an SVG for a player id
+    and 400 otherwise, served by the app or by config.json's wsgi path; the WSGI callable answers
+    the same document in process too."""
     import httpx
 
     with run_server_process(served_by, "--log-level", "warning") as server:
@@ -180,8 +236,11 @@ def test_the_qr_code_endpoint_checks_the_player_id(
         assert good.status_code == 200
         assert good.headers["content-type"] == "image/svg+xml"
         assert good.content.startswith(b"<svg") or good.content.startswith(b"<?xml")
+        without_slash = httpx.get(f"{server.url}/qr?id=abc123", timeout=30)
+        assert (without_slash.status_code, without_slash.content) == (200, good.content)
         for query in ("", "?id=", "?id=ABC", "?id=a.b", "?id=" + "a" * 33):
             assert httpx.get(f"{server.url}/qr/{query}", timeout=30).status_code == 400
+            assert httpx.get(f"{server.url}/qr{query}", timeout=30).status_code == 400
         host = server.url.removeprefix("http://")
 
     statuses: list[str] = []

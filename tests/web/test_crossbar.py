@@ -137,6 +137,47 @@ async def test_a_redirect_path(tmp_path: Path) -> None:
             assert (await http.get("/")).status_code == 200
 
 
+ECHO_WSGI = """
+import json
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    keys = ("SCRIPT_NAME", "PATH_INFO", "QUERY_STRING")
+    return [json.dumps({key: environ[key] for key in keys}).encode()]
+"""
+
+
+async def test_wsgi_and_static_paths_answer_without_the_trailing_slash(tmp_path: Path) -> None:
+    """As Twisted's resource tree in Crossbar.io: ``/app`` reaches the wsgi path with
+    SCRIPT_NAME "/app" and PATH_INFO "" (WSGIResource is a leaf), ``/files`` redirects to
+    ``/files/`` (static.File of a directory); ``/apple`` is neither."""
+    port = get_free_port()
+    config = tutorial(port)
+    paths = config["workers"][0]["transports"][0]["paths"]
+    paths["app"] = {"type": "wsgi", "module": "echo_wsgi", "object": "application"}
+    paths["files"] = {"type": "static", "directory": "../web"}
+    config_path = node_dir(tmp_path, config)
+    (config_path.parent / "echo_wsgi.py").write_text(ECHO_WSGI)
+    with cli(config_path, port):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for url, script_name, path_info, query in [
+                ("/app", "/app", "", ""),
+                ("/app?x=1", "/app", "", "x=1"),
+                ("/app/", "/app", "/", ""),
+                ("/app/a/b", "/app", "/a/b", ""),
+            ]:
+                answer = await http.get(url)
+                assert answer.status_code == 200, url
+                expected = {"SCRIPT_NAME": script_name, "PATH_INFO": path_info}
+                assert answer.json() == {**expected, "QUERY_STRING": query}, url
+            moved = await http.get("/files")
+            assert moved.is_redirect and moved.headers["location"] == "/files/"
+            page = await http.get("/files", follow_redirects=True)
+            assert page.status_code == 200 and "Hello from the tutorial" in page.text
+            for missing in ("/apple", "/app.py", "/filesystem"):
+                assert (await http.get(missing)).status_code == 404, missing
+
+
 async def test_tutorial_with_the_notify_pusher(tmp_path: Path) -> None:
     port = get_free_port()
     with cli(node_dir(tmp_path, tutorial(port, pusher=True)), port):

@@ -1,13 +1,13 @@
 """Saving a Client publishes its settings on ``clientconfig.<ip>``: its agent and every dashboard
 react at once. Sync code (a Django signal) publishes through ``consumers.wamp.publish_sync`` in
-the server's process, or, with the MONITORING_PUBLISHER_URL setting, by an HTTP POST to the
-publisher bridge (the tutorial's way, which also works from another process or machine)."""
+the server's process, or, with the MONITORING_PUBLISHER_URL setting, by an HTTP POST with
+``httpx`` to the publisher bridge (the tutorial's way with ``requests``, which also works from
+another process or machine)."""
 
-import json
 import logging
-import urllib.request
 from typing import Any
 
+import httpx
 from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models.signals import post_save
@@ -23,10 +23,8 @@ logger = logging.getLogger(__name__)
 
 def post_to_publisher(url: str, topic: str, settings: dict[str, Any]) -> None:
     """POST one event to the publisher bridge; it answers ``{"id": <publication id>}``."""
-    body = json.dumps({"topic": topic, "args": [settings]}).encode()
-    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        json.load(response)
+    response = httpx.post(url, json={"topic": topic, "args": [settings]}, timeout=10)
+    response.raise_for_status()
 
 
 def publish_settings(settings: dict[str, Any]) -> None:
@@ -37,7 +35,7 @@ def publish_settings(settings: dict[str, Any]) -> None:
             post_to_publisher(django_settings.MONITORING_PUBLISHER_URL, topic, settings)
         else:
             publish_sync(REALM, topic, settings)
-    except (RuntimeError, OSError) as exc:  # no router in this process; the bridge unreachable
+    except (RuntimeError, httpx.HTTPError) as exc:  # no router in this process; bridge refused
         logger.warning("settings of %s not published: %s", settings["ip"], exc)
 
 
