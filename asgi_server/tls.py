@@ -5,6 +5,14 @@ transport's ``ssl:`` endpoints bring their own pyOpenSSL context. Either way eac
 gets one ``extensions["tls"]`` dict (ASGI TLS extension, spec 0.2): ``server_cert``,
 ``client_cert_chain``, ``client_cert_name``, ``client_cert_error``, ``tls_version`` and
 ``cipher_suite``. It is computed once per connection, after the handshake.
+
+One key is Crossway's, not the spec's: ``tls_unique``, what Python's
+``get_channel_binding("tls-unique")`` gives (bytes), which WAMP-cryptosign binds signatures to.
+On TLS 1.2 that is RFC 5929's tls-unique, the handshake's first Finished message. TLS 1.3 does
+not define tls-unique (RFC 8446 §C.5; RFC 9266 defines tls-exporter instead), yet Python (on
+OpenSSL 3.0) still returns the first Finished, and the peer's Python gets the same bytes: autobahn
+and Crossbar.io bind to it, so we report it too. It is None on the Twisted transport, whose
+pyOpenSSL does not say whether a handshake resumed a session (and so which Finished is first).
 """
 
 from __future__ import annotations
@@ -145,6 +153,7 @@ def tls_extension(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> dict[str, Any]:
         "client_cert_error": None,
         "tls_version": _TLS_VERSIONS.get(version or ""),
         "cipher_suite": cipher_ids.get(cipher[0]) if cipher else None,
+        "tls_unique": ssl_object.get_channel_binding("tls-unique"),
     }
 
 
@@ -188,6 +197,7 @@ def openssl_tls_extension(connection: Any) -> dict[str, Any]:
         "client_cert_error": None,  # an unverifiable client certificate fails the handshake
         "tls_version": _TLS_VERSIONS.get(connection.get_protocol_version_name()),
         "cipher_suite": _OPENSSL_CIPHER_IDS.get(connection.get_cipher_name()),
+        "tls_unique": None,  # see the module docstring
     }
 
 

@@ -30,7 +30,10 @@ async def scope_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers (HTTP) or greets (WebSocket) with the scheme and the tls extension as JSON."""
     if scope["type"] == "lifespan":
         return
-    report = json.dumps({"scheme": scope["scheme"], "tls": scope.get("extensions", {}).get("tls")})
+    tls = scope.get("extensions", {}).get("tls")
+    if tls is not None:  # the channel binding is bytes: hex for JSON
+        tls = {**tls, "tls_unique": tls["tls_unique"] and tls["tls_unique"].hex()}
+    report = json.dumps({"scheme": scope["scheme"], "tls": tls})
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})
@@ -85,6 +88,31 @@ def test_tls12_reports_version_and_cipher(run_server: Any, certificates: Any) ->
         tls = httpx.get(https_url(server), verify=context).json()["tls"]
     assert tls["tls_version"] == 0x0303
     assert tls["cipher_suite"] == 0xC02B  # TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (RFC 5289)
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tls_unique_is_the_clients_channel_binding(
+    run_server: Any, certificates: Any, version: ssl.TLSVersion, server_transport: str
+) -> None:
+    """The extension's ``tls_unique`` is the value the client's ssl computes for the same
+    connection (RFC 5929's first Finished on TLS 1.2; what OpenSSL gives on TLS 1.3, where
+    tls-unique is not defined), and another connection has another. Twisted has none."""
+    context = certificates.client_context()
+    context.maximum_version = version
+    seen = []
+    with run_server(scope_echo, **tls_options(certificates)) as server:
+        url = f"wss://127.0.0.1:{server.port}/"
+        for _ in range(2):
+            with websockets.sync.client.connect(url, ssl=context) as ws:
+                report = json.loads(ws.recv(timeout=5))
+                ours = ws.socket.get_channel_binding("tls-unique")  # type: ignore[attr-defined]
+            if server_transport == "twisted":
+                assert report["tls"]["tls_unique"] is None
+                return
+            assert ours and report["tls"]["tls_unique"] == ours.hex()
+            seen.append(ours)
+    assert len(seen[0]) == (12 if version == ssl.TLSVersion.TLSv1_2 else 48)
+    assert seen[0] != seen[1]
 
 
 def test_required_client_certificate(run_server: Any, certificates: Any) -> None:
