@@ -26,8 +26,11 @@ class CryptosignKey:
     def public_key(self) -> str:
         return bytes(self.key.verify_key).hex()
 
-    def sign_challenge(self, challenge: Any) -> str:
+    def sign_challenge(self, challenge: Any, channel_id: bytes | None = None) -> str:
+        """With a ``channel_id`` (TLS channel binding) the signed message is challenge XOR it."""
         message = bytes.fromhex(challenge.extra["challenge"])
+        if channel_id is not None:
+            message = bytes(a ^ b for a, b in zip(message, channel_id, strict=True))
         return (self.key.sign(message).signature + message).hex()
 
 
@@ -64,13 +67,15 @@ async def login(
     authextra: dict[str, Any] | None = None,
     realm: str = "realm1",
     headers: dict[str, str] | None = None,
+    ssl: Any = None,
+    client_class: type[AuthClient] = AuthClient,
 ) -> AuthClient:
     """A client whose transport is open and whose HELLO has gone out: await ``client.joined``
     (it raises ``RuntimeError("refused: <reason> ...")`` when the router aborts)."""
     made: list[AuthClient] = []
 
     def make() -> AuthClient:
-        client = AuthClient(ComponentConfig(realm))
+        client = client_class(ComponentConfig(realm))
         client.authmethods, client.login_authid = authmethods, authid
         client.login_authextra = authextra
         client.answer = answer
@@ -80,7 +85,8 @@ async def login(
     factory = WampWebSocketClientFactory(
         make, url=wamp.url, serializers=[SERIALIZERS[wamp.serializer]()], headers=headers
     )
-    await asyncio.get_running_loop().create_connection(factory, wamp.host, wamp.port)
+    loop = asyncio.get_running_loop()
+    await loop.create_connection(factory, wamp.host, wamp.port, ssl=ssl)
     for _ in range(400):
         if made:
             break

@@ -32,7 +32,8 @@ class TransportInfo:
     peer: str | None = None
     #: The connection's WAMP cookie ID (cookie authentication), when the endpoint set one.
     cookie_id: str | None = None
-    #: The TLS channel binding ``tls-unique`` value, when the transport has one.
+    #: The connection's ``tls-unique`` channel binding (raw bytes, the ``tls_unique`` of the
+    #: scope's TLS extension), when the transport has one.
     channel_binding: bytes | None = None
     #: The ASGI scope (Django's ``scope["user"]`` comes from here), when there is one.
     scope: dict[str, Any] | None = field(default=None, compare=False)

@@ -2,13 +2,20 @@
 
 HELLO carries ``authextra.pubkey`` (hex). The router sends 32 random bytes (hex) as
 ``extra.challenge``; the client answers with hex(signature || signed message), 96 bytes, the way
-autobahn's ``AuthCryptoSign`` does. With ``channel_binding="tls-unique"`` the signed message is the
-challenge XOR the connection's tls-unique value, so a signature cannot be relayed to another TLS
-connection. An unknown key still gets a challenge and fails at AUTHENTICATE.
+autobahn's ``AuthCryptoSign`` does. An unknown key still gets a challenge and fails at AUTHENTICATE.
+
+Channel binding: when the realm's method has ``channel_binding="tls-unique"``, or the client asks
+for it (``authextra.channel_binding``, as autobahn's clients do), the signed message is the
+challenge XOR SHA-256(the connection's tls-unique), the channel ID autobahn computes, so a
+signature cannot be relayed to another TLS connection. A connection without that value (plain
+``ws:``, the Twisted transport) is refused; we never bind to autobahn's all-zero fallback ID. On
+TLS 1.3 the value is the handshake's first Finished as Python gives it (see ``asgi_server.tls``):
+what autobahn and Crossbar.io use, though TLS 1.3 defines no tls-unique.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -85,13 +92,20 @@ class Cryptosign(StaticOrDynamic):
         provider: str,
     ) -> Outcome:
         challenge = secrets.token_bytes(32)
-        binding = hello.transport.channel_binding if self.channel_binding else None
-        if self.channel_binding and binding is None:
-            return Refuse("cryptosign with channel binding needs a TLS connection")
-        signed = (
-            bytes(a ^ b for a, b in zip(challenge, binding, strict=True)) if binding else challenge
-        )
-        extra = {"challenge": challenge.hex(), "channel_binding": self.channel_binding}
+        requested = hello.authextra.get("channel_binding")
+        if requested not in (None, "tls-unique"):
+            return Refuse(f"cryptosign channel binding {requested!r} is not supported")
+        if self.channel_binding and requested is None:
+            return Refuse("this realm's cryptosign needs authextra.channel_binding='tls-unique'")
+        signed = challenge
+        if requested:
+            if not hello.transport.channel_binding:
+                return Refuse(
+                    "cryptosign channel binding needs a TLS connection with a tls-unique value"
+                )
+            channel_id = hashlib.sha256(hello.transport.channel_binding).digest()
+            signed = bytes(a ^ b for a, b in zip(challenge, channel_id, strict=True))
+        extra = {"challenge": challenge.hex(), "channel_binding": requested}
 
         def verify(answer: str, _extra: dict[str, Any]) -> Outcome:
             key = _verify_key(pubkey)

@@ -75,4 +75,7 @@ def transport_for(
                 " HttpOnly; SameSite=Lax"
             )
             headers.append((b"set-cookie", value.encode()))
-    return TransportInfo(peer=peer, cookie_id=cookie_id, scope=scope), headers
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    binding = tls.get("tls_unique")  # asgi_server's addition to the TLS extension
+    transport = TransportInfo(peer=peer, cookie_id=cookie_id, channel_binding=binding, scope=scope)
+    return transport, headers
