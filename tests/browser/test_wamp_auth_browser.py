@@ -75,7 +75,7 @@ def application() -> Any:
     router = Router(realms=[realm])
 
     @router.register("realm1", "com.app.whoami")
-    def whoami(details: Any = None) -> str:
+    def whoami() -> str:
         return "served"
 
     return ProtocolTypeRouter(
