@@ -187,11 +187,14 @@ def test_rate_limit_per_authid_then_per_address() -> None:
 
 
 def test_wampcra_decoy_looks_like_a_real_challenge() -> None:
-    c = core()
+    salty = Principal("frontend", secret="pw", salt="a1b2c3d4e5f60718", iterations=10, keylen=16)
+    c = core(auth=[WampCra({"salty": salty})])
     _, real_peer = start(c, *hello(["wampcra"], "salty"))
     _, decoy_peer = start(c, *hello(["wampcra"], "ghost"))
     _, again_peer = start(c, *hello(["wampcra"], "ghost"))
     real, decoy, again = real_peer.take()[0][2], decoy_peer.take()[0][2], again_peer.take()[0][2]
     assert set(real) == set(decoy) == {"challenge", "salt", "iterations", "keylen"}
+    assert (decoy["iterations"], decoy["keylen"]) == (10, 16)  # the principal's parameters
+    assert len(decoy["salt"]) == len(real["salt"]) and decoy["salt"] != real["salt"]
     assert set(json.loads(real["challenge"])) == set(json.loads(decoy["challenge"]))
     assert decoy["salt"] == again["salt"]  # stable: retrying does not reveal a decoy

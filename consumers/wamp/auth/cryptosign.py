@@ -108,22 +108,32 @@ class Cryptosign(StaticOrDynamic):
         extra = {"challenge": challenge.hex(), "channel_binding": requested}
 
         def verify(answer: str, _extra: dict[str, Any]) -> Outcome:
-            key = _verify_key(pubkey)
-            try:
-                raw = bytes.fromhex(answer)
-            except ValueError:
-                return Refuse("the cryptosign signature is not hex")
-            if key is None or len(raw) != 96 or raw[64:] != signed or identity is None:
+            # One answer for an unknown key and a wrong signature, and the signature checked
+            # either way: neither the ABORT nor its timing says whether the key is known.
+            valid = _signed_by(pubkey, answer, signed)
+            if not valid or identity is None:
                 return Refuse("wrong cryptosign signature or unknown key")
-            from nacl.exceptions import BadSignatureError
-
-            try:
-                key.verify(raw[64:], raw[:64])
-            except BadSignatureError:
-                return Refuse("wrong cryptosign signature")
             return Accept(identity[0], identity[1], self.method, provider, identity[2])
 
         return Challenge(self.method, extra, verify)
+
+
+def _signed_by(pubkey: str, answer: str, message: bytes) -> bool:
+    """Whether ``answer`` is hex(signature || message) with a valid signature by ``pubkey``."""
+    from nacl.exceptions import BadSignatureError
+
+    key = _verify_key(pubkey)
+    try:
+        raw = bytes.fromhex(answer)
+    except ValueError:
+        return False
+    if key is None or len(raw) != 96 or raw[64:] != message:
+        return False
+    try:
+        key.verify(raw[64:], raw[:64])
+    except BadSignatureError:
+        return False
+    return True
 
 
 def _identity(hello: HelloInfo, answer: Any) -> tuple[str, str, dict[str, Any] | None] | None:

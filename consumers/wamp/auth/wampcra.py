@@ -6,9 +6,14 @@ PBKDF2(password, salt, iterations, keylen) and the CHALLENGE's extra announces s
 and keylen so the client derives the same key (Crossbar.io's behaviour). An unknown authid still
 gets a challenge, with a random key, so it fails the same way a wrong secret does. Each challenge
 carries a fresh nonce and is verified once: a replayed signature does not match a new challenge.
-A decoy looks like a real challenge: the challenge names no role, and where this method has salted
-principals a decoy announces a salt derived from the authid (stable across attempts), so neither
-the shape nor the salt tells whether the authid exists.
+A decoy looks like a real challenge: the challenge names no role, and its salt parameters copy
+those of a principal chosen by the authid (salted or not, the same iterations and keylen, a salt
+of the same length derived from the authid), so the shapes of decoys follow the shapes of real
+principals. It is stable across attempts; across the processes of a cluster only when they share
+``decoy_secret`` (else each process keys its decoys randomly, and an attacker who reaches two
+workers sees two salts for an unknown authid). The key is not derived from the principals'
+secrets: a decoy salt would then be an offline test of a guessed password. Give principals hex
+salts: a decoy's salt is hex.
 """
 
 from __future__ import annotations
@@ -36,8 +41,6 @@ from .base import (
     then,
 )
 
-_DECOY_KEY = secrets.token_bytes(32)
-
 
 def derived_key(secret: str, salt: str | None, iterations: int, keylen: int) -> bytes:
     """The WAMP-CRA key: the secret itself, or base64(PBKDF2-SHA256(secret, salt)) when salted
@@ -55,7 +58,9 @@ def signature(key: bytes, challenge: str) -> str:
 
 class WampCra(StaticOrDynamic):
     """WAMP-CRA from static ``principals`` (authid -> Principal with ``secret`` and optionally
-    ``salt``) or a dynamic ``authenticator`` returning ``{"secret", "role", "salt"?, ...}``."""
+    ``salt``) or a dynamic ``authenticator`` returning ``{"secret", "role", "salt"?, ...}``.
+    ``decoy_secret`` (the same in every worker, e.g. from Django's SECRET_KEY) keys the decoy
+    challenges of unknown authids (see the module docstring)."""
 
     method = "wampcra"
 
@@ -63,9 +68,13 @@ class WampCra(StaticOrDynamic):
         self,
         principals: Mapping[str, Principal] | None = None,
         authenticator: DynamicAuthenticator | None = None,
+        decoy_secret: str | bytes | None = None,
     ) -> None:
         super().__init__(principals, authenticator)
-        self.salted = any(p.salt is not None for p in self.principals.values())
+        self._templates = [self.principals[authid] for authid in sorted(self.principals)]
+        if isinstance(decoy_secret, str):
+            decoy_secret = decoy_secret.encode()
+        self._decoy_key = decoy_secret or secrets.token_bytes(32)
 
     def start(self, hello: HelloInfo) -> Outcome:
         """Look the principal up, then challenge (a principal of None gets a decoy challenge)."""
@@ -87,9 +96,7 @@ class WampCra(StaticOrDynamic):
                 salt = (principal.salt, principal.iterations, principal.keylen)
         else:
             principal, key = None, secrets.token_bytes(32)
-            if self.salted:  # (a dynamic authenticator decides salts itself)
-                decoy = hmac.new(_DECOY_KEY, (hello.authid or "").encode(), hashlib.sha256)
-                salt = (decoy.hexdigest()[:16], 1000, 32)
+            salt = self._decoy_salt(hello.authid or "")
         challenge = json.dumps(
             {
                 "authid": hello.authid,
@@ -111,6 +118,17 @@ class WampCra(StaticOrDynamic):
             return Accept(hello.authid, principal.role, self.method, provider, principal.authextra)
 
         return Challenge(self.method, extra, verify)
+
+    def _decoy_salt(self, authid: str) -> tuple[str, int, int] | None:
+        """The salt parameters of an unknown authid: a principal's shape, chosen by the authid
+        (a dynamic authenticator decides salts itself: its decoys are unsalted)."""
+        if not self._templates:
+            return None
+        digest = hmac.new(self._decoy_key, authid.encode(), hashlib.sha256).hexdigest()
+        template = self._templates[int(digest[:8], 16) % len(self._templates)]
+        if template.salt is None:
+            return None
+        return (digest[8:][: len(template.salt)], template.iterations, template.keylen)
 
 
 def _as_principal(answer: Any) -> Principal | None:
