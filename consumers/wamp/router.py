@@ -20,6 +20,7 @@ from channel_layers import get_channel_layer
 from channel_layers.base import BaseChannelLayer
 
 from .asgi import WampEndpoint
+from .auth.shared import FailureFeed
 from .cluster import ClusterRealm
 from .component import ComponentSession, Handler
 from .node import ClusterNode
@@ -78,6 +79,7 @@ class Router:
         #: Seconds between two reads of the cluster's registry (see ``cluster.py``).
         self.sync_interval = sync_interval
         self.node: ClusterNode | None = None
+        self.failure_feed: FailureFeed | None = None
         self.configs = {realm.name: realm for realm in realms}
         if not self.configs:
             raise ValueError(
@@ -114,6 +116,8 @@ class Router:
         self._realms = {}
         if self.node is not None:
             self.node.stop()
+        if self.failure_feed is not None:
+            self.failure_feed.stop()
         self.node = node = self._cluster_node()
         for name, config in self.configs.items():
             cluster = None
@@ -124,6 +128,9 @@ class Router:
                 cluster.realm = realm
         if node is not None:
             node.start()
+            # The cluster counts failed logins together (auth/shared.py).
+            self.failure_feed = FailureFeed(node.layer, self._realms)
+            self.failure_feed.start()
         self._system = {}
         self.components = []
         try:

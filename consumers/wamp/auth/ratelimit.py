@@ -5,6 +5,9 @@ blocked until its oldest failure in the window ages out; a blocked HELLO is refu
 credential being checked. Counting failures, not attempts, means a legitimate user is never slowed
 by their own successes. Memory is bounded: at most ``max_keys`` keys are tracked (the least recently
 failing go first), each with at most ``max_failures`` timestamps.
+
+The counts live in this process, so the check before a HELLO stays synchronous. On a cluster the
+processes tell each other of every failure (``shared.py``) and each counts all of them.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ class FailureLimiter:
             return None
         return failures
 
+    def recent(self, key: str) -> int:
+        """How many failures ``key`` has in the current window."""
+        return len(self._recent(key) or ())
+
     def blocked(self, key: str | None) -> bool:
         """Whether ``key`` has used up its failures in the current window (0 disables)."""
         if key is None or self.max_failures <= 0:
@@ -73,12 +80,20 @@ class AuthFailures:
     ) -> None:
         self.by_authid = FailureLimiter(per_authid, window, clock=clock)
         self.by_address = FailureLimiter(per_address, window, clock=clock)
+        #: Told of each failure counted here (the cluster's ``FailureFeed``), when set.
+        self.on_failure: Callable[[str | None, str | None], None] | None = None
 
     def blocked(self, authid: str | None, address: str | None) -> bool:
         """Whether either the authid or the address is blocked."""
         return self.by_authid.blocked(authid) or self.by_address.blocked(address)
 
     def failed(self, authid: str | None, address: str | None) -> None:
-        """Count a failure against both."""
+        """Count a failure of this process against both, and tell ``on_failure``."""
+        self.count(authid, address)
+        if self.on_failure is not None:
+            self.on_failure(authid, address)
+
+    def count(self, authid: str | None, address: str | None) -> None:
+        """Count a failure against both (one of this process, or another's)."""
         self.by_authid.failed(authid)
         self.by_address.failed(address)

@@ -1,0 +1,110 @@
+"""Failed authentications shared by the router processes of a cluster.
+
+Each process counts failures in its own memory (``ratelimit.py``), so that the check before a
+HELLO stays synchronous, and tells the other processes of each of its failures over the channel
+layer: a group that every router's feed channel joins. Every process thus counts the failures of
+all, and an attacker who spreads attempts over N workers meets the limit once, not N times (give
+or take the failures in flight, the layer's latency). Only the layer's base contract is used
+(``new_channel``, ``group_add``, ``group_send``, ``receive``), so every backend carries it.
+
+A lost message (the layer full or unreachable) is a failure the others do not count: the limit
+falls back towards per process; it never refuses a user who did not fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from channel_layers.base import BaseChannelLayer, ChannelLayerError
+
+if TYPE_CHECKING:
+    from ..realm import RealmRouter
+
+logger = logging.getLogger("consumers.wamp")
+
+GROUP = "wamp-authfail"
+MESSAGE = "wamp.authfail"
+#: Failures waiting to be sent, at most (a storm beyond it is counted here only).
+MAX_QUEUED = 10_000
+#: Seconds between two renewals of the group membership (a layer's group_expiry is longer).
+RENEW_EVERY = 3600.0
+
+
+class FailureFeed:
+    """Shares the failures of ``realms`` (name -> running realm) with the other processes on
+    ``layer``, and counts theirs (see the module docstring)."""
+
+    def __init__(self, layer: BaseChannelLayer, realms: Mapping[str, RealmRouter]) -> None:
+        self.layer = layer
+        self.realms = realms
+        self.channel = ""
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_QUEUED)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = asyncio.Event()
+
+    def start(self) -> None:
+        """Hook into the realms' limiters and start the feed's tasks in the running loop."""
+        for name, realm in self.realms.items():
+            realm.auth_failures.on_failure = partial(self._share, name)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._run()))
+
+    def _share(self, realm: str, authid: str | None, address: str | None) -> None:
+        message = {"type": MESSAGE, "realm": realm, "authid": authid, "address": address}
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(message)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self.channel = self.channel or await self.layer.new_channel("wamp-authfail")
+                await self.layer.group_add(GROUP, self.channel)
+                break
+            except ChannelLayerError as exc:  # the layer is down at startup: keep trying
+                logger.warning("WAMP failed-login feed cannot start yet (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        loop = asyncio.get_running_loop()
+        for work in (self._send(), self._receive(), self._renew()):
+            self._tasks.append(loop.create_task(work))
+        self.ready.set()
+
+    async def _send(self) -> None:
+        while True:
+            message = await self._queue.get()
+            try:
+                await self.layer.group_send(GROUP, {**message, "src": self.channel})
+            except ChannelLayerError as exc:
+                logger.warning("WAMP failed-login message lost: %s", exc)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            with contextlib.suppress(ChannelLayerError):  # retried at the next renewal
+                await self.layer.group_add(GROUP, self.channel)
+
+    async def _receive(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except ChannelLayerError as exc:  # the layer reconnects by itself: wait and retry
+                logger.warning("WAMP failed-login feed cannot receive (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+                continue
+            realm = self.realms.get(message.get("realm", ""))
+            if message.get("src") == self.channel or realm is None:
+                continue  # our own failure, counted already; or a realm we do not serve
+            authid, address = message.get("authid"), message.get("address")
+            if isinstance(authid, str | None) and isinstance(address, str | None):
+                realm.auth_failures.count(authid, address)
+
+    def stop(self) -> None:
+        """Cancel the feed's tasks (the router rebinds or goes away)."""
+        for task in self._tasks:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nothing runs it
+                task.cancel()
