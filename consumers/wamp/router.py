@@ -20,7 +20,7 @@ from channel_layers import get_channel_layer
 from channel_layers.base import BaseChannelLayer
 
 from .asgi import WampEndpoint
-from .auth.shared import FailureFeed
+from .auth.shared import AuthFeed
 from .cluster import ClusterRealm
 from .component import ComponentSession, Handler
 from .node import ClusterNode
@@ -54,6 +54,11 @@ class _Declared:
 _routers: dict[str, Router] = {}
 
 
+def routers_by_realm() -> dict[str, Router]:
+    """Every realm name served in this process, and its router (the most recent one)."""
+    return dict(_routers)
+
+
 def router_for(realm: str) -> Router:
     """The router serving ``realm`` in this process (the most recently created one)."""
     router = _routers.get(realm)
@@ -79,7 +84,7 @@ class Router:
         #: Seconds between two reads of the cluster's registry (see ``cluster.py``).
         self.sync_interval = sync_interval
         self.node: ClusterNode | None = None
-        self.failure_feed: FailureFeed | None = None
+        self.auth_feed: AuthFeed | None = None
         self.configs = {realm.name: realm for realm in realms}
         if not self.configs:
             raise ValueError(
@@ -116,8 +121,8 @@ class Router:
         self._realms = {}
         if self.node is not None:
             self.node.stop()
-        if self.failure_feed is not None:
-            self.failure_feed.stop()
+        if self.auth_feed is not None:
+            self.auth_feed.stop()
         self.node = node = self._cluster_node()
         for name, config in self.configs.items():
             cluster = None
@@ -128,9 +133,9 @@ class Router:
                 cluster.realm = realm
         if node is not None:
             node.start()
-            # The cluster counts failed logins together (auth/shared.py).
-            self.failure_feed = FailureFeed(node.layer, self._realms)
-            self.failure_feed.start()
+            # Failed logins and logouts reach every process (auth/shared.py).
+            self.auth_feed = AuthFeed(node.layer, self._realms)
+            self.auth_feed.start()
         self._system = {}
         self.components = []
         try:

@@ -3,14 +3,17 @@ the page's WAMP session (autobahn.js, authmethod ``cookie``) is that user, as th
 the session's details; an anonymous browser is refused, or joins as ``guest`` where the realm
 offers ``anonymous``. Signing out in another tab ends that user's WAMP sessions, and only theirs.
 
-The site is tests/browser/django_wamp_site/ served by ``python -m asgi_server`` (one process:
-``user_logged_out`` reaches the router of the process that ran the logout)."""
+The site is tests/browser/django_wamp_site/ served by ``python -m asgi_server``: one process, then
+two on one Redis channel layer, where signing out through one ends the user's WAMP sessions on
+the other too."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -138,3 +141,46 @@ def test_the_django_login_is_the_pages_wamp_session(
         # Her browser has no Django session any more: the cookie method no longer applies.
         again = connect(alice, base, "site", ["cookie"])
         assert again["details"]["reason"] == "wamp.error.no_auth_method", again
+
+
+def wait_for_feed(base_url: str) -> None:
+    """Until the server's router has joined the cluster's auth feed (its /feed-ready)."""
+    import httpx
+
+    deadline = time.monotonic() + 20
+    while httpx.get(base_url + "/feed-ready", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the router's auth feed did not start"
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(150)
+def test_signing_out_on_one_process_ends_the_sessions_on_another(
+    browser: Any,
+    run_server_process: Callable[..., Any],
+    site_database: None,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WAMP_SITE_LAYER_URL", f"{redis_url}?prefix=site-{os.urandom(4).hex()}")
+    with (
+        run_server_process(APP, "--log-level", "warning") as first,
+        run_server_process(APP, "--log-level", "warning") as second,
+    ):
+        for server in (first, second):
+            wait_for_feed(server.url)
+        alice = sign_in(browser, first.url, "alice")
+        assert identity(connect(alice, first.url, "site", ["cookie"]))[0] == "alice"
+        # The session cookie is the host's (ports share cookies): the second process's page
+        # is alice's too, and so is its WAMP session there.
+        on_second = alice.context.new_page()
+        on_second.set_default_timeout(TIMEOUT_MS)
+        on_second.goto(second.url + "/")
+        assert identity(connect(on_second, second.url, "site", ["cookie"]))[0] == "alice"
+        bob = sign_in(browser, second.url, "bob")
+        assert identity(connect(bob, second.url, "site", ["cookie"]))[0] == "bob"
+
+        alice.click("#sign-out")  # through the first process
+        alice.wait_for_url(first.url + "/accounts/login/")
+        on_second.wait_for_function("window.ended && window.ended.site")
+        assert on_second.evaluate("window.ended") == {"site": "wamp.close.logout"}
+        assert bob.evaluate("window.sessions.site.call('com.site.whoami')") == "served"

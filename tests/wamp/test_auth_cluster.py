@@ -75,7 +75,7 @@ async def test_failed_logins_add_up_across_routers(
             on[name] = Wamp(made, url, "127.0.0.1", server.port, "json")
             ann = await login(on[name], ["ticket"], "ann", lambda c: "ann-pw")
             assert (await outcome(ann)).authid == "ann"  # the router is bound now
-            feed = made.failure_feed
+            feed = made.auth_feed
             assert feed is not None
             await on[name].run_in_router(feed.ready.wait)
 
@@ -109,9 +109,9 @@ async def test_failed_logins_add_up_across_routers(
         for wamp in on.values():
             await wamp.close()
         for name, made in (("a", a), ("b", b)):
-            assert made.node is not None and made.failure_feed is not None
+            assert made.node is not None and made.auth_feed is not None
             await on[name].run_in_router(made.node.stop)
-            await on[name].run_in_router(made.failure_feed.stop)
+            await on[name].run_in_router(made.auth_feed.stop)
 
 
 async def _equals(read: Callable[[], Any], expected: int) -> bool:

@@ -6,7 +6,8 @@ site's session cookie, sent with the handshake) and welcomes the session with
 first group name (alphabetically), else ``authenticated``. A user who is not logged in (or a role
 of None) makes the method not apply, so the client's next method is tried. With
 ``end_sessions_on_logout`` (the default) Django's ``user_logged_out`` signal ends that user's WAMP
-sessions in every realm this method served, in whichever thread the logout ran.
+sessions in every realm that offers this method, in whichever thread the logout ran, and (on a
+channel layer that joins processes) in every process of the cluster (``shared.py``).
 ``django_authorizer`` turns Django permissions into a dynamic authorizer.
 """
 
@@ -46,7 +47,6 @@ class DjangoUser:
     ) -> None:
         self.method = method
         self.role_for = role_for
-        self.realms: set[str] = set()
         if end_sessions_on_logout:
             from django.contrib.auth.signals import user_logged_out  # type: ignore[import-untyped]
 
@@ -57,7 +57,6 @@ class DjangoUser:
         scope = hello.transport.scope
         if scope is None or "user" not in scope:
             return Skip()
-        self.realms.add(hello.realm)
         return self._identify(scope["user"])
 
     async def _identify(self, user: Any) -> Outcome:
@@ -74,17 +73,22 @@ class DjangoUser:
         if user is None:
             return
         username = str(user.get_username())
-        from ..router import router_for
+        from ..router import routers_by_realm
 
-        for realm_name in list(self.realms):
-            try:
-                router = router_for(realm_name)
-            except LookupError:
+        for realm_name, router in routers_by_realm().items():
+            if self not in (router.configs[realm_name].auth or ()):
                 continue
             loop = router.loop
             if loop is None or loop.is_closed():
-                continue
-            loop.call_soon_threadsafe(end_sessions, router.realm(realm_name), username)
+                continue  # never bound in this process: it has no sessions (and no feed)
+            loop.call_soon_threadsafe(_logged_out_everywhere, router, realm_name, username)
+
+
+def _logged_out_everywhere(router: Any, realm_name: str, username: str) -> None:
+    """In the router's loop: end the user's sessions here, and tell the other processes."""
+    end_sessions(router.realm(realm_name), username)
+    if router.auth_feed is not None:
+        router.auth_feed.share_logout(realm_name, username)
 
 
 def end_sessions(realm: Any, username: str) -> None:

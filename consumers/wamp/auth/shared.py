@@ -1,4 +1,5 @@
-"""Failed authentications shared by the router processes of a cluster.
+"""What authentication shares across the router processes of a cluster: failed logins and
+Django logouts.
 
 Each process counts failures in its own memory (``ratelimit.py``), so that the check before a
 HELLO stays synchronous, and tells the other processes of each of its failures over the channel
@@ -9,6 +10,9 @@ or take the failures in flight, the layer's latency). Only the layer's base cont
 
 A lost message (the layer full or unreachable) is a failure the others do not count: the limit
 falls back towards per process; it never refuses a user who did not fail.
+
+A Django logout (``django.py``) ends the user's sessions on the process that ran it and is sent
+the same way, so every process ends that user's sessions too.
 """
 
 from __future__ import annotations
@@ -27,17 +31,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("consumers.wamp")
 
-GROUP = "wamp-authfail"
-MESSAGE = "wamp.authfail"
+GROUP = "wamp-auth"
+FAILED = "wamp.authfail"
+LOGGED_OUT = "wamp.logout"
 #: Failures waiting to be sent, at most (a storm beyond it is counted here only).
 MAX_QUEUED = 10_000
 #: Seconds between two renewals of the group membership (a layer's group_expiry is longer).
 RENEW_EVERY = 3600.0
 
 
-class FailureFeed:
-    """Shares the failures of ``realms`` (name -> running realm) with the other processes on
-    ``layer``, and counts theirs (see the module docstring)."""
+class AuthFeed:
+    """Shares the failures and logouts of ``realms`` (name -> running realm) with the other
+    processes on ``layer``, and applies theirs (see the module docstring)."""
 
     def __init__(self, layer: BaseChannelLayer, realms: Mapping[str, RealmRouter]) -> None:
         self.layer = layer
@@ -54,7 +59,13 @@ class FailureFeed:
         self._tasks.append(asyncio.get_running_loop().create_task(self._run()))
 
     def _share(self, realm: str, authid: str | None, address: str | None) -> None:
-        message = {"type": MESSAGE, "realm": realm, "authid": authid, "address": address}
+        self._put({"type": FAILED, "realm": realm, "authid": authid, "address": address})
+
+    def share_logout(self, realm: str, username: str) -> None:
+        """Tell the other processes that ``username`` logged out of Django (``django.py``)."""
+        self._put({"type": LOGGED_OUT, "realm": realm, "username": username})
+
+    def _put(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(message)
 
@@ -62,11 +73,11 @@ class FailureFeed:
         delay = 0.5
         while True:
             try:
-                self.channel = self.channel or await self.layer.new_channel("wamp-authfail")
+                self.channel = self.channel or await self.layer.new_channel("wamp-auth")
                 await self.layer.group_add(GROUP, self.channel)
                 break
             except ChannelLayerError as exc:  # the layer is down at startup: keep trying
-                logger.warning("WAMP failed-login feed cannot start yet (%s); retrying", exc)
+                logger.warning("WAMP auth feed cannot start yet (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         loop = asyncio.get_running_loop()
@@ -80,7 +91,7 @@ class FailureFeed:
             try:
                 await self.layer.group_send(GROUP, {**message, "src": self.channel})
             except ChannelLayerError as exc:
-                logger.warning("WAMP failed-login message lost: %s", exc)
+                logger.warning("WAMP auth feed message lost: %s", exc)
 
     async def _renew(self) -> None:
         while True:
@@ -93,15 +104,26 @@ class FailureFeed:
             try:
                 message = await self.layer.receive(self.channel)
             except ChannelLayerError as exc:  # the layer reconnects by itself: wait and retry
-                logger.warning("WAMP failed-login feed cannot receive (%s); retrying", exc)
+                logger.warning("WAMP auth feed cannot receive (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
             realm = self.realms.get(message.get("realm", ""))
             if message.get("src") == self.channel or realm is None:
-                continue  # our own failure, counted already; or a realm we do not serve
+                continue  # ours, applied already; or a realm we do not serve
+            try:
+                self._apply(realm, message)
+            except Exception:  # one bad message must not stop the feed
+                logger.exception("WAMP auth feed message %r failed", message.get("type"))
+
+    def _apply(self, realm: RealmRouter, message: dict[str, Any]) -> None:
+        if message["type"] == FAILED:
             authid, address = message.get("authid"), message.get("address")
             if isinstance(authid, str | None) and isinstance(address, str | None):
                 realm.auth_failures.count(authid, address)
+        elif message["type"] == LOGGED_OUT and isinstance(message.get("username"), str):
+            from .django import end_sessions  # (imports no Django itself)
+
+            end_sessions(realm, message["username"])
 
     def stop(self) -> None:
         """Cancel the feed's tasks (the router rebinds or goes away)."""

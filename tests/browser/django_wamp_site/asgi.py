@@ -3,6 +3,8 @@ behind ``AuthMiddlewareStack``, so the handshake's Django session is the WAMP id
 
 Realm ``site`` lets in logged-in users only; realm ``open`` lets anyone else in as ``guest``.
 Roles: ``editors`` (a Django group), ``authenticated`` (users without a group), ``guest``.
+The router is bound at startup (lifespan), so its cluster feed runs before any WAMP client
+came; ``/feed-ready`` answers 200 once it does (or when there is no cluster).
 """
 
 import os
@@ -43,12 +45,36 @@ def whoami() -> str:
     return "served"
 
 
+async def feed_ready(scope: Any, receive: Any, send: Any) -> None:
+    """200 once the router's auth feed has joined the cluster (or there is no cluster), else 503."""
+    feed = router.auth_feed
+    status = 200 if feed is None or feed.ready.is_set() else 503
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
 async def http(scope: Any, receive: Any, send: Any) -> None:
-    """autobahn.js at /autobahn.min.js, everything else Django."""
-    app = autobahn_js if scope["path"] == "/autobahn.min.js" else django_app
-    await app(scope, receive, send)
+    """autobahn.js at /autobahn.min.js, the feed's state at /feed-ready, the rest Django."""
+    apps = {"/autobahn.min.js": autobahn_js, "/feed-ready": feed_ready}
+    await apps.get(scope["path"], django_app)(scope, receive, send)
+
+
+async def lifespan(scope: Any, receive: Any, send: Any) -> None:
+    """Bind the router to the server's loop at startup."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            router.bind()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 application = ProtocolTypeRouter(
-    {"http": http, "websocket": AuthMiddlewareStack(URLRouter([path("ws", router.as_asgi())]))}
+    {
+        "http": http,
+        "websocket": AuthMiddlewareStack(URLRouter([path("ws", router.as_asgi())])),
+        "lifespan": lifespan,
+    }
 )

@@ -1,6 +1,7 @@
 """A small Django site whose logged-in users are its WAMP sessions, for the browser tests:
 Django's own login view and session cookie, and the router behind ``AuthMiddlewareStack``
-(see ``asgi.py``). SQLite in ``WAMP_SITE_DB_PATH``."""
+(see ``asgi.py``). SQLite in ``WAMP_SITE_DB_PATH``; the channel layer ``WAMP_SITE_LAYER_URL``
+(several processes on Redis) when set, else the in-memory one."""
 
 import os
 from pathlib import Path
@@ -34,3 +35,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["WAMP_SITE_DB_PATH"]}
 }
+
+if os.environ.get("WAMP_SITE_LAYER_URL"):
+    from channel_layers import layer_config_from_url
+
+    CHANNEL_LAYERS = {"default": layer_config_from_url(os.environ["WAMP_SITE_LAYER_URL"])}
