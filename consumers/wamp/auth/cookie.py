@@ -5,10 +5,16 @@ response, when some realm has this method). After a successful authentication by
 the identity is remembered against that cookie for ``max_age`` seconds; a later HELLO that offers
 ``cookie`` on a connection carrying it is welcomed with that identity. No cookie, or an unknown or
 expired one: the method does not apply and the client's next method is tried.
+
+On a cluster the store is shared the way failures are (``shared.py``): each process tells the
+others what it remembers, so a browser that logged in through one worker is let in on its cookie
+by another, provided every worker signs cookies with the same ``secret``. A worker that started
+later knows only the cookies remembered since.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,11 +30,21 @@ class CookieStore:
         self.max_entries = max_entries
         self.clock = clock
         self._entries: dict[tuple[str, str], tuple[Accept, float]] = {}
+        #: Told of each identity remembered here, ``(realm, cookie_id, identity, expires)``
+        #: (the cluster's ``AuthFeed``), when set.
+        self.on_remember: Callable[[str, str, Accept, float], None] | None = None
 
     def remember(self, realm: str, cookie_id: str, identity: Accept, max_age: float) -> None:
         """Associate the cookie with ``identity`` until ``max_age`` seconds from now."""
+        expires = self.clock() + max_age
+        self.remember_until(realm, cookie_id, identity, expires)
+        if self.on_remember is not None:
+            self.on_remember(realm, cookie_id, identity, expires)
+
+    def remember_until(self, realm: str, cookie_id: str, identity: Accept, expires: float) -> None:
+        """Associate the cookie with ``identity`` until the time ``expires`` (``clock``'s)."""
         self._entries.pop((realm, cookie_id), None)
-        self._entries[(realm, cookie_id)] = (identity, self.clock() + max_age)
+        self._entries[(realm, cookie_id)] = (identity, expires)
         while len(self._entries) > self.max_entries:
             del self._entries[next(iter(self._entries))]
 
@@ -49,7 +65,8 @@ class CookieStore:
 
 class Cookie:
     """Cookie authentication (see the module docstring). ``cookie_name`` is the cookie the
-    endpoint sets (Crossbar.io's is ``cbtid``)."""
+    endpoint sets (Crossbar.io's is ``cbtid``); ``secret`` signs its IDs (give every worker of a
+    cluster the same one; by default a random key of this process)."""
 
     method = "cookie"
 
@@ -58,10 +75,14 @@ class Cookie:
         store: CookieStore | None = None,
         max_age: float = 7 * 24 * 3600,
         cookie_name: str = "cbtid",
+        secret: str | bytes | None = None,
     ) -> None:
         self.store = store or CookieStore()
         self.max_age = max_age
         self.cookie_name = cookie_name
+        if isinstance(secret, str):
+            secret = secret.encode()
+        self.key = secret or secrets.token_bytes(32)
 
     def start(self, hello: HelloInfo) -> Outcome:
         """Accept the identity remembered for this connection's cookie, or Skip."""

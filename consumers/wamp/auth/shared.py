@@ -1,5 +1,5 @@
-"""What authentication shares across the router processes of a cluster: failed logins and
-Django logouts.
+"""What authentication shares across the router processes of a cluster: failed logins, Django
+logouts and the identities behind WAMP cookies.
 
 Each process counts failures in its own memory (``ratelimit.py``), so that the check before a
 HELLO stays synchronous, and tells the other processes of each of its failures over the channel
@@ -12,7 +12,8 @@ A lost message (the layer full or unreachable) is a failure the others do not co
 falls back towards per process; it never refuses a user who did not fail.
 
 A Django logout (``django.py``) ends the user's sessions on the process that ran it and is sent
-the same way, so every process ends that user's sessions too.
+the same way, so every process ends that user's sessions too; and so is each identity the
+``cookie`` method remembers (``cookie.py``), so that any process lets the browser in on it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import asdict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from channel_layers.base import BaseChannelLayer, ChannelLayerError
+
+from .base import Accept
+from .cookie import Cookie
 
 if TYPE_CHECKING:
     from ..realm import RealmRouter
@@ -34,6 +39,7 @@ logger = logging.getLogger("consumers.wamp")
 GROUP = "wamp-auth"
 FAILED = "wamp.authfail"
 LOGGED_OUT = "wamp.logout"
+COOKIE = "wamp.cookie"
 #: Failures waiting to be sent, at most (a storm beyond it is counted here only).
 MAX_QUEUED = 10_000
 #: Seconds between two renewals of the group membership (a layer's group_expiry is longer).
@@ -56,10 +62,17 @@ class AuthFeed:
         """Hook into the realms' limiters and start the feed's tasks in the running loop."""
         for name, realm in self.realms.items():
             realm.auth_failures.on_failure = partial(self._share, name)
+            cookie = realm.authenticators.get(Cookie.method)
+            if isinstance(cookie, Cookie):
+                cookie.store.on_remember = self._share_cookie
         self._tasks.append(asyncio.get_running_loop().create_task(self._run()))
 
     def _share(self, realm: str, authid: str | None, address: str | None) -> None:
         self._put({"type": FAILED, "realm": realm, "authid": authid, "address": address})
+
+    def _share_cookie(self, realm: str, cookie_id: str, identity: Accept, expires: float) -> None:
+        fields = {"cookie": cookie_id, "identity": asdict(identity), "expires": expires}
+        self._put({"type": COOKIE, "realm": realm, **fields})
 
     def share_logout(self, realm: str, username: str) -> None:
         """Tell the other processes that ``username`` logged out of Django (``django.py``)."""
@@ -120,6 +133,13 @@ class AuthFeed:
             authid, address = message.get("authid"), message.get("address")
             if isinstance(authid, str | None) and isinstance(address, str | None):
                 realm.auth_failures.count(authid, address)
+        elif message["type"] == COOKIE:
+            cookie = realm.authenticators.get(Cookie.method)
+            if isinstance(cookie, Cookie):
+                identity = Accept(**message["identity"])
+                cookie.store.remember_until(
+                    realm.name, message["cookie"], identity, message["expires"]
+                )
         elif message["type"] == LOGGED_OUT and isinstance(message.get("username"), str):
             from .django import end_sessions  # (imports no Django itself)
 

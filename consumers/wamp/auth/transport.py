@@ -2,9 +2,10 @@
 
 When some realm of the router offers the ``cookie`` method, every WebSocket handshake response
 carries that method's cookie (a random ID, ``HttpOnly``, ``SameSite=Lax``) unless the browser sent
-one already; the ID is what ``Cookie`` remembers identities against. IDs are signed with a key
-of this process: a cookie the router did not issue is replaced, so nobody can plant an ID in a
-victim's browser and later log in on it (session fixation).
+one already; the ID is what ``Cookie`` remembers identities against. IDs are signed with the
+method's key (``Cookie(secret=...)``, the same in every worker of a cluster; else random per
+process): a cookie the router did not issue is replaced, so nobody can make up an ID, plant it in
+a victim's browser and later log in on it.
 """
 
 from __future__ import annotations
@@ -23,19 +24,17 @@ if TYPE_CHECKING:
     from ..realm import Realm
 
 
-_COOKIE_KEY = secrets.token_bytes(32)
-
-
-def _signed(token: str) -> str:
-    mac = hmac.new(_COOKIE_KEY, token.encode(), hashlib.sha256).hexdigest()[:32]
+def _signed(key: bytes, token: str) -> str:
+    mac = hmac.new(key, token.encode(), hashlib.sha256).hexdigest()[:32]
     return f"{token}.{mac}"
 
 
-def _issued_here(cookie_id: str | None) -> bool:
+def issued_by(cookie: Cookie, cookie_id: str | None) -> bool:
+    """Whether ``cookie_id`` was signed with ``cookie``'s key (by this router or a peer)."""
     if not cookie_id or len(cookie_id) > 100 or "." not in cookie_id:
         return False
     token = cookie_id.rsplit(".", 1)[0]
-    return hmac.compare_digest(_signed(token), cookie_id)
+    return hmac.compare_digest(_signed(cookie.key, token), cookie_id)
 
 
 def _cookie_method(realms: Iterable[Realm]) -> Cookie | None:
@@ -68,8 +67,8 @@ def transport_for(
     cookie_id = None
     if cookie is not None:
         cookie_id = _request_cookies(scope).get(cookie.cookie_name)
-        if not _issued_here(cookie_id):
-            cookie_id = _signed(secrets.token_urlsafe(24))
+        if not issued_by(cookie, cookie_id):
+            cookie_id = _signed(cookie.key, secrets.token_urlsafe(24))
             value = (
                 f"{cookie.cookie_name}={cookie_id}; Max-Age={int(cookie.max_age)}; Path=/;"
                 " HttpOnly; SameSite=Lax"
