@@ -1,7 +1,8 @@
 """autobahn.js (the vendored autobahn-browser build) in headless Chromium logs in to the router
-with ``ticket`` and ``wampcra`` (plain and salted keys, signed by ``autobahn.auth_cra``): the right
-secret joins with the expected identity, the page sees it in the session's details; a wrong one
-is refused, and the page sees the router's error."""
+with ``ticket``, ``wampcra`` (plain and salted keys, signed by ``autobahn.auth_cra``) and
+``cryptosign`` (``autobahn.auth_cryptosign``, a key made from a seed with ``autobahn.nacl``): the
+right secret joins with the expected identity, the page sees it in the session's details; a
+wrong one is refused, and the page sees the router's error."""
 
 from __future__ import annotations
 
@@ -11,22 +12,28 @@ import pytest
 
 from consumers.routing import ProtocolTypeRouter, URLRouter, path
 from consumers.wamp import Realm, Router
-from consumers.wamp.auth import Principal, Ticket, WampCra
+from consumers.wamp.auth import Cryptosign, Principal, Ticket, WampCra
 from consumers.wamp.browser import autobahn_js
 from consumers.wamp.roles import Permission, Role
 from consumers.wamp.settings import AuthLimits
 from tests.browser.conftest import TIMEOUT_MS
+from tests.wamp._auth_client import CryptosignKey
 
 pytestmark = pytest.mark.transports("asyncio")  # the router, not the transport, is under test
 
+ALICE_SEED = list(range(32))  # the seed of alice's Ed25519 key, in Python and in the page
+ALICE_KEY = CryptosignKey(bytes(ALICE_SEED)).public_key()
 PAGE = b"<!doctype html><title>wamp auth</title><script src='/autobahn.min.js'></script>"
 
 # Opens a connection with the given credentials. Resolves with what the page sees: the welcome
 # details and the session's own view of its identity, or how the connection closed.
-LOGIN = """async ({url, realm, authid, authmethods, secret}) => new Promise((resolve) => {
+LOGIN = """async ({url, realm, authid, authmethods, secret, seed}) => new Promise((resolve) => {
+  const keyPair = seed && autobahn.nacl.sign.keyPair.fromSeed(new Uint8Array(seed));
+  const authextra = keyPair ? {pubkey: autobahn.auth_cryptosign.public_key(keyPair)} : undefined;
   const onchallenge = (session, method, extra) => {
     window.challenges.push([method, extra]);
     if (method === "ticket") return secret;
+    if (method === "cryptosign") return autobahn.auth_cryptosign.sign_challenge(keyPair, extra);
     let key = secret;  // wampcra: derive the key from the password when the router salts it
     if (extra.salt) {
       key = autobahn.auth_cra.derive_key(secret, extra.salt, extra.iterations, extra.keylen);
@@ -35,7 +42,7 @@ LOGIN = """async ({url, realm, authid, authmethods, secret}) => new Promise((res
   };
   window.challenges = [];
   const connection = new autobahn.Connection(
-    {url, realm, authid, authmethods, onchallenge, max_retries: 0});
+    {url, realm, authid, authmethods, authextra, onchallenge, max_retries: 0});
   connection.onopen = (session, details) => {
     window.session = session;
     resolve({joined: true, details, id: session.id});
@@ -69,6 +76,7 @@ def application() -> Any:
                     "salty": salted,
                 }
             ),
+            Cryptosign({"alice": Principal("frontend", authorized_keys=(ALICE_KEY,))}),
         ],
         auth_limits=AuthLimits(failure_delay=0.05),
     )
@@ -86,7 +94,14 @@ def application() -> Any:
     )
 
 
-def login(browser: Any, port: int, authid: str, methods: list[str], secret: str) -> Any:
+def login(
+    browser: Any,
+    port: int,
+    authid: str | None,
+    methods: list[str],
+    secret: str = "",
+    seed: list[int] | None = None,
+) -> Any:
     """A fresh page that tries to join realm1; what it saw (see LOGIN) and the page."""
     page = browser.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -97,6 +112,7 @@ def login(browser: Any, port: int, authid: str, methods: list[str], secret: str)
         "authid": authid,
         "authmethods": methods,
         "secret": secret,
+        "seed": seed,
     }
     return page.evaluate(LOGIN, options), page
 
@@ -128,5 +144,21 @@ def test_wampcra(browser: Any, run_server: Any, authid: str, password: str) -> N
         assert method == "wampcra" and ("salt" in extra) == (authid == "salty")
         assert page.evaluate("window.session.call('com.app.whoami')") == "served"
         refused, _ = login(browser, server.port, authid, ["wampcra"], password + "x")
+        assert refused["joined"] is False
+        assert refused["details"]["reason"] == "wamp.error.not_authorized", refused
+
+
+def test_cryptosign(browser: Any, run_server: Any) -> None:
+    with run_server(application()) as server:
+        seen, page = login(browser, server.port, None, ["cryptosign"], seed=ALICE_SEED)
+        assert seen["joined"], seen
+        details = seen["details"]
+        assert (details["authid"], details["authrole"]) == ("alice", "frontend")
+        assert details["authmethod"] == "cryptosign"
+        [[method, extra]] = page.evaluate("window.challenges")
+        assert method == "cryptosign" and len(extra["challenge"]) == 64
+        assert page.evaluate("window.session.call('com.app.whoami')") == "served"
+        mallory = list(range(1, 33))  # a key the realm does not know
+        refused, _ = login(browser, server.port, "alice", ["cryptosign"], seed=mallory)
         assert refused["joined"] is False
         assert refused["details"]["reason"] == "wamp.error.not_authorized", refused
