@@ -148,6 +148,25 @@ async def test_a_cookie_set_by_one_router_logs_in_on_the_other(two_routers: Rout
     assert "set-cookie" not in again._transport.http_headers  # b accepts a's signature
 
 
+def test_refusals_of_a_blocked_client_are_not_told_again() -> None:
+    """Only real failures go to the cluster: a storm against a blocked authid sends nothing
+    more (the other processes hold the block from the failures that made it)."""
+    from tests.wamp._core import feed
+    from tests.wamp.test_auth_core import core, hello, start
+
+    c = core(failure_delay=0.0, max_failures_per_authid=3, max_failures_per_address=0)
+    told: list[tuple[str | None, str | None]] = []
+    c.realm.auth_failures.on_failure = lambda authid, address: told.append((authid, address))
+    for _ in range(3):
+        session, peer = start(c, *hello(["ticket"], "joe"))
+        feed(session, [5, "wrong", {}])
+    assert len(told) == 3
+    for _ in range(20):
+        _, peer = start(c, *hello(["ticket"], "joe"))
+        assert "too many" in peer.take()[0][1]["message"]
+    assert len(told) == 3 and c.realm.auth_failures.blocked("joe", None)
+
+
 def test_cookie_ids_are_signed_with_the_methods_secret() -> None:
     """Workers with one secret accept each other's cookie IDs; without one, each process has
     its own key and replaces the others' cookies (the browser logs in again there)."""

@@ -48,7 +48,9 @@ class Handshake:
     def begin(self) -> None:
         """Start: refuse at once a rate-limited client, else try the first method."""
         if self.realm.auth_failures.blocked(self.hello.authid, self.hello.transport.peer):
-            self.fail(Refuse("too many failed authentications; try again later"))
+            # Counted here (the block slides on while attempts go on), not told to the cluster
+            # again: the other processes counted the failures that made the block.
+            self.fail(Refuse("too many failed authentications; try again later"), share=False)
             return
         self._next()
 
@@ -109,8 +111,9 @@ class Handshake:
                     authenticator.remember(self.hello, identity)
         self.session.welcome(identity)
 
-    def fail(self, refusal: Refuse) -> None:
-        """Log, count, and abort after the realm's uniform failure delay."""
+    def fail(self, refusal: Refuse, share: bool = True) -> None:
+        """Log, count (and tell the cluster, with ``share``), and abort after the realm's
+        uniform failure delay."""
         transport = self.hello.transport
         logger.warning(
             "WAMP authentication failed: realm %r authid=%r method=%s peer=%s: %s",
@@ -120,7 +123,8 @@ class Handshake:
             transport.peer,
             refusal.message,
         )
-        self.realm.auth_failures.failed(self.hello.authid, transport.peer)
+        failures = self.realm.auth_failures
+        (failures.failed if share else failures.count)(self.hello.authid, transport.peer)
         session = self.session
         delay = self.realm.config.auth_limits.failure_delay
 
