@@ -163,6 +163,26 @@ async def test_cookie_reused_on_reconnect(wamp_server: Any) -> None:
         assert await outcome(forged) == "wamp.error.no_auth_method"
 
 
+async def test_a_cookie_without_an_identity_is_replaced(wamp_server: Any) -> None:
+    """Session fixation: mallory gets a cookie from the router (her login fails), plants it in
+    joe's browser; joe's connection is given a new cookie, so his login is remembered against
+    that one, and mallory's cookie still logs nobody in."""
+    async with wamp_server(router()) as wamp:
+        mallory = await login(wamp, ["cookie", "ticket"], "joe", lambda c: "guess")
+        assert await outcome(mallory) == "wamp.error.not_authorized"
+        planted = mallory._transport.http_headers["set-cookie"].split(";")[0]
+        joe = await login(
+            wamp, ["cookie", "ticket"], "joe", lambda c: "s3cret", headers={"Cookie": planted}
+        )
+        assert (await outcome(joe)).authmethod == "ticket"
+        fresh = joe._transport.http_headers["set-cookie"].split(";")[0]
+        assert fresh != planted
+        stolen = await login(wamp, ["cookie"], headers={"Cookie": planted})
+        assert await outcome(stolen) == "wamp.error.no_auth_method"
+        again = await login(wamp, ["cookie"], headers={"Cookie": fresh})
+        assert (await outcome(again)).authid == "joe"
+
+
 async def test_brute_force_is_limited_and_others_stay_served(wamp_server: Any) -> None:
     made = router(failure_delay=0.0, max_failures_per_authid=5, max_failures_per_address=200)
     async with wamp_server(made) as wamp:

@@ -4,8 +4,11 @@ When some realm of the router offers the ``cookie`` method, every WebSocket hand
 carries that method's cookie (a random ID, ``HttpOnly``, ``SameSite=Lax``) unless the browser sent
 one already; the ID is what ``Cookie`` remembers identities against. IDs are signed with the
 method's key (``Cookie(secret=...)``, the same in every worker of a cluster; else random per
-process): a cookie the router did not issue is replaced, so nobody can make up an ID, plant it in
-a victim's browser and later log in on it.
+process): a cookie the router did not issue is replaced, so nobody can make up an ID. A cookie the
+router issued but that carries no identity yet is replaced too: an attacker who got one from the
+router and planted it in a victim's browser would otherwise find it logged in as the victim once
+the victim logged in (session fixation). The ID a login is remembered against is thus always one
+the router set on that very connection, or one that had that identity already.
 """
 
 from __future__ import annotations
@@ -37,12 +40,17 @@ def issued_by(cookie: Cookie, cookie_id: str | None) -> bool:
     return hmac.compare_digest(_signed(cookie.key, token), cookie_id)
 
 
-def _cookie_method(realms: Iterable[Realm]) -> Cookie | None:
-    for realm in realms:
-        for authenticator in realm.auth or ():
-            if isinstance(authenticator, Cookie):
-                return authenticator
-    return None
+def _cookie_methods(realms: Iterable[Realm]) -> list[tuple[str, Cookie]]:
+    return [
+        (realm.name, authenticator)
+        for realm in realms
+        for authenticator in realm.auth or ()
+        if isinstance(authenticator, Cookie)
+    ]
+
+
+def _carries_identity(methods: list[tuple[str, Cookie]], cookie_id: str) -> bool:
+    return any(method.store.lookup(realm, cookie_id) is not None for realm, method in methods)
 
 
 def _request_cookies(scope: dict[str, Any]) -> dict[str, str]:
@@ -62,12 +70,13 @@ def transport_for(
     """The connection's ``TransportInfo`` and the headers to add to the handshake response."""
     client = scope.get("client")
     peer = str(client[0]) if client else None
-    cookie = _cookie_method(realms)
+    methods = _cookie_methods(realms)
     headers: list[tuple[bytes, bytes]] = []
     cookie_id = None
-    if cookie is not None:
+    if methods:
+        cookie = methods[0][1]  # the endpoint's cookie: the first realm's method names and signs
         cookie_id = _request_cookies(scope).get(cookie.cookie_name)
-        if not issued_by(cookie, cookie_id):
+        if not issued_by(cookie, cookie_id) or not _carries_identity(methods, cookie_id or ""):
             cookie_id = _signed(cookie.key, secrets.token_urlsafe(24))
             value = (
                 f"{cookie.cookie_name}={cookie_id}; Max-Age={int(cookie.max_age)}; Path=/;"
