@@ -12,7 +12,7 @@ import pytest
 
 from consumers.routing import ProtocolTypeRouter, URLRouter, path
 from consumers.wamp import Realm, Router
-from consumers.wamp.auth import Cryptosign, Principal, Ticket, WampCra
+from consumers.wamp.auth import Cookie, Cryptosign, Principal, Ticket, WampCra
 from consumers.wamp.browser import autobahn_js
 from consumers.wamp.roles import Permission, Role
 from consumers.wamp.settings import AuthLimits
@@ -77,6 +77,7 @@ def application() -> Any:
                 }
             ),
             Cryptosign({"alice": Principal("frontend", authorized_keys=(ALICE_KEY,))}),
+            Cookie(),
         ],
         auth_limits=AuthLimits(failure_delay=0.05),
     )
@@ -96,16 +97,20 @@ def application() -> Any:
 
 def login(
     browser: Any,
-    port: int,
+    port: int | Any,
     authid: str | None,
     methods: list[str],
     secret: str = "",
     seed: list[int] | None = None,
 ) -> Any:
-    """A fresh page that tries to join realm1; what it saw (see LOGIN) and the page."""
-    page = browser.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"http://127.0.0.1:{port}/")
+    """A fresh page (or ``port``, a page already open) that tries to join realm1; what it saw
+    (see LOGIN) and the page."""
+    if isinstance(port, int):
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"http://127.0.0.1:{port}/")
+    else:
+        page, port = port, int(port.url.split(":")[2].split("/")[0])
     options = {
         "url": f"ws://127.0.0.1:{port}/ws",
         "realm": "realm1",
@@ -162,3 +167,19 @@ def test_cryptosign(browser: Any, run_server: Any) -> None:
         refused, _ = login(browser, server.port, "alice", ["cryptosign"], seed=mallory)
         assert refused["joined"] is False
         assert refused["details"]["reason"] == "wamp.error.not_authorized", refused
+
+
+def test_cookie_after_a_ticket_login(browser: Any, run_server: Any) -> None:
+    """The first connection has no cookie yet and logs in with its ticket; the next one, from
+    the same browser, is let in on the cookie the router set, with nothing to answer."""
+    with run_server(application()) as server:
+        first, page = login(browser, server.port, "joe", ["cookie", "ticket"], "s3cret")
+        assert first["details"]["authmethod"] == "ticket", first
+        page.evaluate("window.session.leave()")
+        again, _ = login(browser, page, None, ["cookie"])
+        details = again["details"]
+        assert (details["authid"], details["authrole"]) == ("joe", "frontend")
+        assert details["authmethod"] == "cookie" and page.evaluate("window.challenges") == []
+        assert page.evaluate("document.cookie") == ""  # HttpOnly: the page cannot read it
+        other_browser, _ = login(browser, server.port, None, ["cookie"])  # a new context
+        assert other_browser["details"]["reason"] == "wamp.error.no_auth_method"
