@@ -40,15 +40,15 @@ GROUP = "wamp-auth"
 FAILED = "wamp.authfail"
 LOGGED_OUT = "wamp.logout"
 COOKIE = "wamp.cookie"
-#: Failures waiting to be sent, at most (a storm beyond it is counted here only).
+#: Messages waiting to be sent, at most (a storm beyond it is counted here only).
 MAX_QUEUED = 10_000
 #: Seconds between two renewals of the group membership (a layer's group_expiry is longer).
 RENEW_EVERY = 3600.0
 
 
 class AuthFeed:
-    """Shares the failures and logouts of ``realms`` (name -> running realm) with the other
-    processes on ``layer``, and applies theirs (see the module docstring)."""
+    """Shares the failures, logouts and remembered cookies of ``realms`` (name -> running realm)
+    with the other processes on ``layer``, and applies theirs (see the module docstring)."""
 
     def __init__(self, layer: BaseChannelLayer, realms: Mapping[str, RealmRouter]) -> None:
         self.layer = layer
@@ -59,7 +59,8 @@ class AuthFeed:
         self.ready = asyncio.Event()
 
     def start(self) -> None:
-        """Hook into the realms' limiters and start the feed's tasks in the running loop."""
+        """Hook into the realms' limiters and cookie stores, and start the feed's tasks in the
+        running loop."""
         for name, realm in self.realms.items():
             realm.auth_failures.on_failure = partial(self._share, name)
             cookie = realm.authenticators.get(Cookie.method)
