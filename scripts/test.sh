@@ -4,6 +4,7 @@
 #   PYTHON=python3.13 bash scripts/test.sh    another interpreter (default: python3)
 #   VENV=.venv-3.13                           another virtualenv (default: .venv)
 #   LINT=0                                    skip ruff and mypy (CI lints once, not per Python)
+#   PYTEST_WORKERS=0                          one pytest process (default: 3, pytest-xdist)
 # Extra arguments go to pytest. See scripts/test-latest.sh for the newest releases instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,6 @@ if [ "${LINT:-1}" != 0 ]; then
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy"
 fi
-"$VENV/bin/python" -m pytest "$@"
+# Three pytest processes (pytest-xdist), whole files each: most tests wait on sockets and child
+# processes, so three share two cores well. PYTEST_WORKERS=0 runs in one process.
+"$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile "$@"
