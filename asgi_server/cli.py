@@ -24,6 +24,11 @@ from typing import Any
 from asgi_server import __version__
 from asgi_server.config import Config
 
+if typing.TYPE_CHECKING:
+    from asgi_server.supervisor import Companion
+
+logger = logging.getLogger("asgi_server.cli")
+
 # Where the words actions leave the lines main() logs once logging is set up.
 _NOTES = "_crossway_notes"
 
@@ -80,8 +85,43 @@ class _Numbered(argparse.Action):
         setattr(namespace, self.dest, self.values[values])
 
 
+def option_flag(field: dataclasses.Field[Any]) -> str:
+    """The command-line flag of a Config field (``--reload-dir`` for ``reload_dirs``)."""
+    flag: str = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+    return flag
+
+
+def config_options() -> list[tuple[dataclasses.Field[Any], Any]]:
+    """Every Config field that is a command-line option, with its type."""
+    hints = typing.get_type_hints(Config, include_extras=False)
+    return [
+        (field, hints[field.name])
+        for field in dataclasses.fields(Config)
+        if field.metadata.get("cli", True)
+    ]
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """Add an option for every Config field to ``parser`` (each defaults to "not given", so
+    that :func:`config_from_namespace` leaves Config's default in place)."""
+    for field, kind in config_options():
+        _add_option(parser, field, kind)
+
+
+def config_from_namespace(namespace: dict[str, Any], **fixed: Any) -> tuple[Config, list[str]]:
+    """A Config from a parser's namespace (``vars(parser.parse_args())``) of
+    :func:`add_config_options` options, plus the ``fixed`` fields; and the INFO notes the options
+    asked for. Keys that are not Config fields must be popped from ``namespace`` first."""
+    values = dict(namespace)
+    notes: list[str] = values.pop(_NOTES, [])
+    for name, value in values.items():
+        if isinstance(value, list):  # repeatable options (tuple fields)
+            values[name] = tuple(value)
+    return Config(**fixed, **values), notes
+
+
 def _add_option(parser: argparse.ArgumentParser, field: dataclasses.Field[Any], kind: Any) -> None:
-    flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+    flag = option_flag(field)
     flags = [flag, *field.metadata.get("aliases", ())]
     help_text = f"{field.metadata['help']} [default: {field.default!r}]"
     options: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
@@ -137,10 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "app", nargs="?", default="", help="The ASGI application, as 'module:attribute'."
     )
     parser.add_argument("--version", action="version", version=version_line())
-    hints = typing.get_type_hints(Config, include_extras=False)
-    for field in dataclasses.fields(Config):
-        if field.metadata.get("cli", True):
-            _add_option(parser, field, hints[field.name])
+    add_config_options(parser)
     return parser
 
 
@@ -148,14 +185,10 @@ def parse_command_line(argv: Sequence[str] | None = None) -> tuple[Config, list[
     """Parse a command line into a Config, and the INFO notes its options asked for."""
     parser = build_parser()
     namespace = vars(parser.parse_args(argv))
-    notes: list[str] = namespace.pop(_NOTES, [])
     app = namespace.pop("app")
     if not app and not namespace.get("crossbar_config"):
         parser.error("the following arguments are required: app")
-    for name, value in namespace.items():
-        if isinstance(value, list):  # repeatable options (tuple fields)
-            namespace[name] = tuple(value)
-    return Config(app=app, **namespace), notes
+    return config_from_namespace(namespace, app=app)
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> Config:
@@ -163,13 +196,28 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
     return parse_command_line(argv)[0]
 
 
+class StartupError(Exception):
+    """An option cannot work in this process; the message says why (exit code 2)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server from the command line; returns the exit code."""
+    config, notes = parse_command_line(argv)
+    try:
+        config = prepare(config, argv)
+    except StartupError as exc:
+        print(f"asgi-server: error: {exc}", file=sys.stderr)
+        return 2
+    return serve(config, notes)
+
+
+def prepare(config: Config, argv: Sequence[str] | None = None) -> Config:
+    """Ready this process for ``config``: load ``--env-file``, set up logging, apply
+    ``--crossbar-config`` (``argv`` says which options the command line gave itself) and check
+    that ``--h2c`` can work. Returns the Config to serve; raises StartupError."""
     from asgi_server.env_file import EnvFileError, load_env_file
     from asgi_server.logs import LogConfigError, configure_logging
-    from asgi_server.supervisor import Supervisor, serve_in_this_process
 
-    config, notes = parse_command_line(argv)
     try:
         if config.env_file is not None:
             # Before the app is imported, and inherited by every worker process.
@@ -179,13 +227,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = _with_crossbar_config(config, argv)
         _check_http2(config)
     except (EnvFileError, LogConfigError, ValueError) as exc:
-        print(f"asgi-server: error: {exc}", file=sys.stderr)
-        return 2
+        raise StartupError(str(exc)) from exc
+    return config
+
+
+def serve(config: Config, notes: Sequence[str] = ()) -> int:
+    """Serve ``config`` in this process, or under the supervisor (``--workers``, ``--reload``)
+    with its companions; log ``notes`` first. Returns the exit code. Call :func:`prepare`
+    first."""
+    from asgi_server.supervisor import Supervisor, serve_in_this_process
+
     for note in notes:
-        logging.getLogger("asgi_server.cli").info("%s", note)
+        logger.info("%s", note)
     if config.workers > 1 or config.reload:
-        return Supervisor(config).run()
+        return Supervisor(config, supervisor_companions(config)).run()
     return serve_in_this_process(config)
+
+
+#: Where the embedded channel layer for --workers is built: in consumers, imported by name
+#: only, here, so that asgi_server imports neither consumers nor channel_layers (DESIGN.md).
+EMBEDDED_LAYER_MODULE = "consumers.embedded_redis"
+
+
+def supervisor_companions(config: Config) -> list[Companion]:
+    """The supervisor's companions: with ``--workers`` above 1 and ``--embedded-layer`` on, an
+    embedded Redis for the workers' channel layer unless one is configured (consumers decides
+    and logs why not); none when consumers cannot be imported."""
+    if config.workers <= 1 or not config.embedded_layer:
+        return []
+    try:
+        module = importlib.import_module(EMBEDDED_LAYER_MODULE)
+    except ImportError as exc:
+        logger.debug("no embedded channel layer for the workers: %s", exc)
+        return []
+    companions: list[Companion] = module.supervisor_companions(config.workers, config.app_dir)
+    return companions
 
 
 def _check_http2(config: Config) -> None:

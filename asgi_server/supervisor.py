@@ -47,10 +47,12 @@ WORKER_INDEX_VARIABLE = "ASGI_SERVER_WORKER_INDEX"
 
 class Companion(Protocol):
     """A helper process the supervisor owns beside its workers (e.g. an embedded Redis):
-    started before the first worker, stopped after the last one."""
+    started before the first worker, stopped after the last one (also when it failed to
+    start)."""
 
     def start(self) -> dict[str, str]:
-        """Start; return environment variables for the workers (e.g. the layer's URL)."""
+        """Start; return environment variables for the workers (e.g. the layer's URL). Raise
+        RuntimeError, with a message that says what to do, when it cannot start."""
 
     def stop(self) -> None:
         """Stop and clean up."""
@@ -215,7 +217,11 @@ class Supervisor:
         os.environ["ASGI_SERVER_WORKERS"] = str(self._worker_count())
         try:
             for companion in self.companions:
-                os.environ.update(companion.start())
+                try:
+                    os.environ.update(companion.start())
+                except RuntimeError as exc:
+                    logger.error("%s", exc)
+                    return EXIT_STARTUP_FAILED
             for _ in range(self._worker_count()):
                 self._spawn()
             return self._loop()

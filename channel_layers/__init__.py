@@ -56,6 +56,7 @@ __all__ = [
     "__version__",
     "build_channel_layer",
     "configure",
+    "current_config",
     "get_channel_layer",
     "layer_config_from_url",
     "reset_channel_layers",
@@ -128,6 +129,12 @@ def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> BaseChannelLayer | 
         layer = build_channel_layer(spec, alias) if spec is not None else None
         _layers[alias] = layer
         return layer
+
+
+def current_config() -> LayersConfig | None:
+    """The layers this process is configured with: a configure() mapping, else Django's
+    CHANNEL_LAYERS, else None (then the default alias comes from CHANNEL_LAYERS_URL)."""
+    return _current_config()
 
 
 def _current_config() -> LayersConfig | None:
@@ -254,6 +261,10 @@ def layer_config_from_url(url: str) -> dict[str, Any]:
     if parts.scheme != "memory":
         scheme = parts.scheme.removesuffix("+pubsub")
         address = urlunsplit((scheme, parts.netloc, parts.path, urlencode(passthrough), ""))
+        if scheme == "unix" and not parts.netloc:
+            # urlunsplit writes "unix:/path" for an empty host; keep the URL as it was given, so
+            # the logs name it as the user wrote it ("unix:///path", not "unix:/path://").
+            address = "unix://" + address.removeprefix("unix:")
         options["hosts"] = [address]
     return {"BACKEND": backend, "CONFIG": options}
 

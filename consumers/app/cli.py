@@ -10,7 +10,6 @@ prints a deployment file generated from the same options instead of serving.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import sys
@@ -18,7 +17,15 @@ import typing
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from asgi_server.cli import _add_option, version_line
+from asgi_server.cli import (
+    StartupError,
+    add_config_options,
+    config_from_namespace,
+    config_options,
+    option_flag,
+    prepare,
+    version_line,
+)
 from asgi_server.config import Config
 
 from . import loader
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
     from .application import Application
 
 _APP_DEST = "app_option__"
+#: What the server processes import: finds the app by the file of the running program.
+LOADER = "consumers.app.loader:load"
 _TRUE_WORDS = ("1", "true", "yes", "on")
 
 
@@ -44,10 +53,7 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
         "nginx|systemd|supervisor|docker [options], to print a deployment file).",
     )
     parser.add_argument("--version", action="version", version=version_line())
-    hints = typing.get_type_hints(Config)
-    for field in dataclasses.fields(Config):
-        if field.metadata.get("cli", True):
-            _add_option(parser, field, hints[field.name])
+    add_config_options(parser)
     group = parser.add_argument_group(f"options of {app.name!r}")
     for option in app.options.values():
         kind = option.kind
@@ -71,16 +77,15 @@ def environment_arguments(app: Application, environ: dict[str, str]) -> list[str
     """The ``<APP>_<OPTION>`` variables as command-line arguments (put before the real ones,
     which therefore win)."""
     prefix, arguments = env_prefix(app), []
-    hints = typing.get_type_hints(Config)
-    for field in dataclasses.fields(Config):
+    for field, kind in config_options():
         value = environ.get(prefix + field.name.upper())
-        if value is None or not field.metadata.get("cli", True):
+        if value is None:
             continue
-        flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
-        if hints[field.name] is bool and "words" not in field.metadata:
+        flag = option_flag(field)
+        if kind is bool and "words" not in field.metadata:
             on = value.lower() in _TRUE_WORDS
             arguments.append(flag if on else "--no-" + flag[2:])
-        elif typing.get_origin(hints[field.name]) is tuple:
+        elif typing.get_origin(kind) is tuple:
             for item in filter(None, value.split(",")):
                 arguments += [flag, item.strip()]
         else:
@@ -97,16 +102,12 @@ def parse(app: Application, argv: Sequence[str]) -> Config:
     and exports them, so worker processes see the same values."""
     arguments = environment_arguments(app, dict(os.environ)) + list(argv)
     namespace = vars(build_parser(app).parse_args(arguments))
-    namespace.pop("_crossway_notes", None)
     prefix = env_prefix(app)
     for name in [key for key in namespace if key.startswith(_APP_DEST)]:
         option = name.removeprefix(_APP_DEST)
         app.settings[option] = namespace.pop(name)
         os.environ[prefix + option.upper()] = str(app.settings[option])
-    for name, value in namespace.items():
-        if isinstance(value, list):
-            namespace[name] = tuple(value)
-    config = Config(app="consumers.app.loader:load", factory=True, **namespace)
+    config, _notes = config_from_namespace(namespace, app=LOADER, factory=True)
     if app.placement and config.workers < max(app.placement):
         config = config.with_changes(workers=max(app.placement))
     return config
@@ -143,28 +144,13 @@ def run(app: Application, argv: Sequence[str] | None = None) -> int:
 
 
 def serve(app: Application, config: Config) -> int:
-    """Run the server: one process, or the supervisor with its companions."""
-    import logging
-
-    from asgi_server.env_file import EnvFileError, load_env_file
-    from asgi_server.logs import LogConfigError, configure_logging
-    from asgi_server.supervisor import Companion, Supervisor, serve_in_this_process
+    """Run the server as ``asgi-server`` would: one process, or the supervisor with its
+    companions (the embedded Redis for several processes: asgi_server.cli decides)."""
+    from asgi_server.cli import serve as serve_config
 
     try:
-        if config.env_file is not None:
-            load_env_file(config.env_file)
-        configure_logging(config.log_level, config.log_config)
-    except (EnvFileError, LogConfigError) as exc:
+        config = prepare(config)
+    except StartupError as exc:
         print(f"{app.name}: error: {exc}", file=sys.stderr)
         return 2
-    if config.workers <= 1 and not config.reload:
-        return serve_in_this_process(config)
-    from .embedded_redis import EmbeddedRedis, shared_layer_configured
-
-    companions: list[Companion] = []
-    if config.workers > 1 and not shared_layer_configured():
-        companions.append(EmbeddedRedis())
-    logging.getLogger("consumers.app").info(
-        "%s: %d processes%s", app.name, config.workers, " with an embedded Redis" * bool(companions)
-    )
-    return Supervisor(config, companions).run()
+    return serve_config(config)

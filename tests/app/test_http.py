@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ import httpx
 import pytest
 
 from consumers.app import Application, Request, Response
+from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 
 
 def make_app() -> Application:
@@ -140,3 +144,45 @@ def test_static_directory(run_server: Callable[..., Any], tmp_path: Path) -> Non
         assert client.get("/static/a.txt").text == "static text"
         assert client.get("/static/missing.txt").status_code == 404
         assert client.get("/static/").status_code in (403, 404)  # no listing
+
+
+DJANGO_SITE = """
+import django
+from django.conf import settings
+
+BACKEND = "django.template.backends.django.DjangoTemplates"
+settings.configure(TEMPLATES=[{"BACKEND": BACKEND, "DIRS": [TEMPLATE_DIR]}])
+django.setup()
+
+from consumers.app import Application
+
+app = Application("djt")
+
+@app.http.get("/hello/:name")
+def hello(request, name):
+    return app.render("page.html", {"name": name})
+
+if __name__ == "__main__":
+    raise SystemExit(app.run())
+"""
+
+
+def test_templates_with_django_when_django_is_configured(tmp_path: Path) -> None:
+    # A Django-only tag, in a directory only Django's settings name: Jinja2 could not render it.
+    (tmp_path / "django_templates").mkdir()
+    (tmp_path / "django_templates" / "page.html").write_text("<p>{% firstof missing name %}</p>")
+    script = tmp_path / "djt.py"
+    script.write_text(DJANGO_SITE.replace("TEMPLATE_DIR", repr(str(tmp_path / "django_templates"))))
+    port = get_free_port()
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    command = [sys.executable, str(script), "--port", str(port), "--no-access-log"]
+    process = subprocess.Popen(command, env=environment)
+    try:
+        wait_until_accepting("127.0.0.1", port, process)
+        answer = httpx.get(f"http://127.0.0.1:{port}/hello/<b>")
+    finally:
+        process.terminate()
+        process.wait(15)
+    assert answer.text == "<p>&lt;b&gt;</p>"  # rendered and autoescaped by Django
+    assert answer.headers["content-type"].startswith("text/html")

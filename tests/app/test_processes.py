@@ -1,5 +1,5 @@
 """Several processes of one app: the embedded Redis the supervisor owns, handlers placed on
-processes, and messages and jobs that cross from process 1 to process 2."""
+processes, and group messages, jobs and WAMP calls that cross from process 1 to process 2."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from channel_layers import build_channel_layer, layer_config_from_url
-from consumers.app.embedded_redis import EmbeddedRedis
+from consumers.embedded_redis import EmbeddedRedis
 from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 
 APP = """
@@ -27,7 +27,7 @@ from channel_layers import get_channel_layer
 from consumers.app import Application
 
 app = Application("multi")
-app.processes({1: ["wamp.register:multi.*"], 2: ["queue:jobs"]})
+app.processes({1: ["wamp.register:multi.one"], 2: ["queue:jobs", "wamp.register:multi.two"]})
 jobs = app.queue("jobs", workers=1)
 heard = []
 
@@ -62,6 +62,21 @@ async def shout(request):
 @app.http.get("/heard")
 async def what_was_heard(request):
     return {"index": index(), "from": [message["from"] for message in heard]}
+
+@app.wamp.register("multi.one")
+async def one(ctx):
+    return index()
+
+@app.wamp.register("multi.two")
+async def two(ctx):
+    return index()
+
+@app.http.post("/call")
+async def call(request):
+    try:  # until process 1 has read the cluster's registry, multi.two may be unknown here
+        return {"index": index(), "served_by": await app.wamp.call("multi.two", timeout=10)}
+    except Exception as exc:
+        return {"index": index(), "error": repr(exc)}
 
 @app.http.post("/job")
 async def job(request):
@@ -153,6 +168,14 @@ def test_two_processes_share_the_embedded_redis(multi: Any) -> None:
     answer = _until(
         lambda: (lambda a: a if a["index"] == 1 else None)(_ask("POST", url + "/job")),
         "a job from 1",
+    )
+    assert answer["served_by"] == 2
+    # A WAMP call made in process 1 is served by the callee placed on process 2.
+    answer = _until(
+        lambda: (lambda a: a if a["index"] == 1 and "served_by" in a else None)(
+            _ask("POST", url + "/call")
+        ),
+        "a WAMP call from 1",
     )
     assert answer["served_by"] == 2
     process.send_signal(signal.SIGTERM)

