@@ -18,6 +18,8 @@ from .http import HttpRoutes, Receive, Request, Response, Scope, Send, as_respon
 from .wamp import AppWamp
 
 if TYPE_CHECKING:
+    from consumers.wamp import Router
+
     from .remote import RemoteComponent
 
 logger = logging.getLogger("consumers.app")
@@ -53,6 +55,7 @@ class Application:
         connect_to: str | None = None,
         task_workers: bool = True,
         plugins: Iterable[str] = (),
+        router: Router | None = None,
     ) -> None:
         self.name = name
         #: The folder of the module that created the app: relative paths start here.
@@ -61,7 +64,9 @@ class Application:
         self.task_workers = task_workers
         self.http = HttpRoutes(self.root)
         self.placement: dict[int, list[str]] = {}
-        self.wamp = AppWamp(self, realm)
+        #: ``router``: a project's consumers.wamp Router (with ``realm``) to join instead of a
+        #: Router of the app's own, so the project's WAMP clients and the app's handlers meet.
+        self.wamp = AppWamp(self, realm, router)
         #: With ``connect_to``, the WAMP handlers join a remote router instead of our own.
         self.remote: RemoteComponent | None = None
         if connect_to is not None:

@@ -76,12 +76,18 @@ def _fan_out(handlers: list[Handler]) -> Handler:
 
 
 class AppWamp:
-    """The Application's WAMP side: one realm (default "realm1") of its own Router, mounted at
-    the app's ``ws_path``; or, with ``connect_to``, of a remote router (see ``remote``)."""
+    """The Application's WAMP side: one realm (default "realm1") of its own Router (or of the
+    ``router`` it is given, e.g. a Django project's), mounted at the app's ``ws_path``; or, with
+    ``connect_to``, of a remote router (see ``remote``)."""
 
     def __init__(self, app: Application, realm: str, router: Router | None = None) -> None:
         self.app = app
         self.realm = realm
+        if router is not None and realm not in router.configs:
+            raise ValueError(
+                f"the Router has no realm {realm!r} (it has {', '.join(router.configs)}): "
+                f"give Application(realm=...) one of those, or add Realm({realm!r}) to it"
+            )
         self.router = router or Router(realms=[Realm(realm)])
         #: (kind, uri, handler, options) as declared, for placement and remote components.
         self.declared: list[tuple[str, str, Handler, dict[str, Any]]] = []
@@ -119,18 +125,27 @@ class AppWamp:
         """Hand the handlers placed in this process to the router (once, before it binds).
         Several handlers of one topic share one subscription (WAMP gives a session one
         subscription per topic), called in the order they were declared."""
+        # A shared Router (a project's) may serve already: then the handlers join it as a
+        # session now, since a running Router joins its declared handlers only when it binds.
+        running = self.router.loop is not None and not self.router.loop.is_closed()
+        session = self.router.join(self.realm) if running else None
         topics: dict[tuple[str, str], list[Handler]] = {}
         for kind, name, handler, options in self.declared:
             if not self.app.placed("wamp." + kind, name):
                 continue
             limit = options.get("limit_calls")
             wrapped = with_context(handler, functools.partial(Context, self.app, name), limit)
-            if kind == "register":
-                self.router.register(self.realm, name, **options)(wrapped)
-            else:
+            if kind != "register":
                 topics.setdefault((name, options["match"]), []).append(wrapped)
+            elif session is not None:
+                session.register(name, wrapped, **options)
+            else:
+                self.router.register(self.realm, name, **options)(wrapped)
         for (topic, match), handlers in topics.items():
-            self.router.subscribe(self.realm, topic, match=match)(_fan_out(handlers))
+            if session is not None:
+                session.subscribe(topic, _fan_out(handlers), match=match)
+            else:
+                self.router.subscribe(self.realm, topic, match=match)(_fan_out(handlers))
 
     async def publish(
         self, topic: str, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any

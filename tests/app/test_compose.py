@@ -167,3 +167,40 @@ async def test_mounted_in_a_protocol_type_router(run_server: Callable[..., Any])
             assert await client.call("site.ping") == "pong"
         finally:
             await close(client)
+
+
+async def test_mounted_in_a_project_it_shares_the_projects_router(
+    run_server: Callable[..., Any],
+) -> None:
+    from consumers.routing import ProtocolTypeRouter, URLRouter, path
+    from consumers.wamp import Realm, Router
+
+    project_router = Router(realms=[Realm("realm1")])
+
+    @project_router.register("realm1", "project.hello")
+    async def hello() -> str:
+        return "hello from the project"
+
+    app = Application("site", router=project_router)
+
+    @app.wamp.register()
+    async def ping(ctx: Context) -> str:
+        return await ctx.call("project.hello")
+
+    project = ProtocolTypeRouter(
+        {
+            "websocket": URLRouter([path("ws", project_router.as_asgi()), path("site/", app)]),
+            "lifespan": app,
+        }
+    )
+    with run_server(project) as server:
+        # A client of the project's endpoint calls the app's handler, which calls the
+        # project's: one router, one realm, whichever endpoint a client uses.
+        for endpoint in ("/ws", "/site/ws"):
+            client = await connect(server.host, server.port, path=endpoint)
+            try:
+                assert await client.call("site.ping") == "hello from the project"
+            finally:
+                await close(client)
+    with pytest.raises(ValueError, match="has no realm 'other'"):
+        Application("x", realm="other", router=project_router)
