@@ -1,6 +1,7 @@
 """examples/app/site.py, the example of issue 15, runs as written: ``python site.py`` starts two
 worker processes (it places handlers on two) with an embedded Redis, and serves routes, a
-template, static files, an embedded app, a queue placed on process 2, WAMP and a service."""
+template, static files, an embedded app, a queue placed on process 2, WAMP and a service; so
+does ``asgi-server examples.app.site:app --workers 2``."""
 
 from __future__ import annotations
 
@@ -23,22 +24,28 @@ from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 SITE = REPO_ROOT / "examples" / "app" / "site.py"
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
+#: ``python site.py`` (two processes because the app places handlers on two), and the same
+#: object served by ``asgi-server`` as any app is, with ``--workers 2``.
+COMMANDS = {
+    "app.run": [str(SITE)],
+    "asgi-server": ["-m", "asgi_server", "examples.app.site:app", "--workers", "2"],
+}
+
+
+@pytest.fixture(params=list(COMMANDS))
+def site(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
     port = get_free_port()
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     environment.pop("CHANNEL_LAYERS_URL", None)
     log = tmp_path / "site.log"
     with log.open("wb") as output:
-        command = [
-            sys.executable,
-            str(SITE),
-            "--port",
-            str(port),
-            "--timeout-graceful-shutdown",
-            "2",
-        ]
-        process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)
+        command = [sys.executable, *COMMANDS[request.param], "--port", str(port)]
+        command += ["--timeout-graceful-shutdown", "2"]
+        process = subprocess.Popen(
+            command, env=environment, stdout=output, stderr=output, cwd=REPO_ROOT
+        )
         try:
             wait_until_accepting("127.0.0.1", port, process)
             deadline = time.monotonic() + 30
