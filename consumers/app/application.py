@@ -8,6 +8,7 @@ import importlib
 import inspect
 import logging
 import os
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,8 @@ class Application:
         self.settings: dict[str, Any] = {}
         self.services: list[Any] = []
         self.embedded: list[tuple[str, Application]] = []
+        #: ``--debug`` (or ``<APP>_DEBUG=1``): a failing handler's 500 carries its traceback.
+        self.debug = _environment_flag(self, "DEBUG")
         self._prepared = False
         self._wamp_endpoint = self.wamp.router.as_asgi()
         for plugin in plugins:
@@ -256,7 +259,8 @@ class Application:
             logger.exception(
                 "%s %s: the handler %s failed", scope["method"], path, route.handler.__name__
             )
-            await Response("Internal Server Error", 500).send(send)
+            text = traceback.format_exc() if self.debug else "Internal Server Error"
+            await Response(text, 500, content_type="text/plain; charset=utf-8").send(send)
             return
         await as_response(result).send(send)
 
@@ -318,6 +322,13 @@ class Application:
         await self.background.stop()
         if self.remote is not None:
             await self.remote.stop()
+
+
+def _environment_flag(app: Application, name: str) -> bool:
+    """Whether ``<APP>_<NAME>`` is set to a true word (1, true, yes, on)."""
+    from .cli import _TRUE_WORDS, env_prefix
+
+    return os.environ.get(env_prefix(app) + name, "").lower() in _TRUE_WORDS
 
 
 def _caller_directory() -> str:

@@ -55,6 +55,14 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_line())
     add_config_options(parser)
     group = parser.add_argument_group(f"options of {app.name!r}")
+    group.add_argument(
+        "--debug",
+        dest=_APP_DEST + "debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Development: log at debug level, and answer a handler's failure (a 500) with its "
+        "traceback instead of a plain 'Internal Server Error'. Never in production.",
+    )
     for option in app.options.values():
         kind = option.kind
         group.add_argument(
@@ -94,23 +102,30 @@ def environment_arguments(app: Application, environ: dict[str, str]) -> list[str
         value = environ.get(prefix + option.name.upper())
         if value is not None:
             arguments += ["--" + option.name.replace("_", "-"), value]
+    if environ.get(prefix + "DEBUG", "").lower() in _TRUE_WORDS:
+        arguments.append("--debug")
     return arguments
 
 
-def parse(app: Application, argv: Sequence[str]) -> Config:
-    """A Config for ``argv`` (environment first); sets ``app.settings`` from the app's options
-    and exports them, so worker processes see the same values."""
+def parse(app: Application, argv: Sequence[str]) -> tuple[Config, list[str]]:
+    """A Config for ``argv`` (environment first), and the INFO notes its options asked for;
+    sets ``app.settings`` from the app's options (and ``app.debug``) and exports them, so worker
+    processes see the same values."""
     arguments = environment_arguments(app, dict(os.environ)) + list(argv)
     namespace = vars(build_parser(app).parse_args(arguments))
     prefix = env_prefix(app)
+    if namespace.pop(_APP_DEST + "debug", False):
+        app.debug = True
+        os.environ[prefix + "DEBUG"] = "1"
+        namespace["log_level"] = "debug"
     for name in [key for key in namespace if key.startswith(_APP_DEST)]:
         option = name.removeprefix(_APP_DEST)
         app.settings[option] = namespace.pop(name)
         os.environ[prefix + option.upper()] = str(app.settings[option])
-    config, _notes = config_from_namespace(namespace, app=LOADER, factory=True)
+    config, notes = config_from_namespace(namespace, app=LOADER, factory=True)
     if app.placement and config.workers < max(app.placement):
         config = config.with_changes(workers=max(app.placement))
-    return config
+    return config, notes
 
 
 def _point_loader_at(app: Application) -> None:
@@ -132,18 +147,18 @@ def run(app: Application, argv: Sequence[str] | None = None) -> int:
 
         kind = arguments[1] if len(arguments) > 1 else ""
         try:
-            text = render_deployment(kind, app, parse(app, arguments[2:]))
+            text = render_deployment(kind, app, parse(app, arguments[2:])[0])
         except ValueError as exc:
             print(f"{app.name}: error: {exc}", file=sys.stderr)
             return 2
         print(text, end="")
         return 0
-    config = parse(app, arguments)
+    config, notes = parse(app, arguments)
     _point_loader_at(app)
-    return serve(app, config)
+    return serve(app, config, notes)
 
 
-def serve(app: Application, config: Config) -> int:
+def serve(app: Application, config: Config, notes: Sequence[str] = ()) -> int:
     """Run the server as ``asgi-server`` would: one process, or the supervisor with its
     companions (the embedded Redis for several processes: asgi_server.cli decides)."""
     from asgi_server.cli import serve as serve_config
@@ -153,4 +168,4 @@ def serve(app: Application, config: Config) -> int:
     except StartupError as exc:
         print(f"{app.name}: error: {exc}", file=sys.stderr)
         return 2
-    return serve_config(config)
+    return serve_config(config, notes)

@@ -25,6 +25,10 @@ app.http.serve("/static", "static/")
 async def settings(request):
     return dict(app.settings)
 
+@app.http.get("/boom")
+async def boom(request):
+    raise RuntimeError("kaboom")
+
 if __name__ == "__main__":
     raise SystemExit(app.run())
 """
@@ -48,7 +52,16 @@ def run(
 
 def test_help_lists_server_and_app_options_with_their_variables(site: Path) -> None:
     text = run(site, "--help").stdout
-    for expected in ("--port", "[env: SITE_PORT]", "--workers", "--frequency", "SITE_FREQUENCY"):
+    for expected in (
+        "--port",
+        "[env: SITE_PORT]",
+        "--workers",
+        "--frequency",
+        "SITE_FREQUENCY",
+        "--debug",
+        "[env: SITE_DEBUG]",
+        "--no-embedded-layer",
+    ):
         assert expected in text, expected
     assert "template" in text
 
@@ -67,6 +80,37 @@ def test_options_from_the_environment_and_the_command_line(site: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(15) == 0
+
+
+def test_debug_answers_a_failure_with_its_traceback(site: Path) -> None:
+    for args, env in (([], {}), (["--debug"], {}), ([], {"SITE_DEBUG": "1"})):
+        port = get_free_port()
+        environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **env}
+        command = [sys.executable, str(site), "--port", str(port), *args]
+        process = subprocess.Popen(
+            command, env=environment, cwd=site.parent, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            wait_until_accepting("127.0.0.1", port, process)
+            answer = httpx.get(f"http://127.0.0.1:{port}/boom")
+        finally:
+            process.terminate()
+            _, log = process.communicate(timeout=15)
+        assert answer.status_code == 500 and log.count("RuntimeError: kaboom") == 1
+        if args or env:
+            assert "Traceback" in answer.text and "RuntimeError: kaboom" in answer.text
+        else:
+            assert answer.text == "Internal Server Error"
+
+
+def test_debug_sets_the_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    from consumers.app import Application
+    from consumers.app.cli import parse
+
+    monkeypatch.setenv("DBG_DEBUG", "")  # parse() exports it; monkeypatch restores it
+    app = Application("dbg")
+    assert parse(app, [])[0].log_level == "info" and not app.debug
+    assert parse(app, ["--debug"])[0].log_level == "debug" and app.debug
 
 
 def test_a_bad_option_value_is_refused(site: Path) -> None:
