@@ -40,17 +40,16 @@ def redis_server_binary() -> str | None:
 
 
 def layer_configured() -> bool:
-    """Whether the workers' channel layer is decided already, so that an embedded Redis would
-    go unused: Django's CHANNEL_LAYERS or a configure() call (either wins over
-    CHANNEL_LAYERS_URL, whatever backend it names), or a CHANNEL_LAYERS_URL other than
-    ``memory://``. A configure() call in the app's own module is not visible here: the
-    supervisor never imports the app."""
+    """Whether the workers' channel layer is chosen already (a configured layer always wins):
+    Django's CHANNEL_LAYERS or a configure() call (either wins over CHANNEL_LAYERS_URL,
+    whatever backend it names), or CHANNEL_LAYERS_URL, even ``memory://`` (then the workers
+    warn that they do not share it). A configure() call in the app's own module is not visible
+    here: the supervisor never imports the app."""
     import channel_layers
 
     if channel_layers.current_config() is not None:
         return True
-    url = os.environ.get(channel_layers.URL_ENVIRONMENT_VARIABLE, "")
-    return bool(url) and not url.startswith("memory:")
+    return bool(os.environ.get(channel_layers.URL_ENVIRONMENT_VARIABLE))
 
 
 def supervisor_companions(workers: int, app_dir: str = ".") -> list[EmbeddedRedis]:
@@ -124,7 +123,7 @@ class EmbeddedRedis:
         )
         self._wait_until_answering()
         logger.info(
-            "Embedded Redis [%s] for the worker processes on %s (no shared channel layer was "
+            "Embedded Redis [%s] for the worker processes on %s (no channel layer was "
             "configured; set CHANNEL_LAYERS_URL to use your own, or --no-embedded-layer)",
             self.process.pid,
             self.socket_path,

@@ -85,8 +85,15 @@ def server(*args: str, **env: str) -> Iterator[ServerProcess]:
                     running.process.wait()
 
 
-def test_workers_on_the_in_memory_layer_warn_at_startup() -> None:
-    with server("--workers", "2", "--no-embedded-layer") as running:
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(["--no-embedded-layer"], {}), ([], {"CHANNEL_LAYERS_URL": "memory://"})],
+    ids=["embedded-layer-off", "memory-configured"],
+)
+def test_workers_on_the_in_memory_layer_warn_at_startup(
+    args: list[str], env: dict[str, str]
+) -> None:
+    with server("--workers", "2", *args, **env) as running:
         output = running.wait_for(WARNING, count=2)  # once per worker
         assert output.count("default: InMemoryChannelLayer (this process only)") == 2
         assert "CHANNEL_LAYERS_URL=redis://" in output  # says what to do instead
