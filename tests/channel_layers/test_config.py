@@ -258,3 +258,13 @@ def test_configure_wins_over_django(tmp_path: Path) -> None:
         PROBE_CONFIGURE=json.dumps(ours),
     )
     assert found == {"default": ["InMemoryChannelLayer", 100], "other": None}
+
+
+def test_a_unix_socket_url_keeps_its_slashes_in_the_config_and_the_logs() -> None:
+    from channel_layers.startup import describe_channel_layer
+
+    config = layer_config_from_url("unix:///tmp/crossway-r/redis.sock?db=2")
+    assert config["CONFIG"]["hosts"] == ["unix:///tmp/crossway-r/redis.sock?db=2"]
+    layer = channel_layers.build_channel_layer(config)
+    # Was "RedisChannelLayer unix:/tmp/crossway-r/redis.sock://" (urlunsplit drops the "//").
+    assert describe_channel_layer(layer) == "RedisChannelLayer unix:///tmp/crossway-r/redis.sock"
