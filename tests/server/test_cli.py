@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,26 @@ def test_the_docs_options_page_is_generated_from_config() -> None:
     page = (REPO_ROOT / "docs/reference/options.md").read_text()
     assert "<!-- generated: server-options -->" in page
     assert "| `--" not in page, "the options table is generated; do not copy rows into the page"
+
+
+def test_another_command_line_can_take_every_server_option() -> None:
+    """The public API app.run() builds on: Config's options on a parser of one's own."""
+    import argparse
+
+    from asgi_server.cli import add_config_options, config_from_namespace, option_flag
+
+    parser = argparse.ArgumentParser(prog="mine")
+    parser.add_argument("--mine", default="x")
+    add_config_options(parser)
+    namespace = vars(
+        parser.parse_args(
+            ["--port", "9001", "--reload-dir", "a", "--reload-dir", "b", "--ws", "auto"]
+        )
+    )
+    assert namespace.pop("mine") == "x"
+    config, notes = config_from_namespace(namespace, app="pkg:app")
+    assert (config.app, config.port, config.reload_dirs) == ("pkg:app", 9001, ("a", "b"))
+    assert config.workers == Config().workers  # options not given keep Config's defaults
+    assert len(notes) == 1 and "wsproto" in notes[0]  # the --ws note, for the caller to log
+    reload_dirs = next(f for f in dataclasses.fields(Config) if f.name == "reload_dirs")
+    assert option_flag(reload_dirs) == "--reload-dir"
