@@ -140,9 +140,16 @@ def docker(app: Application, config: Config) -> str:
     if config.workers > 1:
         command += ["--workers", str(config.workers)]
     quoted = ", ".join(f'"{part}"' for part in command)
+    # Several processes share an embedded Redis unless CHANNEL_LAYERS_URL names one: the image
+    # needs a redis-server for it (consumers.embedded_redis).
+    redis = [
+        "RUN apt-get update && apt-get install -y --no-install-recommends redis-server \\",
+        "    && rm -rf /var/lib/apt/lists/*",
+    ]
     return "\n".join(
         [
             "FROM python:3.12-slim",
+            *(redis if config.workers > 1 else []),
             "WORKDIR /app",
             "COPY requirements.txt* ./",
             "RUN [ ! -f requirements.txt ] || pip install --no-cache-dir -r requirements.txt",

@@ -163,5 +163,9 @@ def test_supervisor_and_docker_files(site: Path) -> None:
     docker = run(site, "template", "docker", "--port", "8080").stdout
     assert "EXPOSE 8080" in docker and "STOPSIGNAL SIGTERM" in docker
     assert 'CMD ["python", "site.py", "--host", "0.0.0.0", "--port", "8080"]' in docker
+    assert "redis-server" not in docker  # one process: no embedded Redis
+    workers = run(site, "template", "docker", "--workers", "2").stdout
+    assert '"--workers", "2"]' in workers
+    assert "apt-get install -y --no-install-recommends redis-server" in workers
     unknown = run(site, "template", "k8s")
     assert unknown.returncode == 2 and "choose one of nginx" in unknown.stderr
