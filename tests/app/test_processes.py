@@ -108,6 +108,26 @@ async def test_embedded_redis_starts_serves_a_layer_and_leaves_nothing() -> None
     assert not os.path.exists(directory)
 
 
+async def test_a_long_temporary_directory_does_not_make_the_socket_path_too_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    redis = EmbeddedRedis()
+    try:
+        environment = redis.start()  # a socket path of 200+ bytes could not be bound
+        assert len(redis.socket_path) <= 100 and not os.listdir(deep)
+        layer = build_channel_layer(layer_config_from_url(environment["CHANNEL_LAYERS_URL"]))
+        await layer.send("probe", {"type": "ok"})
+        assert await asyncio.wait_for(layer.receive("probe"), 5) == {"type": "ok"}
+        await layer.close()
+    finally:
+        redis.stop()
+
+
 def _until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
     """Ask again (each time on a new connection, so the kernel may pick another worker)."""
     deadline = time.monotonic() + timeout
