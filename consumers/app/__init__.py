@@ -25,6 +25,6 @@ from __future__ import annotations
 
 from .application import Application
 from .context import Context
-from .http import Request, Response
+from .http import HTTPError, Request, Response
 
-__all__ = ["Application", "Context", "Request", "Response"]
+__all__ = ["Application", "Context", "HTTPError", "Request", "Response"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .background import Background
 from .context import Context
-from .http import HttpRoutes, Receive, Request, Response, Scope, Send, as_response
+from .http import HTTPError, HttpRoutes, Receive, Request, Response, Scope, Send, as_response
 from .wamp import AppWamp
 
 if TYPE_CHECKING:
@@ -251,9 +251,9 @@ class Application:
         request = Request(scope, params, body)
         try:
             result = await route.call(request, **params)
-        except ValueError as exc:  # a malformed JSON or form body
-            logger.info("%s %s: bad request: %s", scope["method"], path, exc)
-            await Response({"error": str(exc)}, 400).send(send)
+        except HTTPError as exc:  # the handler's answer, or a malformed JSON or form body
+            logger.info("%s %s: %s", scope["method"], path, exc)
+            await Response(exc.body, exc.status, exc.headers).send(send)
             return
         except Exception:
             logger.exception(

@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
@@ -55,6 +56,17 @@ def compile_path(pattern: str) -> tuple[re.Pattern[str], dict[str, Callable[[str
         position = found.end()
     regex += re.escape(pattern[position:]) + "$"
     return re.compile(regex), converters
+
+
+class HTTPError(Exception):
+    """Raise it in a handler to answer with ``status``: ``raise HTTPError(404)``, or with a body
+    of your own (text, or a dict/list as JSON) and headers. Logged at INFO, not as a failure."""
+
+    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None):
+        self.status = status
+        self.body = HTTPStatus(status).phrase if body is None else body
+        self.headers = dict(headers or {})
+        super().__init__(f"{status}: {self.body!r}")
 
 
 class Request:
@@ -116,14 +128,22 @@ class Request:
 
     @property
     def json(self) -> Any:
-        """The body parsed as JSON (raises ``ValueError``, answered with 400)."""
-        return json.loads(self.body) if self.body else None
+        """The body parsed as JSON; a body that is not raises HTTPError(400)."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise HTTPError(400, {"error": f"the body is not JSON: {exc}"}) from exc
 
     @property
     def form(self) -> dict[str, str]:
-        """An ``application/x-www-form-urlencoded`` body as a dict (last value wins)."""
+        """An ``application/x-www-form-urlencoded`` body as a dict (last value wins); a body
+        that is not UTF-8 raises HTTPError(400)."""
         if self._form is None:
-            fields = parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+            try:
+                text = self.body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise HTTPError(400, {"error": f"the form is not UTF-8: {exc}"}) from exc
+            fields = parse_qs(text, keep_blank_values=True)
             self._form = {k: v[-1] for k, v in fields.items()}
         return self._form
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from consumers.app import Application, Request, Response
+from consumers.app import Application, HTTPError, Request, Response
 from tests.conftest import REPO_ROOT, get_free_port, wait_until_accepting
 
 
@@ -63,6 +63,18 @@ def make_app() -> Application:
     @app.http.get("/boom")
     async def boom(request: Request) -> None:
         raise RuntimeError("kaboom")
+
+    @app.http.get("/value-error")
+    def value_error(request: Request) -> int:
+        return int("not a number")  # a bug in the handler: a 500, not a 400
+
+    @app.http.get("/secret")
+    async def secret(request: Request) -> None:
+        raise HTTPError(403, {"error": "staff only"}, headers={"x-why": "role"})
+
+    @app.http.get("/missing")
+    def missing(request: Request) -> None:
+        raise HTTPError(404)
 
     return app
 
@@ -116,6 +128,20 @@ def test_a_failing_handler_is_a_500_logged_once(
     failures = [r for r in caplog.records if r.exc_info and "kaboom" in str(r.exc_info[1])]
     assert len(failures) == 1, [r.getMessage() for r in failures]
     assert "/boom" in failures[0].getMessage()
+
+
+def test_http_errors_answer_with_their_status(site: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO), httpx.Client(base_url=site) as client:
+        secret = client.get("/secret")
+        assert (secret.status_code, secret.json()) == (403, {"error": "staff only"})
+        assert secret.headers["x-why"] == "role"
+        missing = client.get("/missing")
+        assert (missing.status_code, missing.text) == (404, "Not Found")
+        assert client.put("/json", content=b"\xff\xfe").status_code == 400
+        assert client.post("/form", content=b"\xff").status_code == 400
+        assert client.get("/value-error").status_code == 500
+    failures = [r for r in caplog.records if r.exc_info]
+    assert len(failures) == 1 and "/value-error" in failures[0].getMessage()
 
 
 def test_templates_with_jinja2(run_server: Callable[..., Any], tmp_path: Path) -> None:
