@@ -78,7 +78,10 @@ def serve_two_workers(directory: Path, **env: str) -> Iterator[tuple[int, subpro
     with (directory / "log.txt").open("wb") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=log)
     try:
-        _until(lambda: _log(directory).count("is serving") >= 2, "two serving workers")
+        try:  # generous: the suite shares a loaded machine
+            _until(lambda: _log(directory).count("is serving") >= 2, "two workers", timeout=90)
+        except AssertionError:
+            raise AssertionError(f"two workers never served; the log:\n{_log(directory)}") from None
         yield port, process
     finally:
         if process.poll() is None:
