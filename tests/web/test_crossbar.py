@@ -328,12 +328,13 @@ async def test_identical_router_workers_become_worker_processes(tmp_path: Path) 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             for _ in range(4):
                 assert "Hello from the tutorial" in (await http.get("/")).text
-        workers = [
-            pid
-            for pid in children.read_text().split()
-            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        commands = [
+            Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children.read_text().split()
         ]
+        workers = [c for c in commands if b"resource_tracker" not in c and b"redis-server" not in c]
         assert len(workers) == 2
+        # With no layer configured the two router workers share an embedded Redis, as one cluster.
+        assert len([c for c in commands if b"redis-server" in c]) == 1
 
 
 async def test_config_roles_restrict_websocket_sessions(tmp_path: Path) -> None:
