@@ -137,6 +137,10 @@ def _point_loader_at(app: Application) -> None:
     filename = getattr(main, "__file__", None)
     if filename:
         os.environ[loader.FILE_VARIABLE] = os.path.abspath(filename)
+    # `python -m pkg.mod` gives __main__ a spec with the module's import name.
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name != "__main__":
+        os.environ[loader.MODULE_VARIABLE] = spec.name
 
 
 def run(app: Application, argv: Sequence[str] | None = None) -> int:
