@@ -10,11 +10,12 @@ nodes, meta events that cross nodes, and the ``on_leave`` of sessions whose proc
   ``wamp.meta.answer``); a node that does not answer within ``ASK_TIMEOUT`` is left out.
 - Meta events happen on one node (the session's) and go to the other nodes like any
   publication, once each node has a meta subscriber, after the registry change they announce.
-- Every ``sync_interval`` each node reads the session space and remembers it. Sessions that are
-  gone since the last read, of a node the registry says is dead, get one ``on_leave`` from the
-  one node that claims the dead node in ``wamp.gone.<realm>`` (exclusively, so once in the
-  cluster): within ``heartbeat_ttl + sync_interval`` of the kill. That member lives as long as
-  the claiming node (a few bytes per dead process).
+- Every read of the session space is a ``Registry.sweep``: it purges the sessions of dead
+  nodes and reports them to the one caller whose script purged them, which fires their
+  ``on_leave`` (so once in the cluster, and never for a session that left by itself: its
+  node released it). Each node reads on its beat, every ``sync_interval`` (not on the re-reads
+  other nodes' changes ask for: the read grows with the number of sessions), so a dead
+  process's sessions leave within ``heartbeat_ttl + sync_interval``.
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ class ClusterSessions:
 
     def __init__(self, cluster: ClusterRealm) -> None:
         self.cluster = cluster
-        self.gone_space = f"wamp.gone.{cluster.name}"
-        #: The session space at the last sync: ID -> record.
+        #: The session space at the last read: ID -> record (saves parsing them again).
         self.known: dict[int, SessionRecord] = {}
         self._asks: dict[int, asyncio.Future[Any]] = {}
         self._ask_ids = itertools.count(1)
+        #: Set by the node's periodic beat: the next ``sync`` reads the session space.
+        self.read_due = False
 
     @property
     def realm(self) -> RealmRouter:
@@ -106,10 +108,22 @@ class ClusterSessions:
 
     async def sessions(self) -> list[SessionRecord]:
         """Every joined session of the realm in the cluster, in join order."""
-        return self._records(await self.in_order(self._entries))
+        return await self.in_order(self._read)
 
-    async def _entries(self) -> list[Any]:
-        return await self.cluster.node.registry.entries(self.cluster.session_space)
+    async def _read(self) -> list[SessionRecord]:
+        """The session space, swept: the sessions of dead nodes this read purged leave."""
+        live, purged = await self.cluster.node.registry.sweep(self.cluster.session_space)
+        records = self._records(live)
+        self.known = {record.id: record for record in records}
+        if purged:
+            meta = self.realm.meta
+            for record in self._records(purged):
+                info = record.info
+                meta.emit(
+                    "wamp.session.on_leave", [record.id, info.get("authid"), info.get("authrole")]
+                )
+            meta.flush()
+        return records
 
     def _records(self, entries: Iterable[Any]) -> list[SessionRecord]:
         records = []
@@ -130,28 +144,10 @@ class ClusterSessions:
     # --- sessions of dead nodes -----------------------------------------------------------------
 
     async def sync(self) -> None:
-        """Read the session space again; announce the sessions of nodes that died."""
-        records = self._records(await self._entries())
-        current = {record.id: record for record in records}
-        own = self.cluster.node.channel
-        lost = [r for i, r in self.known.items() if i not in current and r.node != own]
-        self.known = current
-        if not lost:
-            return
-        registry = self.cluster.node.registry
-        nodes = {record.node for record in lost}
-        dead = nodes - await registry.alive(nodes)
-        meta = self.realm.meta
-        for node in sorted(dead):
-            held = await registry.claim(self.gone_space, node, node, own, exclusive=True)
-            if not held.granted:
-                continue  # another node announces them
-            for record in lost:
-                if record.node == node:
-                    info = record.info
-                    args = [record.id, info.get("authid"), info.get("authrole")]
-                    meta.emit("wamp.session.on_leave", args)
-        meta.flush()
+        """Read (sweep) the session space on the node's beat (see the module docstring)."""
+        if self.read_due:
+            self.read_due = False
+            await self._read()
 
     # --- meta events to other nodes -------------------------------------------------------------
 

@@ -19,11 +19,11 @@ def global_id() -> int:
     return secrets.randbelow(MAX_ID) + 1
 
 
-def pattern_id(realm: str, match: str, uri: str) -> int:
+def pattern_id(realm: str, uri: str, match: str) -> int:
     """The ID of a subscription to ``(uri, match)`` in ``realm`` on every node of a cluster:
     derived from the pattern (a hash, as evenly spread as a random ID), so that nodes name one
     subscription alike without asking each other. A pattern subscribed again gets it again."""
-    digest = hashlib.blake2b(f"{realm}\x00{match}\x00{uri}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{realm}\x00{uri}\x00{match}".encode(), digest_size=8).digest()
     return int.from_bytes(digest) % MAX_ID + 1
 
 

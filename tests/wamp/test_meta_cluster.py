@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
+from functools import partial
 from typing import Any
 
 import pytest
 
+from consumers.wamp.ids import pattern_id
+from consumers.wamp.state import LocalRoutingState
 from tests.wamp._autobahn import ApplicationError, SubscribeOptions
 from tests.wamp.conftest import Client, Wamp
 from tests.wamp.test_cluster import BOUND, SYNC, router_process, wamp_at
@@ -249,6 +253,12 @@ async def test_a_killed_process_takes_its_sessions_out_and_each_leaves_once(
             await asyncio.wait_for(join_announced(recorders[1], sid(doomed[0])), 5)
             doomed.append(await wamp_b.connect())
             await recorded(*doomed)
+            leaver = await wamp_b.connect()  # leaves by itself: announced by B, not again
+            await recorded(leaver)
+            leaver_id = sid(leaver)
+            leaver.leave()
+            for recorder in recorders:
+                await recorder.wait_for("wamp.session.on_leave", 1, leaver_id)
             doomed_ids = {sid(d) for d in doomed}
             before = set(await answers([on_a, on_c], "wamp.session.list"))
             process_b.kill()
@@ -274,6 +284,60 @@ async def test_a_killed_process_takes_its_sessions_out_and_each_leaves_once(
                 # (a probe client of join_seen may have left before, announced by B itself)
                 assert lost <= set(leaves) and len(leaves) == len(set(leaves)), leaves
             print(f"sessions of the killed process left count/list after {took:.2f}s")
+            assert leaver_id in leaves
         finally:
             for wamp in (wamp_a, wamp_b, wamp_c):
                 await wamp.close()
+
+
+def test_one_pattern_has_one_subscription_id_on_every_node() -> None:
+    ids = partial(pattern_id, "realm1")
+    a, b = LocalRoutingState(subscription_id=ids), LocalRoutingState(subscription_id=ids)
+    on_a, on_b = a.subscribe(1, "com.x", "exact"), b.subscribe(2, "com.x", "exact")
+    assert on_a.id == on_b.id == pattern_id("realm1", "com.x", "exact")
+    assert 1 <= on_a.id <= 2**53
+    assert a.subscribe(1, "com.x", "prefix").id != on_a.id  # another match policy
+    assert pattern_id("realm2", "com.x", "exact") != on_a.id  # another realm
+    # Two patterns with one derived ID (a hash collision): the second gets a random one.
+    colliding = LocalRoutingState(subscription_id=lambda topic, match: 7)
+    first, second = (
+        colliding.subscribe(1, "com.a", "exact"),
+        colliding.subscribe(1, "com.b", "exact"),
+    )
+    assert first.id == 7 and second.id != 7
+    assert colliding.subscriptions_matching("com.b") == [second]
+    colliding.drop_session(1)
+    assert colliding.is_empty()
+
+
+async def test_a_stopped_process_announces_each_leave_once(redis_url: str, prefix: str) -> None:
+    with (
+        router_process(redis_url, prefix) as (port_a, _),
+        router_process(redis_url, prefix) as (port_b, process_b),
+    ):
+        wamp_a, wamp_b = wamp_at(port_a), wamp_at(port_b)
+        try:
+            watcher = await wamp_a.connect()
+            recorder = await watch(watcher, ["wamp.session.on_join", "wamp.session.on_leave"])
+            client = await join_seen(wamp_b, recorder)
+            client_id = sid(client)
+            before = set(await watcher.call("wamp.session.list"))
+            process_b.send_signal(signal.SIGTERM)  # graceful: its sessions leave, then it ends
+            process_b.wait(timeout=15)
+            await recorder.wait_for("wamp.session.on_leave", 1, client_id)
+            stopped = time.monotonic()
+            while client_id in (after := set(await watcher.call("wamp.session.list"))):
+                assert time.monotonic() - stopped < BOUND
+                await asyncio.sleep(0.05)
+            for session_id in before - after:  # B's components too, by B or by A's sweep
+                await recorder.wait_for("wamp.session.on_leave", 1, session_id)
+            # Past the dead-process bound, A's sweeps would have announced them again by now.
+            await asyncio.sleep(BOUND)
+            await watcher.call("wamp.session.list")
+            leaves = [
+                args[0] for topic, args in recorder.events if topic == "wamp.session.on_leave"
+            ]
+            assert len(leaves) == len(set(leaves)), leaves
+        finally:
+            await wamp_a.close()
+            await wamp_b.close()
