@@ -13,14 +13,46 @@ from typing import Any
 
 import pytest
 
+from channel_layers.memory import InMemoryChannelLayer
+from consumers.wamp import Realm, Router
 from consumers.wamp.ids import pattern_id
 from consumers.wamp.state import LocalRoutingState
 from tests.wamp._autobahn import ApplicationError, SubscribeOptions
 from tests.wamp.conftest import Client, Wamp
-from tests.wamp.test_cluster import BOUND, SYNC, router_process, wamp_at
+from tests.wamp.test_cluster import BOUND, SYNC, router_process, until, wamp_at
 from tests.wamp.test_meta import Recorder
 
 pytestmark = pytest.mark.transports("asyncio")
+
+
+async def test_two_routers_on_one_memory_layer_share_the_meta_api() -> None:
+    layer = InMemoryChannelLayer()
+    a = Router([Realm("realm1")], channel_layer=layer, sync_interval=SYNC)
+    b = Router([Realm("realm1")], channel_layer=layer, sync_interval=SYNC)
+    on_a, on_b = a.join("realm1"), b.join("realm1")
+    try:
+        leaves: asyncio.Queue[Any] = asyncio.Queue()
+        on_a.subscribe("wamp.session.on_leave", lambda *args: leaves.put_nowait(args))
+        realm_b = b.realm("realm1")
+        assert realm_b is not None and realm_b.cluster is not None
+        cluster_b = realm_b.cluster
+        await until(lambda: cluster_b.interest.matching("wamp.session.on_leave"))
+        assert await on_b.call("wamp.session.list") == [on_a.id, on_b.id]
+        assert await on_a.call("wamp.session.list") == [on_a.id, on_b.id]
+        topic_a = on_a.subscribe("com.t", lambda: None)
+        assert on_b.subscribe("com.t", lambda: None) == topic_a
+        for caller in (on_a, on_b):
+            subscribers = await caller.call("wamp.subscription.list_subscribers", topic_a)
+            assert sorted(subscribers) == sorted([on_a.id, on_b.id])
+        b_id = on_b.id
+        assert await on_a.call("wamp.session.kill_by_authrole", "trusted") == [b_id]
+        leave = await asyncio.wait_for(leaves.get(), 5)
+        assert (leave[0], leave[2]) == (b_id, "trusted")
+        assert await on_a.call("wamp.session.count") == 1
+    finally:
+        for router in (a, b):
+            assert router.node is not None
+            router.node.stop()
 
 
 @pytest.fixture
