@@ -21,8 +21,11 @@ Release and death
     :meth:`Registry.release` removes a member; a key without members is gone. A node's members
     die with its process: the Redis backend ties them to the layer's heartbeat of the node's
     process (``heartbeat_ttl``), so within that bound a claim no longer sees them and
-    :meth:`Registry.entries` (which purges them) no longer returns them. :meth:`Registry.leave`
-    removes a node's members at once (a graceful shutdown).
+    :meth:`Registry.entries` (which purges them) no longer returns them. :meth:`Registry.sweep`
+    also returns the dead nodes' members it purged: a purge is atomic, so each such member is
+    reported once in the whole cluster (how a WAMP cluster announces the sessions of a dead
+    process once). :meth:`Registry.leave` removes a node's members at once (a graceful
+    shutdown).
 
 The in-memory registry serves the nodes of one process; the Redis registry is shared.
 """
@@ -100,6 +103,12 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     async def entries(self, space: str) -> list[Entry]:
         """Every live member of ``space`` in claim order (members of dead nodes are purged)."""
+
+    async def sweep(self, space: str) -> tuple[list[Entry], list[Entry]]:
+        """:meth:`entries`, and the members of dead nodes this very call purged (each is
+        reported by one call only). This default suits backends whose nodes cannot die before
+        their process: it purges nothing."""
+        return await self.entries(space), []
 
     @abc.abstractmethod
     async def alive(self, nodes: Iterable[str]) -> set[str]:

@@ -109,7 +109,8 @@ return {1, t[1], t[2], t[3]}
 RELEASE = _COMMON + "return drop(ARGV[1], ARGV[2]) and 1 or 0\n"
 
 # KEYS: terms, members. ARGV: prefix, kprefix, a node leaving now ('' for none). Drops the
-# members of dead (and the leaving) nodes; returns {dropped, members flat, terms flat}.
+# members of dead (and the leaving) nodes; returns {dropped, members flat, terms flat, the
+# dropped flat: member, its record, its key's terms}.
 ENTRIES = (
     _COMMON
     + """
@@ -117,14 +118,16 @@ local prefix, kprefix, leaving = ARGV[1], ARGV[2], ARGV[3]
 local all = redis.call('HGETALL', KEYS[2])
 local cache = {}
 if leaving ~= '' then cache[leaving] = false end
-local dropped = 0
+local dropped, gone = 0, {}
 for i = 1, #all, 2 do
-  local node = split(all[i + 1])[2]
-  if not is_alive(prefix, node, cache) then
+  local fields = split(all[i + 1])
+  if not is_alive(prefix, fields[2], cache) then
+    local terms = redis.call('HGET', KEYS[1], fields[1]) or ''
     drop(kprefix, all[i]); dropped = dropped + 1
+    table.insert(gone, all[i]); table.insert(gone, all[i + 1]); table.insert(gone, terms)
   end
 end
-return {dropped, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[1])}
+return {dropped, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[1]), gone}
 """
 )
 
@@ -141,6 +144,17 @@ return out
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry(member: Any, record: Any, terms: list[str] | None) -> Entry:
+    """An entry from a member, its record (key, node, seq) and its key's terms."""
+    key, node, seq = _text(record).split(SEPARATOR)
+    mode, policy, value = terms or ["0", "", ""]
+    return Entry(key, _text(member), node, int(seq), mode == "1", policy, value)
+
+
+def _seq(entry: Entry) -> int:
+    return entry.seq
 
 
 class RedisRegistry(Registry):
@@ -200,23 +214,30 @@ class RedisRegistry(Registry):
 
     async def entries(self, space: str) -> list[Entry]:
         """Every live member of ``space``; those of dead nodes are purged on the way."""
+        return (await self._entries(space, ""))[0]
+
+    async def sweep(self, space: str) -> tuple[list[Entry], list[Entry]]:
+        """The live members, and the dead nodes' members this script purged (one EVALSHA)."""
         return await self._entries(space, "")
 
-    async def _entries(self, space: str, leaving: str) -> list[Entry]:
+    async def _entries(self, space: str, leaving: str) -> tuple[list[Entry], list[Entry]]:
         terms, members, _, kprefix = self._keys(space)
         args = [self._alive_arg, kprefix, leaving]
-        _, flat_members, flat_terms = await self._run(ENTRIES, [terms, members], args)
+        _, flat_members, flat_terms, flat_gone = await self._run(ENTRIES, [terms, members], args)
         held = {
             _text(flat_terms[i]): _text(flat_terms[i + 1]).split(SEPARATOR)
             for i in range(0, len(flat_terms), 2)
         }
         found = []
         for i in range(0, len(flat_members), 2):
-            key, node, seq = _text(flat_members[i + 1]).split(SEPARATOR)
-            mode, policy, value = held.get(key, ["0", "", ""])
-            member = _text(flat_members[i])
-            found.append(Entry(key, member, node, int(seq), mode == "1", policy, value))
-        return sorted(found, key=lambda entry: entry.seq)
+            key = _text(flat_members[i + 1]).split(SEPARATOR, 1)[0]
+            found.append(_entry(flat_members[i], flat_members[i + 1], held.get(key)))
+        gone = []
+        for i in range(0, len(flat_gone), 3):
+            terms_text = _text(flat_gone[i + 2])
+            key_terms = terms_text.split(SEPARATOR) if terms_text else None
+            gone.append(_entry(flat_gone[i], flat_gone[i + 1], key_terms))
+        return sorted(found, key=_seq), sorted(gone, key=_seq)
 
     async def alive(self, nodes: Iterable[str]) -> set[str]:
         """The nodes whose process still beats (one script for all of them)."""
@@ -228,7 +249,7 @@ class RedisRegistry(Registry):
 
     async def leave(self, space: str, node: str) -> int:
         """Remove ``node``'s members (and any dead node's) in one script."""
-        before = await self._entries(space, "")
+        before, _ = await self._entries(space, "")
         await self._entries(space, node)
         return sum(1 for entry in before if entry.node == node)
 

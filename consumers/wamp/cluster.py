@@ -11,7 +11,9 @@ the layer's registry (``channel_layers/registry.py``), one space per realm and k
 - ``wamp.sub.<realm>``: a member per node and subscription pattern: which nodes want which
   topics. A publication goes to each interested node once (one layer message, not one per
   subscriber), and that node encodes each EVENT once per serializer.
-- ``wamp.session.<realm>``: a member per session (its ID), owned by its node.
+- ``wamp.session.<realm>``: a member per session (its ID), owned by its node; its value is
+  what the meta API tells of the session (``cluster_sessions.py``, which also carries the meta
+  API's questions between nodes).
 - ``wamp.nodes``: every node, present while its process lives.
 
 Each node keeps a replica of both spaces for the routing path (lookups stay synchronous). It
@@ -37,10 +39,12 @@ from typing import TYPE_CHECKING, Any
 from channel_layers.base import ChannelLayerError
 from channel_layers.registry import Claim
 
+from .cluster_sessions import ClusterSessions
 from .codec import messages as m
 from .filter import PublishFilter
-from .ids import global_id
+from .ids import global_id, pattern_id
 from .index import PatternIndex
+from .meta_cluster import ClusterMetaProcedures
 from .remote import NodeLink, RemoteCallee, rules_from_wire, rules_to_wire
 from .state import (
     InvokePolicy,
@@ -74,7 +78,8 @@ class ClusterRealm:
         self.group = _group(name)
         self.reg_space, self.sub_space = f"wamp.reg.{name}", f"wamp.sub.{name}"
         self.session_space = f"wamp.session.{name}"
-        self.local = LocalRoutingState(max_retained_events)
+        # One subscription ID per pattern on every node (``ids.pattern_id``).
+        self.local = LocalRoutingState(max_retained_events, partial(pattern_id, name))
         self.realm: RealmRouter | None = None
         self.registrations = PatternIndex[Registration]()  # every node's callees
         self.callee_nodes: dict[int, str] = {}
@@ -83,6 +88,8 @@ class ClusterRealm:
         self._operations: deque[Operation] = deque()
         self._wakeup = asyncio.Event()
         self._sync_queued = False
+        self.sessions = ClusterSessions(self)
+        self.meta = ClusterMetaProcedures(self.sessions)
         node.realms[name] = self
 
     def start(self) -> None:
@@ -224,16 +231,9 @@ class ClusterRealm:
         """This node's retained events for a new subscription."""
         return self.local.retained_for(topic, match)
 
-    def session_joined(self, session_id: int) -> None:
-        """Record a session of this node in the cluster's session space."""
-        key = str(session_id)
-
-        async def claim() -> bool:
-            registry = self.node.registry
-            await registry.claim(self.session_space, key, key, self.node.channel, exclusive=True)
-            return False  # other nodes route by registrations, not sessions: no re-read
-
-        self.queue(claim)
+    def session_joined(self, session_id: int, info: dict[str, Any]) -> None:
+        """Record a session of this node, and its meta ``info``, in the session space."""
+        self.sessions.joined(session_id, info)
 
     def drop_session(self, session_id: int) -> None:
         """Forget a session that left, here and (next) in the cluster."""
@@ -288,6 +288,7 @@ class ClusterRealm:
                 nodes.add(entry.node)
         self.registrations, self.callee_nodes, self.interest = registrations, callee_nodes, interest
         await self._check_links()
+        await self.sessions.sync()
         return False
 
     async def _check_links(self) -> None:
@@ -379,6 +380,8 @@ class ClusterRealm:
             realm.dealer.cancel(self.link(message["src"]), cancel)
         elif kind == "wamp.changed":
             self.sync_soon()
+        elif kind.startswith("wamp.meta."):
+            self.sessions.handle(message)
 
     def _invoke(self, realm: RealmRouter, message: dict[str, Any]) -> None:
         link = self.link(message["src"])

@@ -7,6 +7,7 @@ session-scope IDs (the router's request IDs towards one peer) are a counter that
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 #: The largest ID: 2^53, as far as an IEEE double (JavaScript's number) counts exactly.
@@ -16,6 +17,14 @@ MAX_ID = 2**53
 def global_id() -> int:
     """A random global-scope ID in [1, 2^53]."""
     return secrets.randbelow(MAX_ID) + 1
+
+
+def pattern_id(realm: str, uri: str, match: str) -> int:
+    """The ID of a subscription to ``(uri, match)`` in ``realm`` on every node of a cluster:
+    derived from the pattern (a hash, as evenly spread as a random ID), so that nodes name one
+    subscription alike without asking each other. A pattern subscribed again gets it again."""
+    digest = hashlib.blake2b(f"{realm}\x00{uri}\x00{match}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest) % MAX_ID + 1
 
 
 class SessionScopeIds:

@@ -4,14 +4,14 @@ Events: ``wamp.session.on_join``/``on_leave`` (fired from ``RealmRouter.attach``
 subscription and registration lifecycle events (fired by ``meta_state.ObservedState``). They are
 delivered like any EVENT to the realm's subscribers of those topics, with the publisher left out;
 clients cannot publish them (``wamp.`` is reserved). Procedures: a CALL to a ``wamp.`` URI is
-answered here, after the caller's role was authorized to call it. Answers cover this process
-(sessions in ``RealmRouter.sessions``; subscriptions and registrations as the routing state
-reports them): see docs/guide/wamp.md for what remains for a cluster.
+answered here, after the caller's role was authorized to call it, from this process's sessions
+and routing state; in a cluster, ``meta_cluster.py`` answers them for the whole cluster and meta
+events also go to the other nodes (``cluster_sessions.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .codec import Message
@@ -27,6 +27,7 @@ NO_SUCH_SESSION = "wamp.error.no_such_session"
 NO_SUCH_SUBSCRIPTION = "wamp.error.no_such_subscription"
 NO_SUCH_REGISTRATION = "wamp.error.no_such_registration"
 KILLED = "wamp.close.killed"
+UNAVAILABLE = "wamp.error.unavailable"
 
 
 class MetaError(Exception):
@@ -98,7 +99,8 @@ class MetaApi:
 
     def _deliver(self, topic: str, args: list[Any]) -> None:
         sessions = self.realm.sessions
-        publication = 0
+        cluster = self.realm.cluster
+        publication = 0 if cluster is None else global_id()
         for subscription in self.realm.state.subscriptions_matching(topic):
             publication = publication or global_id()
             event = m.Event(
@@ -111,6 +113,8 @@ class MetaApi:
                 receiver = sessions.get(session_id)
                 if receiver is not None:
                     receiver.peer.send(event)
+        if cluster is not None:
+            cluster.sessions.forward(topic, publication, args)
 
     def joined(self, session: Session) -> None:
         """``wamp.session.on_join``."""
@@ -134,6 +138,10 @@ class MetaApi:
                 m.Error(kind, request.request, "wamp.error.no_such_procedure", args=[text])
             )
             return
+        cluster = self.realm.cluster
+        if cluster is not None:
+            self._call_cluster(cluster.meta.procedures[request.procedure], caller, request)
+            return
         self._caller = caller
         try:
             result = procedure(*(request.args or ()), **(request.kwargs or {}))
@@ -145,6 +153,30 @@ class MetaApi:
             caller.peer.send(m.Error(kind, request.request, error, args=[str(exc)]))
             return
         caller.peer.send(m.Result(request.request, args=[result]))
+
+    def _call_cluster(
+        self, procedure: Callable[..., Awaitable[Any]], caller: Session, request: Message
+    ) -> None:
+        """Answer a meta CALL with the cluster-wide procedure (it awaits the registry and the
+        other nodes)."""
+        kind = m.Call.MESSAGE_TYPE
+        try:
+            answer = procedure(caller, *(request.args or ()), **(request.kwargs or {}))
+        except TypeError as exc:
+            error = "wamp.error.invalid_argument"
+            caller.peer.send(m.Error(kind, request.request, error, args=[str(exc)]))
+            return
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            if exc is None:
+                caller.peer.send(m.Result(request.request, args=[result]))
+            elif isinstance(exc, MetaError):
+                caller.peer.send(m.Error(kind, request.request, exc.error, args=[str(exc)]))
+            else:
+                text = f"the cluster did not answer: {exc!r}"
+                caller.peer.send(m.Error(kind, request.request, UNAVAILABLE, args=[text]))
+
+        self.realm.defer(answer, done)
 
     def _sessions(self, authroles: list[str] | None) -> list[Session]:
         sessions = self.realm.sessions.values()

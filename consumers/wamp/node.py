@@ -115,6 +115,7 @@ class ClusterNode:
             await asyncio.sleep(self.sync_interval)
             rounds += 1
             for realm in self.realms.values():
+                realm.sessions.read_due = True  # on this beat only (cluster_sessions.py)
                 realm.sync_soon()
                 if rounds % 100 == 0:  # keep the group membership fresh (group_expiry)
                     realm.queue(partial(self.layer.group_add, realm.group, self.channel))

@@ -23,7 +23,7 @@ from .authorizer import RealmAuthorizer
 from .broker import Broker
 from .dealer import Dealer
 from .internal import InternalCaller
-from .meta import MetaApi
+from .meta import MetaApi, session_info
 from .meta_state import ObservedState
 from .roles import Role
 from .session import Session
@@ -180,7 +180,7 @@ class RealmRouter:
         """A session joined (after WELCOME)."""
         self.sessions[session.id] = session
         if self.cluster is not None:
-            self.cluster.session_joined(session.id)
+            self.cluster.session_joined(session.id, session_info(session))
         self.meta.joined(session)
 
     def detach(self, session: Session) -> None:

@@ -16,6 +16,8 @@ Messages (``type``, then fields; every one carries ``realm`` and ``src``, the se
 - ``wamp.yield`` / ``wamp.error``: the callee's answer to ``request`` (``progress``; ``error``);
 - ``wamp.interrupt``: ``request``, ``mode``: cancel the call on the callee's node;
 - ``wamp.changed``: the sender changed the realm's registry: read it again.
+- ``wamp.meta.ask``: ``ask`` (the sender's number for it), ``what``, ``fields``: a meta API
+  question (``cluster_sessions.py``); ``wamp.meta.answer``: ``ask``, ``answer``.
 """
 
 from __future__ import annotations

@@ -129,8 +129,15 @@ class RoutingState(Protocol):
 class LocalRoutingState:
     """The in-process ``RoutingState``: pattern indexes plus per-session reverse maps."""
 
-    def __init__(self, max_retained_events: int = 1000) -> None:
+    def __init__(
+        self,
+        max_retained_events: int = 1000,
+        subscription_id: Callable[[str, MatchPolicy], int] | None = None,
+    ) -> None:
         self.max_retained_events = max_retained_events
+        #: The ID a new subscription gets (a cluster derives it from the pattern, so that every
+        #: node names one pattern alike); None: a random global-scope ID.
+        self.subscription_id = subscription_id
         self._subscriptions = PatternIndex[Subscription]()
         self._subscriptions_by_id: dict[int, Subscription] = {}
         self._registrations = PatternIndex[Registration]()
@@ -151,12 +158,20 @@ class LocalRoutingState:
     def subscribe(self, session_id: int, topic: str, match: MatchPolicy) -> Subscription:
         subscription = self._subscriptions.get(topic, match)
         if subscription is None:
-            subscription = Subscription(global_id(), topic, match)
+            subscription = Subscription(self._new_subscription_id(topic, match), topic, match)
             self._subscriptions.add(topic, match, subscription)
             self._subscriptions_by_id[subscription.id] = subscription
         subscription.subscribers[session_id] = None
         self._own(session_id)[0].add(subscription.id)
         return subscription
+
+    def _new_subscription_id(self, topic: str, match: MatchPolicy) -> int:
+        if self.subscription_id is not None:
+            derived = self.subscription_id(topic, match)
+            if derived not in self._subscriptions_by_id:
+                return derived
+            # Two patterns with one 53-bit hash (about never): this one stays node-local.
+        return global_id()
 
     def unsubscribe(self, session_id: int, subscription_id: int) -> Subscription | None:
         subscription = self._subscriptions_by_id.get(subscription_id)

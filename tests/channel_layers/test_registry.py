@@ -90,6 +90,14 @@ async def test_release_frees_the_key(layer: BaseChannelLayer) -> None:
     assert again.granted and again.value == "2"
 
 
+async def test_a_sweep_lists_like_entries(layer: BaseChannelLayer) -> None:
+    registry = layer.registry()
+    node = await layer.new_channel("wamp")
+    await registry.claim("s", "k", "m", node, exclusive=True, value="v")
+    live, purged = await registry.sweep("s")
+    assert live == await registry.entries("s") and purged == []  # no node died
+
+
 async def test_leave_removes_a_nodes_members_only(layer: BaseChannelLayer) -> None:
     registry = layer.registry()
     one, two = await layer.new_channel("wamp"), await layer.new_channel("wamp")
@@ -155,6 +163,40 @@ async def test_a_killed_process_loses_its_claims_within_the_heartbeat(
             await asyncio.sleep(0.05)
         assert await registry.alive([node, mine]) == {mine}
         assert [entry.member for entry in await registry.entries("s")] == ["late"]
+    finally:
+        holder.kill()
+        await layer.flush()
+        await layer.close()
+
+
+@pytest.mark.parametrize("kind", ["redis", "pubsub"])
+async def test_a_sweep_reports_each_dead_member_once(redis_url: str, kind: str) -> None:
+    prefix = f"reg-{os.urandom(4).hex()}"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLDER), redis_url, prefix, kind],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    layer = redis_layer(kind, redis_url, prefix, heartbeat_ttl=0.6)
+    try:
+        assert holder.stdout is not None
+        node, _ = holder.stdout.readline().decode().split()
+        registry = layer.registry()
+        mine = await layer.new_channel("wamp")
+        await registry.claim("s", "other", "mine", mine, exclusive=True)
+        live, purged = await registry.sweep("s")
+        assert [entry.member for entry in live] == ["held", "mine"] and purged == []
+        holder.kill()
+        holder.wait()
+        killed = time.monotonic()
+        while not purged:
+            assert time.monotonic() - killed < 0.6 + 1.0, "the dead member outlived its bound"
+            await asyncio.sleep(0.05)
+            live, purged = await registry.sweep("s")
+        [dead] = purged  # with its key, node and value: what its claim said
+        assert (dead.key, dead.member, dead.node, dead.value) == ("k", "held", node, "1")
+        assert [entry.member for entry in live] == ["mine"]
+        assert await registry.sweep("s") == (live, [])  # reported once
     finally:
         holder.kill()
         await layer.flush()

@@ -1,0 +1,244 @@
+"""The sessions of a cluster realm, for the meta API: who is joined where, questions to other
+nodes, meta events that cross nodes, and the ``on_leave`` of sessions whose process died.
+
+- Each session's member in ``wamp.session.<realm>`` (``cluster.py``) carries, as its value, what
+  ``wamp.session.get`` answers (JSON): so ``count``/``list``/``get`` are one registry read on any
+  node, with no node asked. The read runs in the realm's queue of registry operations, after this
+  node's own claims and releases, so a session sees itself and its node's changes at once.
+- What only the nodes know (their subscribers and callees, their sessions to kill) is asked of
+  every node holding a session of the realm (``wamp.meta.ask``, answered by
+  ``wamp.meta.answer``); a node that does not answer within ``ASK_TIMEOUT`` is left out.
+- Meta events happen on one node (the session's) and go to the other nodes like any
+  publication, once each node has a meta subscriber, after the registry change they announce.
+- Every read of the session space is a ``Registry.sweep``: it purges the sessions of dead
+  nodes and reports them to the one caller whose script purged them, which fires their
+  ``on_leave`` (so once in the cluster, and never for a session that left by itself: its
+  node released it). Each node reads on its beat, every ``sync_interval`` (not on the re-reads
+  other nodes' changes ask for: the read grows with the number of sessions), so a dead
+  process's sessions leave within ``heartbeat_ttl + sync_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .filter import PublishFilter
+from .meta import KILLED
+
+if TYPE_CHECKING:
+    from .cluster import ClusterRealm
+    from .realm import RealmRouter
+
+T = TypeVar("T")
+
+#: Seconds a node waits for the other nodes' answers to a meta question.
+ASK_TIMEOUT = 2.0
+#: Seconds a meta procedure waits for its turn in the realm's registry queue.
+QUEUE_TIMEOUT = 10.0
+_NO_RULES = PublishFilter(frozenset(), frozenset(), frozenset(), None, None, None)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A joined session somewhere in the cluster: its ID, its node and its details."""
+
+    id: int
+    node: str
+    info: dict[str, Any]
+
+
+class ClusterSessions:
+    """The meta API's view of a cluster realm (see the module docstring)."""
+
+    def __init__(self, cluster: ClusterRealm) -> None:
+        self.cluster = cluster
+        #: The session space at the last read: ID -> record (saves parsing them again).
+        self.known: dict[int, SessionRecord] = {}
+        self._asks: dict[int, asyncio.Future[Any]] = {}
+        self._ask_ids = itertools.count(1)
+        #: Set by the node's periodic beat: the next ``sync`` reads the session space.
+        self.read_due = False
+
+    @property
+    def realm(self) -> RealmRouter:
+        """The realm router this cluster realm serves."""
+        realm = self.cluster.realm
+        assert realm is not None, "the realm router is set when the router starts"
+        return realm
+
+    # --- sessions in the registry ---------------------------------------------------------------
+
+    def joined(self, session_id: int, info: dict[str, Any]) -> None:
+        """Record a session of this node, with its details, in the session space."""
+        key = str(session_id)
+        value = json.dumps(info, default=str, separators=(",", ":"))
+        cluster = self.cluster
+
+        async def claim() -> bool:
+            registry = cluster.node.registry
+            await registry.claim(
+                cluster.session_space, key, key, cluster.node.channel, exclusive=True, value=value
+            )
+            return False  # other nodes route by registrations, not sessions: no re-read
+
+        cluster.queue(claim)
+
+    async def in_order(self, read: Callable[[], Awaitable[T]]) -> T:
+        """Run ``read`` in the realm's registry queue (after this node's queued changes)."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        async def operation() -> bool:
+            try:
+                result = await read()
+            except Exception as exc:  # handed to the waiting meta call
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+            return False
+
+        self.cluster.queue(operation)
+        return await asyncio.wait_for(future, QUEUE_TIMEOUT)
+
+    async def sessions(self) -> list[SessionRecord]:
+        """Every joined session of the realm in the cluster, in join order."""
+        return await self.in_order(self._read)
+
+    async def _read(self) -> list[SessionRecord]:
+        """The session space, swept: the sessions of dead nodes this read purged leave."""
+        live, purged = await self.cluster.node.registry.sweep(self.cluster.session_space)
+        records = self._records(live)
+        self.known = {record.id: record for record in records}
+        if purged:
+            meta = self.realm.meta
+            for record in self._records(purged):
+                info = record.info
+                meta.emit(
+                    "wamp.session.on_leave", [record.id, info.get("authid"), info.get("authrole")]
+                )
+            meta.flush()
+        return records
+
+    def _records(self, entries: Iterable[Any]) -> list[SessionRecord]:
+        records = []
+        for entry in entries:
+            session_id = int(entry.key)
+            known = self.known.get(session_id)
+            if known is not None and known.node == entry.node:
+                records.append(known)
+                continue
+            try:
+                info = json.loads(entry.value) if entry.value else {}
+            except ValueError:
+                info = {}
+            info.setdefault("session", session_id)
+            records.append(SessionRecord(session_id, entry.node, info))
+        return records
+
+    # --- sessions of dead nodes -----------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """Read (sweep) the session space on the node's beat (see the module docstring)."""
+        if self.read_due:
+            self.read_due = False
+            await self._read()
+
+    # --- meta events to other nodes -------------------------------------------------------------
+
+    def forward(self, topic: str, publication: int, args: list[Any]) -> None:
+        """Send a meta event to the other nodes' subscribers, after the registry changes queued
+        before it (so an ``on_join`` elsewhere finds the session in ``wamp.session.list``)."""
+
+        async def publish() -> bool:
+            self.cluster.publish(topic, publication, args, None, (None, None, None), _NO_RULES)
+            return False
+
+        self.cluster.queue(publish)
+
+    # --- questions to the nodes -----------------------------------------------------------------
+
+    async def ask(self, nodes: Iterable[str], what: str, **fields: Any) -> dict[str, Any]:
+        """Ask each of ``nodes`` (this one included, answered here) ``what``; their answers by
+        node. A node that does not answer within ``ASK_TIMEOUT`` is left out."""
+        own = self.cluster.node.channel
+        answers: dict[str, Any] = {}
+        waiting: dict[str, tuple[int, asyncio.Future[Any]]] = {}
+        loop = asyncio.get_running_loop()
+        for node in set(nodes):
+            if node == own:
+                answers[node] = self.answer(what, fields)
+                continue
+            ask = next(self._ask_ids)
+            future = self._asks[ask] = loop.create_future()
+            waiting[node] = (ask, future)
+            message = self.cluster._message("wamp.meta.ask", ask=ask, what=what, fields=fields)
+            self.cluster.node.send(node, message)
+        if waiting:
+            await asyncio.wait([future for _, future in waiting.values()], timeout=ASK_TIMEOUT)
+        for node, (ask, future) in waiting.items():
+            self._asks.pop(ask, None)
+            if future.done():
+                answers[node] = future.result()
+        return answers
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """A ``wamp.meta.ask`` from another node, or the answer to one of ours."""
+        if message["type"] == "wamp.meta.ask":
+            answer = self.answer(message["what"], message["fields"])
+            reply = self.cluster._message("wamp.meta.answer", ask=message["ask"], answer=answer)
+
+            async def send() -> bool:
+                # After the registry changes the answer made (a killed session's release), so
+                # the asker's next read sees them.
+                self.cluster.node.send(message["src"], reply)
+                return False
+
+            self.cluster.queue(send)
+            return
+        future = self._asks.pop(message["ask"], None)
+        if future is not None and not future.done():
+            future.set_result(message["answer"])
+
+    def answer(self, what: str, fields: dict[str, Any]) -> Any:
+        """This node's answer to a meta question: ``state`` or ``kill``."""
+        if what == "kill":
+            return self._kill_here(**fields)
+        observed = self.realm.observed
+        subscriptions = [
+            [s.id, s.uri, s.match, list(s.subscribers), observed.created.get(s.id)]
+            for s in observed.subscriptions.values()
+        ]
+        registrations = [
+            [r.id, r.uri, r.match, r.invoke, list(r.callees), observed.created.get(r.id)]
+            for r in observed.registrations.values()
+        ]
+        return {"subscriptions": subscriptions, "registrations": registrations}
+
+    def _kill_here(
+        self,
+        spare: int,
+        reason: str | None,
+        message: str | None,
+        ids: list[int] | None = None,
+        authid: str | None = None,
+        authrole: str | None = None,
+    ) -> list[int]:
+        """End this node's sessions named by ID, authid or authrole, but ``spare`` (the caller)."""
+        killed = []
+        for session in list(self.realm.sessions.values()):
+            if session.id == spare:
+                continue
+            if (
+                (ids is not None and session.id in ids)
+                or (authid is not None and session.authid == authid)
+                or (authrole is not None and session.authrole == authrole)
+            ):
+                session.goodbye(reason or KILLED, message)
+                killed.append(session.id)
+        return killed
