@@ -5,8 +5,10 @@ repository root, with the quickstart's ``.venv/bin/`` being this interpreter's e
   environment has every extra): the extras they name must exist in pyproject.toml;
 - ``VAR=value`` before a command is put in its environment; ``--port N`` becomes a free port,
   the same free port for the same N on one page (so a later line can reach an earlier server);
-- a line ending in ``&``, or one running ``asgi-server``, starts a server in the background
-  (waiting until it accepts), stopped (SIGTERM) when the run ends.
+- a line ending in ``&``, one running ``asgi-server``, or one running a Python file with
+  ``--port`` (an app's own command line, ``python site.py --port 8000``) starts a server in the
+  background (waiting until it accepts), stopped (SIGTERM) when the run ends or by
+  ``stop_servers()`` where the page says to stop it.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class TutorialRun:
             return words, env, background
         assert program.startswith(VENV_BIN), f"{line!r} assumes an activated virtualenv"
         program = program.removeprefix(VENV_BIN)
-        background = background or program == "asgi-server"
+        serves_a_file = program == "python" and words[1:2] != ["-m"] and "--port" in words
+        background = background or program == "asgi-server" or serves_a_file
         if program == "python":
             words = [sys.executable, *words[1:]]
         else:
@@ -116,6 +119,18 @@ class TutorialRun:
         assert result.returncode == 0, f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         self.outputs.append(result.stdout)
 
+    def stop_servers(self) -> None:
+        """Stop the background processes started so far (SIGTERM, as Ctrl-C would), and wait."""
+        for process, _ in self.servers:
+            process.send_signal(signal.SIGTERM)
+        for process, _ in self.servers:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.servers.clear()
+
 
 @contextlib.contextmanager
 def tutorial_run(**env: str) -> Iterator[TutorialRun]:
@@ -125,14 +140,7 @@ def tutorial_run(**env: str) -> Iterator[TutorialRun]:
     try:
         yield run
     finally:
-        for process, _ in run.servers:
-            process.send_signal(signal.SIGTERM)
-        for process, _ in run.servers:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        run.stop_servers()
         for log in run.logs:
             log.unlink(missing_ok=True)
 
