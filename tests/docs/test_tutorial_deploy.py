@@ -1,7 +1,8 @@
 """docs/tutorials/deploy.md's files work as the page uses them: ``nginx -t`` accepts the site,
 then nginx (the site, on a free port) proxies to the unit's ``ExecStart`` command (its
 --workers 4 supervisor on a free port, its environment, a private Redis), and WebSocket clients
-of the chat talk through nginx across the workers."""
+of the chat talk through nginx across the workers. The unit passes ``systemd-analyze verify``,
+and the logging file of step 4 sends the access log to its file."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +136,44 @@ def test_nginx_proxies_http_and_websockets_to_the_units_workers(
             assert message == {"type": "message", "name": "alice", "text": "through nginx"}
     output_text = log.read_text()
     assert "Traceback" not in output_text, output_text[-3000:]
+
+
+def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """The page's unit file, with its checkout and venv where this test has them."""
+    analyze = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
+    text = (DEPLOY / "crossway.service").read_text()
+    assert "ExecStart=/srv/crossway/.venv/bin/asgi-server " in text
+    here = text.replace(
+        "/srv/crossway/.venv/bin/asgi-server", str(Path(sys.executable).parent / "asgi-server")
+    )
+    here = here.replace("WorkingDirectory=/srv/crossway", f"WorkingDirectory={REPO_ROOT}")
+    unit = tmp_path / "crossway.service"
+    unit.write_text(here)
+    verdict = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert verdict.returncode == 0, verdict.stderr
+    unit.write_text(here.replace("ExecStart=/", "ExecStart=", 1))
+    broken = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert broken.returncode != 0  # the check can fail
+
+
+@pytest.mark.timeout(120)
+def test_the_logging_file_writes_the_access_log_to_a_file(tmp_path: Path) -> None:
+    """Step 4: ``--log-config examples/deploy/logging.json`` sends the access log to
+    ``access.log`` (in the working directory) and the rest to stderr."""
+    port = get_free_port()
+    argv = [sys.executable, "-m", "asgi_server", "examples.chat.app:application", "--port"]
+    argv += [str(port), "--log-config", str(DEPLOY / "logging.json")]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)}
+    log = tmp_path / "server.log"
+    with (
+        log.open("wb") as output,
+        running(argv, port, cwd=tmp_path, env=env, stdout=output, stderr=output),
+    ):
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=30).status_code == 200
+        access = tmp_path / "access.log"
+        deadline = time.monotonic() + 30
+        while '"GET / HTTP/1.1" 200' not in (access.read_text() if access.exists() else ""):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    assert '"GET / HTTP/1.1"' not in log.read_text()
+    assert re.search(r"^INFO \[\d+\] ", log.read_text(), re.MULTILINE), log.read_text()

@@ -27,7 +27,8 @@ def test_the_task_queue_and_cron_run_as_written(redis_url: str) -> None:
     with tutorial_run(TUTORIAL_CHANNEL_LAYERS_URL=redis_url) as run:
         for line in queue_lines:
             run.run(line)
-        enqueue, status = run.outputs
+        enqueue, status, dead = run.outputs
+        assert dead == "(no dead letters)\n"
         assert "{'name': 'cat', 'thumbnail': 'cat-128x128.png'}" in enqueue
         assert "{'name': 'dog', 'thumbnail': 'dog-128x128.png'}" in enqueue
         row = next(line.split() for line in status.splitlines() if "thumbnail.make" in line)
