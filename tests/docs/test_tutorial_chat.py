@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.docs._tutorial import shell_lines, tutorial_run
+from tests.docs._tutorial import shell_lines, tutorial_run, wait_for_line
 
 PAGE = "tutorials/chat.md"
 
@@ -47,3 +47,5 @@ def test_the_chat_tutorial_runs_as_written(redis_url: str) -> None:
         carol, dave = join(tabs, first, "garden"), join(tabs, second, "garden")
         expected = say(carol, "carol", "across processes")
         assert json.loads(dave.recv(timeout=30)) == expected
+        for log, (server, _) in zip(run.logs[-2:], run.servers[-2:], strict=True):
+            wait_for_line(log, "default: RedisChannelLayer redis://", server)

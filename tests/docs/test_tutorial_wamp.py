@@ -1,6 +1,6 @@
 """docs/tutorials/wamp-quickstart.md runs as written: the router served by asgi-server, the
 autobahn-python client, the autobahn.js client on Node (npm installs the pinned autobahn), and
-a publish from HTTP that a subscriber receives."""
+a publish from HTTP that a subscriber and the in-process subscriber receive."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.docs._tutorial import shell_lines, tutorial_run
+from tests.docs._tutorial import shell_lines, tutorial_run, wait_for_line
 from tests.wamp.conftest import Wamp
 
 PAGE = "tutorials/wamp-quickstart.md"
@@ -36,4 +36,6 @@ async def test_the_wamp_quickstart_runs_as_written() -> None:
         await asyncio.to_thread(run.run, curl)
         assert int(run.outputs[-1]) >= 1  # the publication's id
         assert await asyncio.wait_for(notices.get(), 5) == "hello from curl"
+        server, _ = run.servers[0]
+        wait_for_line(run.logs[0], "notice: hello from curl", server)  # the in-process subscriber
         await wamp.close()
