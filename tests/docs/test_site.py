@@ -126,3 +126,17 @@ def test_the_api_reference_renders_the_docstrings(site: Path) -> None:
     assert "group_send" in layers and "RedisChannelLayer" in layers
     wamp = page_text(site, "reference/api/consumers_wamp")
     assert "publish_sync" in wamp and "Realm" in wamp
+
+
+def test_every_tutorial_has_a_test_that_names_it() -> None:
+    """docs/development.md's table maps each tutorial to its test; the test names the page."""
+    table = (REPO_ROOT / "docs/development.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| \[[^\]]+\]\((tutorials/[\w-]+\.md)\) \| ([^|]+) \|", table, re.M))
+    tutorials = {f"tutorials/{p.name}" for p in (REPO_ROOT / "docs/tutorials").glob("*.md")}
+    assert set(rows) == tutorials, "add each tutorial (and only those) to development.md's table"
+    for page, tests in rows.items():
+        named = [REPO_ROOT / name for name in re.findall(r"`(tests/[\w/]+\.py)`", tests)]
+        assert named, page
+        for test in named:
+            assert test.is_file(), test
+        assert any(f'"{page}"' in test.read_text(encoding="utf-8") for test in named), page
