@@ -26,8 +26,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The checkout's packages, not whichever copy the environment has installed.
 sys.path.insert(0, str(REPO_ROOT))
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
-DEFAULT = re.compile(r"\[\[default ([a-z_]+)\]\]")
-BYTE_FIELDS = ("limit_request_line", "limit_request_head", "limit_request_body", "ws_max_size")
+DEFAULT = re.compile(r"\[\[default ([a-z0-9_]+)\]\]")
+BYTE_FIELDS = (
+    "limit_request_line",
+    "limit_request_head",
+    "limit_request_body",
+    "ws_max_size",
+    "h2_stream_window",
+)
 SECOND_FIELDS = ("timeout_", "ws_ping_", "reload_delay")
 
 

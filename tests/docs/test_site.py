@@ -96,6 +96,8 @@ def test_the_limits_and_settings_pages_show_the_code_defaults(site: Path) -> Non
     assert "[[default" not in limits
     assert f"--limit-request-head {Config.limit_request_head // 1024} KiB" in limits
     assert f"--timeout-keep-alive {Config.timeout_keep_alive:g} s" in limits
+    assert f"--h2-max-reset-streams {Config.h2_max_reset_streams} " in limits
+    assert f"--timeout-tls-handshake {Config.timeout_tls_handshake:g} s" in limits
     wamp = page_text(site, "reference/wamp")
     for field in (*dataclasses.fields(Limits), *dataclasses.fields(AuthLimits)):
         assert f"{field.name} {field.default} " in wamp, field.name
@@ -140,3 +142,18 @@ def test_every_tutorial_has_a_test_that_names_it() -> None:
         for test in named:
             assert test.is_file(), test
         assert any(f'"{page}"' in test.read_text(encoding="utf-8") for test in named), page
+
+
+def test_the_limits_page_has_a_row_for_every_limit_and_timeout() -> None:
+    """Each Config field that bounds something (limit_*, timeout_*, ws_max_*, ws_ping_*,
+    h2_max_*, h2_stream_window) has its flag in the Limits table."""
+    rows = [
+        line
+        for line in (REPO_ROOT / "docs/reference/limits.md").read_text().splitlines()
+        if line.startswith("| `--")
+    ]
+    bounding = ("limit_", "timeout_", "ws_max_", "ws_ping_", "h2_max_", "h2_stream_window")
+    for field in dataclasses.fields(Config):
+        if field.name.startswith(bounding):
+            flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+            assert any(f"`{flag}`" in row.split(" | ")[0] for row in rows), flag
