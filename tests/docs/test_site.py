@@ -157,3 +157,24 @@ def test_the_limits_page_has_a_row_for_every_limit_and_timeout() -> None:
         if field.name.startswith(bounding):
             flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
             assert any(f"`{flag}`" in row.split(" | ")[0] for row in rows), flag
+
+
+def test_the_wamp_page_names_every_router_argument_and_realm_field() -> None:
+    """The Router and Realm tables of docs/reference/wamp.md are hand-written: each argument
+    and field of the code must have its row, with the code's default."""
+    import inspect
+
+    from consumers.wamp import Realm, Router
+
+    text = (REPO_ROOT / "docs/reference/wamp.md").read_text()
+    for name, parameter in inspect.signature(Router).parameters.items():
+        shown = "(required)" if parameter.default is parameter.empty else None
+        row = re.search(rf"^\| `{name}` \| ([^|]+) \|", text, re.MULTILINE)
+        assert row is not None, f"Router({name}=...) has no row"
+        if shown or isinstance(parameter.default, (str, float)):
+            assert row[1].strip() == (shown or f"`{parameter.default!r}`".replace("'", '"'))
+    for field in dataclasses.fields(Realm):
+        row = re.search(rf"^\| `{field.name}` \| ([^|]+) \|", text, re.MULTILINE)
+        assert row is not None, f"Realm.{field.name} has no row"
+        if field.default is not dataclasses.MISSING:
+            assert row[1].strip() == f"`{field.default!r}`".replace("'", '"'), field.name
