@@ -178,3 +178,21 @@ def test_the_wamp_page_names_every_router_argument_and_realm_field() -> None:
         assert row is not None, f"Realm.{field.name} has no row"
         if field.default is not dataclasses.MISSING:
             assert row[1].strip() == f"`{field.default!r}`".replace("'", '"'), field.name
+
+
+def test_the_logging_page_has_a_row_for_every_named_logger() -> None:
+    """Each logger the code names (``getLogger("consumers.tasks")``) is in a row of the
+    Logging page's table (itself, or its package's row for ``__name__`` loggers)."""
+    rows = [
+        line.split(" | ")[0]
+        for line in (REPO_ROOT / "docs/reference/logging.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    named: set[str] = set()
+    for package in ("asgi_server", "channel_layers", "consumers"):
+        for source in (REPO_ROOT / package).rglob("*.py"):
+            named |= set(re.findall(r'getLogger\("([\w.]+)"\)', source.read_text()))
+    assert len(named) >= 15
+    # A package's own logger is covered by the rows of the loggers below it.
+    missing = [n for n in sorted(named) if not any(f"`{n}`" in r or f"`{n}." in r for r in rows)]
+    assert missing == [], "add these loggers to docs/reference/logging.md"
