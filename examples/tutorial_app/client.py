@@ -27,7 +27,9 @@ async def joined(session: Any, details: Any) -> None:
     options = PublishOptions(acknowledge=True)
     await session.publish("site.greeted", "autobahn-python", options=options)
     finished.append(True)
-    await session.leave()
+    # Not awaited: once the session has left, run() stops the loop, and a task still
+    # waiting here would be destroyed pending (a warning as the interpreter exits).
+    session.leave()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class TutorialRun:
     ports: dict[str, int] = field(default_factory=dict)
     servers: list[tuple[subprocess.Popen[bytes], int]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the stderr of each line in ``outputs``
     logs: list[Path] = field(default_factory=list)  # of the background processes, in order
 
     def port(self, written: str) -> int:
@@ -118,6 +119,7 @@ class TutorialRun:
         )
         assert result.returncode == 0, f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         self.outputs.append(result.stdout)
+        self.errors.append(result.stderr)
 
     def stop_servers(self) -> None:
         """Stop the background processes started so far (SIGTERM, as Ctrl-C would), and wait."""

@@ -36,6 +36,9 @@ def run_lines(run: TutorialRun, lines: list[str]) -> dict[str, str]:
         run.run(line)
         if SERVE not in line:
             outputs[line] = run.outputs[-1]
+            # A clean exit: no traceback, no warning of a task destroyed pending at exit.
+            assert "Traceback" not in run.errors[-1], run.errors[-1]
+            assert "Exception ignored" not in run.errors[-1], run.errors[-1]
     return outputs
 
 

@@ -29,6 +29,7 @@ async def test_the_crossbar_tutorial_runs_as_written() -> None:
         client, page = run.outputs
         assert "com.example.add(2, 3) = 5" in client
         assert "event: hello from autobahn-python" in client
+        assert "Exception ignored" not in run.errors[0], run.errors[0]  # a clean exit
         assert "Served by asgi-server from the node's own config" in page
 
         port = run.ports["8080"]
