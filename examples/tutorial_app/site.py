@@ -7,6 +7,7 @@ procedure with autobahn-python. ``tests/docs/test_tutorial_application.py`` runs
 
 from __future__ import annotations
 
+# --8<-- [start:app]
 import asyncio
 import html
 from datetime import timedelta
@@ -14,7 +15,6 @@ from typing import Any
 
 from consumers.app import Application, Context, Request
 
-# --8<-- [start:app]
 app = Application("site")
 # --greeting on the command line, or SITE_GREETING in the environment:
 app.option("greeting", str, default="Hello", help="How the site greets.")
