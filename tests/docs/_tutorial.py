@@ -6,9 +6,9 @@ repository root, with the quickstart's ``.venv/bin/`` being this interpreter's e
 - ``VAR=value`` before a command is put in its environment; ``--port N`` becomes a free port,
   the same free port for the same N on one page (so a later line can reach an earlier server);
 - a line ending in ``&``, one running ``asgi-server``, or one running a Python file with
-  ``--port`` (an app's own command line, ``python site.py --port 8000``) starts a server in the
-  background (waiting until it accepts), stopped (SIGTERM) when the run ends or by
-  ``stop_servers()`` where the page says to stop it.
+  options and ``--port`` (an app's own command line, ``python site.py --port 8000``) starts a
+  server in the background (waiting until it accepts), stopped (SIGTERM) when the run ends or
+  by ``stop_servers()`` where the page says to stop it.
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ class TutorialRun:
             return words, env, background
         assert program.startswith(VENV_BIN), f"{line!r} assumes an activated virtualenv"
         program = program.removeprefix(VENV_BIN)
-        serves_a_file = program == "python" and words[1:2] != ["-m"] and "--port" in words
+        # ``python site.py --port 8000``; not ``python site.py template nginx --port 8000``.
+        serves_a_file = program == "python" and words[1].endswith(".py") and "--port" in words
+        serves_a_file = serves_a_file and words[2].startswith("-")
         background = background or program == "asgi-server" or serves_a_file
         if program == "python":
             words = [sys.executable, *words[1:]]

@@ -2,17 +2,20 @@
 form, static and queue routes (curl, then httpx), the WAMP procedure and subscription
 (autobahn-python), the app.ready hook and the cron job; then again with an option from the
 environment; then with ``--workers 2`` on the embedded Redis, where the cron job ticks once per
-tick, the shared registration answers and each process's subscriber hears the event."""
+tick, the shared registration answers and each process's subscriber hears the event; then the
+deployment files it prints."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.docs._tutorial import TutorialRun, shell_lines, tutorial_run, wait_for_line
 
 PAGE = "tutorials/application.md"
@@ -20,10 +23,12 @@ SERVE = "examples/tutorial_app/site.py --port"
 
 
 def page_phases() -> list[list[str]]:
-    """The page's lines, cut where it stops the site (Ctrl-C) to run it again or ask --help."""
+    """The page's lines, cut where it stops the site (Ctrl-C): to run it again, to ask --help,
+    to print deployment files."""
     phases: list[list[str]] = [[]]
     for line in shell_lines(PAGE):
-        if SERVE in line or line.endswith("--help"):
+        after_a_server = " template " in line and " template " not in phases[-1][-1]
+        if SERVE in line or line.endswith("--help") or after_a_server:
             phases.append([])
         phases[-1].append(line)
     return phases
@@ -57,13 +62,14 @@ def output_of(outputs: dict[str, str], fragment: str) -> str:
 def test_the_application_tutorial_runs_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
     # The page's last step relies on no layer being configured (the app's embedded Redis).
     monkeypatch.delenv("CHANNEL_LAYERS_URL", raising=False)
-    install, first, help_, options, workers = page_phases()
+    install, first, help_, options, workers, templates = page_phases()
     with tutorial_run() as run:
         for line in install:
             run.run(line)
         check_first_run(run, first)
         check_options(run, help_, options)
         check_two_processes(run, workers)
+        check_deployment_files(run, templates)
 
 
 def check_first_run(run: TutorialRun, lines: list[str]) -> None:
@@ -124,3 +130,16 @@ def check_two_processes(run: TutorialRun, lines: list[str]) -> None:
     ticks = re.findall(r"^tick (.+)$", log.read_text(), re.MULTILINE)
     assert len(ticks) == len(set(ticks)), ticks  # each tick ran in one process only
     assert "procedure_already_exists" not in log.read_text()
+
+
+def check_deployment_files(run: TutorialRun, lines: list[str]) -> None:
+    """Step 13: the nginx site and the systemd unit, from the same options."""
+    run.stop_servers()
+    outputs = run_lines(run, lines)
+    port, site = run.port("8000"), REPO_ROOT / "examples/tutorial_app"
+    nginx = output_of(outputs, "template nginx")
+    assert f"alias {site}/static/;" in nginx and "location = /ws {" in nginx
+    assert f"server 127.0.0.1:{port};" in nginx and "proxy_set_header Upgrade" in nginx
+    unit = output_of(outputs, "template systemd")
+    command = f"{sys.executable} {site}/site.py --host 127.0.0.1 --port {port} --workers 2"
+    assert f"ExecStart={command} " in unit and "KillSignal=SIGTERM" in unit
