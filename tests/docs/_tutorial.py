@@ -109,7 +109,16 @@ class TutorialRun:
             # To a file, not a pipe: a pipe nobody reads would block a chatty server.
             handle, name = tempfile.mkstemp(prefix="tutorial-", suffix=".log")
             self.logs.append(Path(name))
-            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=handle, stderr=handle)
+            # A process group of its own, as a shell job has: Ctrl-C (stop_servers) signals
+            # the whole group, the children a server started included.
+            process = subprocess.Popen(
+                argv,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=handle,
+                stderr=handle,
+                start_new_session=True,
+            )
             os.close(handle)
             port = int(argv[argv.index("--port") + 1]) if "--port" in argv else 0
             self.servers.append((process, port))
@@ -123,10 +132,14 @@ class TutorialRun:
         self.outputs.append(result.stdout)
         self.errors.append(result.stderr)
 
-    def stop_servers(self) -> None:
-        """Stop the background processes started so far (SIGTERM, as Ctrl-C would), and wait."""
+    def stop_servers(self, ctrl_c: bool = False) -> None:
+        """Stop the background processes started so far, and wait: SIGTERM to each, or with
+        ``ctrl_c`` SIGINT to each one's process group, as Ctrl-C in its terminal would."""
         for process, _ in self.servers:
-            process.send_signal(signal.SIGTERM)
+            if ctrl_c and process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+            else:
+                process.send_signal(signal.SIGTERM)
         for process, _ in self.servers:
             try:
                 process.wait(timeout=20)
@@ -139,7 +152,9 @@ class TutorialRun:
 @contextlib.contextmanager
 def tutorial_run(**env: str) -> Iterator[TutorialRun]:
     """A run whose environment is ours plus ``env`` (``TUTORIAL_X`` replaces a page's ``X=``)."""
-    base = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # The checkout first, as a venv with it installed editable has it (a script's own
+    # directory comes first, so without this a worktree's run would import the installed copy).
+    base = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
     run = TutorialRun(env=base | env)
     try:
         yield run
