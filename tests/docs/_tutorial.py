@@ -7,8 +7,10 @@ repository root, with the quickstart's ``.venv/bin/`` being this interpreter's e
   the same free port for the same N on one page (so a later line can reach an earlier server);
 - a line ending in ``&``, one running ``asgi-server``, or one running a Python file with
   options and ``--port`` (an app's own command line, ``python site.py --port 8000``) starts a
-  server in the background (waiting until it accepts), stopped (SIGTERM) when the run ends or
-  by ``stop_servers()`` where the page says to stop it.
+  server in the background (waiting until it accepts) in a process group of its own, stopped
+  when the run ends, or by ``stop_servers()`` where the page says to stop it, as the page
+  stops it: ``kill %1`` (SIGTERM to the group) for a job, Ctrl-C (SIGINT to the group) for
+  the rest.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class TutorialRun:
     env: dict[str, str]
     ports: dict[str, int] = field(default_factory=dict)
     servers: list[tuple[subprocess.Popen[bytes], int]] = field(default_factory=list)
+    # How the page stops each server the run started (by pid): a job (``&``) by ``kill %1``,
+    # SIGTERM to its process group; a server left running in a terminal by Ctrl-C, SIGINT to it.
+    stop_signals: dict[int, signal.Signals] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the stderr of each line in ``outputs``
     logs: list[Path] = field(default_factory=list)  # of the background processes, in order
@@ -122,6 +127,8 @@ class TutorialRun:
             os.close(handle)
             port = int(argv[argv.index("--port") + 1]) if "--port" in argv else 0
             self.servers.append((process, port))
+            job = line.rstrip().endswith("&")
+            self.stop_signals[process.pid] = signal.SIGTERM if job else signal.SIGINT
             if port:  # else a worker, which serves no port: its layer channel holds the work
                 wait_until_accepting("127.0.0.1", port, process)
             return
@@ -132,12 +139,13 @@ class TutorialRun:
         self.outputs.append(result.stdout)
         self.errors.append(result.stderr)
 
-    def stop_servers(self, ctrl_c: bool = False) -> None:
-        """Stop the background processes started so far, and wait: SIGTERM to each, or with
-        ``ctrl_c`` SIGINT to each one's process group, as Ctrl-C in its terminal would."""
+    def stop_servers(self) -> None:
+        """Stop the background processes started so far as the page does (Ctrl-C, or
+        ``kill %1``: to the whole process group), and wait. Others get SIGTERM."""
         for process, _ in self.servers:
-            if ctrl_c and process.poll() is None:
-                os.killpg(process.pid, signal.SIGINT)
+            stop = self.stop_signals.pop(process.pid, None)
+            if stop is not None and process.poll() is None:
+                os.killpg(process.pid, stop)
             else:
                 process.send_signal(signal.SIGTERM)
         for process, _ in self.servers:

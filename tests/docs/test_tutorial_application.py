@@ -100,7 +100,7 @@ def check_first_run(run: TutorialRun, lines: list[str]) -> None:
 
 def check_options(run: TutorialRun, help_: list[str], lines: list[str]) -> None:
     """Step 11: --help lists the site's option; the environment sets it; no access log."""
-    run.stop_servers(ctrl_c=True)
+    run.stop_servers()
     (help_line,) = help_
     run.run(help_line)
     text = " ".join(run.outputs[-1].split())  # argparse wraps lines at the terminal's width
@@ -115,7 +115,7 @@ def check_options(run: TutorialRun, help_: list[str], lines: list[str]) -> None:
 def check_two_processes(run: TutorialRun, lines: list[str]) -> None:
     """Step 12: two processes on the embedded Redis; the queue, the shared registration, one
     subscriber per process, one cron run per tick."""
-    run.stop_servers(ctrl_c=True)
+    run.stop_servers()
     serve, *rest = lines
     run.run(serve)
     log, site = site_log(run)
@@ -136,7 +136,7 @@ def check_deployment_files(run: TutorialRun, lines: list[str]) -> None:
     """Step 13: the nginx site and the systemd unit, from the same options. Before it, the
     page's Ctrl-C stops the two processes cleanly: the embedded Redis outlives them."""
     log, site = site_log(run)
-    run.stop_servers(ctrl_c=True)
+    run.stop_servers()
     assert site.returncode == 0, log.read_text()[-3000:]
     text = log.read_text()
     assert "Embedded Redis stopped" in text
