@@ -119,7 +119,7 @@ def check_two_processes(run: TutorialRun, lines: list[str]) -> None:
     serve, *rest = lines
     run.run(serve)
     log, site = site_log(run)
-    wait_for_line(log, "site: 2 processes with an embedded Redis", site)
+    wait_for_line(log, "] for the worker processes on ", site)  # the embedded Redis
     wait_for_line(log, "is serving", site, count=2, timeout=60)
     wait_for_line(log, "site is ready", site, count=2)
     outputs = run_lines(run, rest)
