@@ -215,3 +215,11 @@ def test_the_logging_page_has_a_row_for_every_named_logger() -> None:
 
     missing = [name for name in sorted(named) if not covered(name)]
     assert missing == [], "add these loggers to docs/reference/logging.md"
+
+
+def test_the_readme_and_the_home_page_link_every_tutorial() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    home = (REPO_ROOT / "docs/index.md").read_text(encoding="utf-8")
+    for page in sorted((REPO_ROOT / "docs/tutorials").glob("*.md")):
+        assert f"](docs/tutorials/{page.name})" in readme, f"README does not link {page.name}"
+        assert f"](tutorials/{page.name})" in home, f"docs/index.md does not link {page.name}"
