@@ -1,6 +1,7 @@
 """What the hot path's shortcuts must not change: proxy handling that skips requests without
-X-Forwarded headers, the per-address memo of proxy trust, and closed connections freed by
-reference counting (not left to the cyclic garbage collector)."""
+X-Forwarded headers, the per-address memo of proxy trust, closed connections freed by
+reference counting (not left to the cyclic garbage collector) and the per-server scope
+base."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import weakref
 from typing import Any
 
+from asgi_server.asgi.http import scope_template
 from asgi_server.config import Config
 from asgi_server.server import ServerState
 
@@ -122,3 +124,26 @@ def test_a_closed_connection_leaves_its_parser_to_reference_counting(
             assert events() is None, [type(r) for r in gc.get_referrers(events())]
     finally:
         gc.enable()
+
+
+def test_scope_templates_share_a_base_per_server_yet_keep_each_connection_s_own() -> None:
+    """The part of the scope every connection of a server shares is built once; templates of
+    servers with another root path or lifespan state, and of other peers, stay their own."""
+    state: dict[str, Any] = {"db": 1}
+    first = scope_template(("1.1.1.1", 1), ("0.0.0.0", 80), "http", "/a", state)
+    other = scope_template(("2.2.2.2", 2), ("0.0.0.0", 443), "https", "/b", None)
+    again = scope_template(("3.3.3.3", 3), ("0.0.0.0", 80), "http", "/a", state)
+    assert (first["client"], first["scheme"], first["root_path"], first["state"]) == (
+        ("1.1.1.1", 1),
+        "http",
+        "/a",
+        state,
+    )
+    assert (other["client"], other["server"], other["scheme"]) == (
+        ("2.2.2.2", 2),
+        ("0.0.0.0", 443),
+        "https",
+    )
+    assert (other["root_path"], other["path"], "state" in other) == ("/b", "/b", False)
+    assert again["client"] == ("3.3.3.3", 3) and first["client"] == ("1.1.1.1", 1)
+    assert again["state"] is state and again is not first
