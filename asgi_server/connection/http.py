@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 # One read from uvloop can bring 256 KiB: a lower mark would pause and resume the socket (two
 # system calls) on nearly every read of an upload; this one costs a fifth less CPU per upload.
 HIGH_WATER = 256 * 1024
+# The name of every request's app task (asyncio.current_task().get_name()).
+TASK_NAME = "asgi-http-request"
+_Task = asyncio.Task
 
 
 class HttpHandler:
@@ -186,7 +189,15 @@ class HttpHandler:
         if state.access_log:
             self._started_at = time.monotonic()
         tasks = state.tasks
-        cycle.task = task = self.loop.create_task(cycle.run(connection.app, tasks))
+        loop = self.loop
+        coro = cycle.run(connection.app, tasks)
+        if loop.get_task_factory() is None:
+            # What create_task() does, with a name given: an unnamed Task formats "Task-<n>"
+            # (a sprintf per request).
+            task = _Task(coro, loop=loop, name=TASK_NAME)
+        else:
+            task = loop.create_task(coro)
+        cycle.task = task
         tasks.add(task)
 
     def _upgrade(self, request: Request, scope: dict[str, Any]) -> bool:
