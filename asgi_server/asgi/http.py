@@ -74,13 +74,31 @@ def scope_template(
     state: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """What the scopes of one connection share; ``build_scope`` copies it for each request."""
-    template: dict[str, Any] = {
+    global _last_base
+    # What every connection of a server shares is built once per server (a 12-key literal
+    # was a visible share of a `Connection: close` request); a connection copies it and
+    # sets its addresses. One entry: a process runs one server, so the entry almost always hits.
+    last = _last_base
+    if last is not None and last[0] == root_path and last[1] is state:
+        base = last[2]
+    else:
+        base = _scope_base(root_path, state)
+        _last_base = (root_path, state, base)
+    template = base.copy()
+    template["server"] = server
+    template["client"] = client
+    template["scheme"] = scheme
+    return template
+
+
+def _scope_base(root_path: str, state: dict[str, Any] | None) -> dict[str, Any]:
+    base: dict[str, Any] = {
         "type": "http",
         "asgi": ASGI_VERSION,
         "http_version": "1.1",
-        "server": server,
-        "client": client,
-        "scheme": scheme,
+        "server": None,
+        "client": None,
+        "scheme": "http",
         "method": "GET",
         "root_path": root_path,
         "path": root_path,
@@ -89,8 +107,11 @@ def scope_template(
         "headers": [],
     }
     if state is not None:
-        template["state"] = state  # replaced by a copy per request
-    return template
+        base["state"] = state  # replaced by a copy per request
+    return base
+
+
+_last_base: tuple[str, dict[str, Any] | None, dict[str, Any]] | None = None
 
 
 class RequestHead(Protocol):

@@ -163,9 +163,14 @@ class HttptoolsParser:
         "events",
     )
 
-    def __init__(self, limit_request_head: int) -> None:
-        import httptools  # lazily: an optional speedup
+    # httptools looks these callbacks up once per parser: a missing attribute costs it an
+    # AttributeError raised and cleared, three per connection. None means "not wanted".
+    on_message_begin = None
+    on_chunk_header = None
+    on_chunk_complete = None
 
+    def __init__(self, limit_request_head: int) -> None:
+        httptools = _httptools or _import_httptools()
         self._httptools: Any = httptools
         self.events: deque[RawEvent] = deque()
         self._limit = limit_request_head
@@ -299,6 +304,18 @@ class HttptoolsParser:
         self._headers = []
         self._head_bytes = 0
         self._body_seen = 0
+
+
+_httptools: Any = None
+
+
+def _import_httptools() -> Any:
+    """Import httptools on first use (an optional speedup): once, not per connection."""
+    global _httptools
+    import httptools
+
+    _httptools = httptools
+    return httptools
 
 
 def make_parser(name: str, limit_request_head: int) -> RequestParser:

@@ -30,6 +30,8 @@ HAVE_H2 = importlib.util.find_spec("h2") is not None
 
 
 def _address(info: Any) -> tuple[str, int] | None:
+    if type(info) is tuple and len(info) == 2 and type(info[0]) is str and type(info[1]) is int:
+        return info  # IPv4, as uvloop and asyncio give it
     if isinstance(info, tuple) and len(info) >= 2:
         return (str(info[0]), int(info[1]))
     return None
@@ -37,6 +39,24 @@ def _address(info: Any) -> tuple[str, int] | None:
 
 class ServerConnection(asyncio.Protocol):
     """One accepted connection: state shared by every handler, and callback delegation."""
+
+    # Slots: one is built per connection (asyncio.Protocol has empty slots, so no dict is made).
+    __slots__ = (
+        "__weakref__",  # tests and debugging tools keep weak references to connections
+        "app",
+        "client",
+        "config",
+        "handler",
+        "lifespan_state",
+        "logger",
+        "loop",
+        "root_path",
+        "scheme",
+        "server",
+        "server_state",
+        "tls",
+        "transport",
+    )
 
     def __init__(self, server_state: ServerContext) -> None:
         self.server_state = server_state

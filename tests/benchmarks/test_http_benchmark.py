@@ -104,3 +104,15 @@ def test_http_benchmark_runs_against_our_server(capsys: pytest.CaptureFixture[st
     assert [run["server"] for run in record["runs"]] == ["ours-httptools"]
     assert record["runs"][0]["errors"] == 0
     saved.unlink()
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.parametrize("mode", ["close", "keepalive"])
+def test_callgrind_harness_counts_the_server_s_instructions_per_request(mode: str) -> None:
+    """The A/B measure runs our server under callgrind and divides by the requests it made:
+    a request of ours is tens of thousands of instructions, far from zero or the startup's
+    hundreds of millions (which collection, switched on after it, must leave out)."""
+    from benchmarks import callgrind_http
+
+    per_request = callgrind_http.measure(_common.ROOT, mode, requests=40, connections=2, warmup=4)
+    assert 10_000 < per_request < 2_000_000

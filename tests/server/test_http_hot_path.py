@@ -1,16 +1,20 @@
 """What the hot path's shortcuts must not change: proxy handling that skips requests without
-X-Forwarded headers, the per-address memo of proxy trust, and closed connections freed by
-reference counting (not left to the cyclic garbage collector)."""
+X-Forwarded headers, the per-address memo of proxy trust, closed connections freed by
+reference counting (not left to the cyclic garbage collector), the named request task that
+still yields to a loop's task factory, and the per-server scope base."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
 import time
 import weakref
 from typing import Any
 
+from asgi_server.asgi.http import scope_template
 from asgi_server.config import Config
+from asgi_server.connection.http import TASK_NAME
 from asgi_server.server import ServerState
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n%s\r\n"
@@ -122,3 +126,56 @@ def test_a_closed_connection_leaves_its_parser_to_reference_counting(
             assert events() is None, [type(r) for r in gc.get_referrers(events())]
     finally:
         gc.enable()
+
+
+def test_the_request_task_is_named_and_a_loop_task_factory_is_honoured(run_server: Any) -> None:
+    """The app task is built directly (named, no "Task-<n>" formatted per request) only while
+    the loop has no task factory: once the app installs one, requests go through it."""
+    names: list[str] = []
+
+    def factory(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        return asyncio.Task(coro, loop=loop, name="made-by-factory", **kwargs)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        names.append(task.get_name())
+        asyncio.get_running_loop().set_task_factory(factory)
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with (
+        run_server(app) as server,
+        socket.create_connection((server.host, server.port), timeout=5) as sock,
+    ):
+        sock.sendall(GET % b"")
+        assert read_response(sock) == b"ok"
+        sock.sendall(GET % b"")
+        assert read_response(sock) == b"ok"
+    assert names == [TASK_NAME, "made-by-factory"]
+
+
+def test_scope_templates_share_a_base_per_server_yet_keep_each_connection_s_own() -> None:
+    """The part of the scope every connection of a server shares is built once; templates of
+    servers with another root path or lifespan state, and of other peers, stay their own."""
+    state: dict[str, Any] = {"db": 1}
+    first = scope_template(("1.1.1.1", 1), ("0.0.0.0", 80), "http", "/a", state)
+    other = scope_template(("2.2.2.2", 2), ("0.0.0.0", 443), "https", "/b", None)
+    again = scope_template(("3.3.3.3", 3), ("0.0.0.0", 80), "http", "/a", state)
+    assert (first["client"], first["scheme"], first["root_path"], first["state"]) == (
+        ("1.1.1.1", 1),
+        "http",
+        "/a",
+        state,
+    )
+    assert (other["client"], other["server"], other["scheme"]) == (
+        ("2.2.2.2", 2),
+        ("0.0.0.0", 443),
+        "https",
+    )
+    assert (other["root_path"], other["path"], "state" in other) == ("/b", "/b", False)
+    assert again["client"] == ("3.3.3.3", 3) and first["client"] == ("1.1.1.1", 1)
+    assert again["state"] is state and again is not first
