@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,8 @@ class ClusterNode:
         self._outbox: deque[tuple[str, str, dict[str, Any]]] = deque()
         self._outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Receivers of message types that are not a realm's routing (the auth feed's).
+        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     def start(self) -> None:
         """Start the node's tasks in the running loop."""
@@ -75,11 +78,14 @@ class ClusterNode:
                 logger.warning("WAMP node cannot receive (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
-            realm = self.realms.get(message.get("realm", ""))
-            if realm is None:
-                continue
+            handler = self.handlers.get(message.get("type", ""))
+            if handler is None:
+                realm = self.realms.get(message.get("realm", ""))
+                if realm is None:
+                    continue
+                handler = realm.handle
             try:
-                realm.handle(message)
+                handler(message)
             except Exception:  # one bad message must not stop the node
                 logger.exception("WAMP node message %r failed", message.get("type"))
 

@@ -134,7 +134,7 @@ class Router:
         if node is not None:
             node.start()
             # Failed logins and logouts reach every process (auth/shared.py).
-            self.auth_feed = AuthFeed(node.layer, self._realms)
+            self.auth_feed = AuthFeed(node, self._realms)
             self.auth_feed.start()
         self._system = {}
         self.components = []

@@ -2,11 +2,12 @@
 logouts and the identities behind WAMP cookies.
 
 Each process counts failures in its own memory (``ratelimit.py``), so that the check before a
-HELLO stays synchronous, and tells the other processes of each of its failures over the channel
-layer: a group that every router's feed channel joins. Every process thus counts the failures of
-all, and an attacker who spreads attempts over N workers meets the limit once, not N times (give
-or take the failures in flight, the layer's latency). Only the layer's base contract is used
-(``new_channel``, ``group_add``, ``group_send``, ``receive``), so every backend carries it.
+HELLO stays synchronous, and tells the other processes of each of its failures through its
+cluster node (``node.py``): a message to the realm's group, which every node serving the realm
+has joined, sent in order by the node's outbox and received by the node's loop, which hands these
+types to the feed. Every process thus counts the failures of all, and an attacker who spreads
+attempts over N workers meets the limit once, not N times (give or take the failures in flight,
+the layer's latency). The node uses only the layer's base contract, so every backend carries it.
 
 A lost message (the layer full or unreachable) is a failure the others do not count: the limit
 falls back towards per process; it never refuses a user who did not fail.
@@ -18,55 +19,49 @@ the same way, so every process ends that user's sessions too; and so is each ide
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from channel_layers.base import BaseChannelLayer, ChannelLayerError
-
 from .base import Accept
 from .cookie import Cookie
 
 if TYPE_CHECKING:
+    from ..node import ClusterNode
     from ..realm import RealmRouter
 
 logger = logging.getLogger("consumers.wamp")
 
-GROUP = "wamp-auth"
 FAILED = "wamp.authfail"
 LOGGED_OUT = "wamp.logout"
 COOKIE = "wamp.cookie"
-#: Messages waiting to be sent, at most (a storm beyond it is counted here only).
-MAX_QUEUED = 10_000
-#: Seconds between two renewals of the group membership (a layer's group_expiry is longer).
-RENEW_EVERY = 3600.0
 
 
 class AuthFeed:
     """Shares the failures, logouts and remembered cookies of ``realms`` (name -> running realm)
-    with the other processes on ``layer``, and applies theirs (see the module docstring)."""
+    with the other processes through ``node``, and applies theirs (see the module docstring)."""
 
-    def __init__(self, layer: BaseChannelLayer, realms: Mapping[str, RealmRouter]) -> None:
-        self.layer = layer
+    def __init__(self, node: ClusterNode, realms: Mapping[str, RealmRouter]) -> None:
+        self.node = node
         self.realms = realms
-        self.channel = ""
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_QUEUED)
-        self._tasks: list[asyncio.Task[None]] = []
-        self.ready = asyncio.Event()
+        #: Set once the node has joined the cluster (messages queued before wait for it).
+        self.ready = node.ready
+        # Tells our own messages apart when the realm's group hands them back to us.
+        self._origin = uuid.uuid4().hex
 
     def start(self) -> None:
-        """Hook into the realms' limiters and cookie stores, and start the feed's tasks in the
-        running loop."""
+        """Hook into the realms' limiters and cookie stores, and take the feed's message types
+        from the node."""
         for name, realm in self.realms.items():
             realm.auth_failures.on_failure = partial(self._share, name)
             cookie = realm.authenticators.get(Cookie.method)
             if isinstance(cookie, Cookie):
                 cookie.store.on_remember = self._share_cookie
-        self._tasks.append(asyncio.get_running_loop().create_task(self._run()))
+        for kind in (FAILED, LOGGED_OUT, COOKIE):
+            self.node.handlers[kind] = self._receive
 
     def _share(self, realm: str, authid: str | None, address: str | None) -> None:
         self._put({"type": FAILED, "realm": realm, "authid": authid, "address": address})
@@ -80,54 +75,15 @@ class AuthFeed:
         self._put({"type": LOGGED_OUT, "realm": realm, "username": username})
 
     def _put(self, message: dict[str, Any]) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(message)
+        realm = self.node.realms.get(message["realm"])
+        if realm is not None:
+            self.node.group_send(realm.group, {**message, "src": self._origin})
 
-    async def _run(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                self.channel = self.channel or await self.layer.new_channel("wamp-auth")
-                await self.layer.group_add(GROUP, self.channel)
-                break
-            except ChannelLayerError as exc:  # the layer is down at startup: keep trying
-                logger.warning("WAMP auth feed cannot start yet (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        loop = asyncio.get_running_loop()
-        for work in (self._send(), self._receive(), self._renew()):
-            self._tasks.append(loop.create_task(work))
-        self.ready.set()
-
-    async def _send(self) -> None:
-        while True:
-            message = await self._queue.get()
-            try:
-                await self.layer.group_send(GROUP, {**message, "src": self.channel})
-            except ChannelLayerError as exc:
-                logger.warning("WAMP auth feed message lost: %s", exc)
-
-    async def _renew(self) -> None:
-        while True:
-            await asyncio.sleep(RENEW_EVERY)
-            with contextlib.suppress(ChannelLayerError):  # retried at the next renewal
-                await self.layer.group_add(GROUP, self.channel)
-
-    async def _receive(self) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(self.channel)
-            except ChannelLayerError as exc:  # the layer reconnects by itself: wait and retry
-                logger.warning("WAMP auth feed cannot receive (%s); retrying", exc)
-                await asyncio.sleep(1.0)
-                continue
-            realm = self.realms.get(message.get("realm", ""))
-            if message.get("src") == self.channel or realm is None:
-                continue  # ours, applied already; or a realm we do not serve
-            try:
-                self._apply(realm, message)
-            except Exception:  # one bad message must not stop the feed
-                logger.exception("WAMP auth feed message %r failed", message.get("type"))
+    def _receive(self, message: dict[str, Any]) -> None:
+        realm = self.realms.get(message.get("realm", ""))
+        if message.get("src") == self._origin or realm is None:
+            return  # ours, applied already; or a realm we do not serve
+        self._apply(realm, message)
 
     def _apply(self, realm: RealmRouter, message: dict[str, Any]) -> None:
         if message["type"] == FAILED:
@@ -147,7 +103,7 @@ class AuthFeed:
             end_sessions(realm, message["username"])
 
     def stop(self) -> None:
-        """Cancel the feed's tasks (the router rebinds or goes away)."""
-        for task in self._tasks:
-            with contextlib.suppress(RuntimeError):  # its loop has closed: nothing runs it
-                task.cancel()
+        """Stop taking the feed's messages (the router rebinds or goes away)."""
+        for kind in (FAILED, LOGGED_OUT, COOKIE):
+            if self.node.handlers.get(kind) == self._receive:
+                del self.node.handlers[kind]
