@@ -8,6 +8,7 @@ wsproto's parser. ``benchmarks/consumer_idle.py`` measures the resulting RSS.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -50,3 +51,26 @@ def test_an_upgrade_leaves_nothing_of_the_http_side_armed(run_server: RunServer)
         client.send("hello")
         assert client.recv(timeout=10) == "hello"
         assert not [c for c in armed(server.server) if isinstance(c, HttpHandler)]
+
+
+def test_an_idle_websocket_holds_no_loop_timer_and_no_wsproto_parser(
+    run_server: RunServer,
+) -> None:
+    with (
+        run_server(echo, ws_ping_interval=30) as server,
+        # Uncompressed: a compressed message (RSV1) is wsproto's to inflate.
+        connect(f"{server.ws_url}/", ping_interval=None, compression=None) as client,
+    ):
+        client.send("x" * 300)  # a 16-bit length: still the core's fast path
+        assert client.recv(timeout=10) == "x" * 300
+        client.ping(b"still there?").wait(10)  # so are pings
+        (handler,) = handlers(server.server)
+        assert not hasattr(handler, "__dict__")
+        assert handler in armed(server.server)  # its ping deadline, on a shared tick
+        assert handler.core is not None and handler.core._frames is None
+        timers = [
+            value
+            for slot in type(handler).__slots__
+            if isinstance(value := getattr(handler, slot, None), asyncio.TimerHandle)
+        ]
+        assert timers == []
