@@ -101,7 +101,10 @@ class WebsocketHandler:
         self.app_task: asyncio.Task[None] | None = None
         # The request's scope, for the access log only: without one, it is not kept.
         self._log_scope = http_scope if self.state.access_log else None
-        self.handshake = core.check_handshake(request.method.decode("latin-1"), request.headers)
+        # Kept until accept() has answered it (None after).
+        self.handshake: core.Handshake | core.HandshakeRejection | None = core.check_handshake(
+            request.method.decode("latin-1"), request.headers
+        )
         if isinstance(self.handshake, core.HandshakeRejection):
             rejection = self.handshake
             self._log_access(str(rejection.status))
@@ -173,6 +176,7 @@ class WebsocketHandler:
         response, self.core = core.accept(
             self.handshake, subprotocol, headers, config.ws_max_size, config.ws_per_message_deflate
         )
+        self.handshake = None  # its header lists are of no more use (~250 bytes per connection)
         self._write(response)
         self._log_access("[accepted]")
         if self.config.ws_ping_interval:

@@ -68,6 +68,7 @@ def test_an_idle_websocket_holds_no_loop_timer_and_no_wsproto_parser(
         assert not hasattr(handler, "__dict__")
         assert handler in armed(server.server)  # its ping deadline, on a shared tick
         assert handler.core is not None and handler.core._frames is None
+        assert handler.handshake is None  # answered: its header lists are gone
         timers = [
             value
             for slot in type(handler).__slots__
