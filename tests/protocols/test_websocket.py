@@ -279,6 +279,15 @@ def test_message_over_the_cap_closes_with_1009(feed: Feed) -> None:
 
 
 @feeds
+def test_a_16_bit_message_over_the_cap_closes_with_1009(feed: Feed) -> None:
+    """The fast path takes 16-bit lengths too, and leaves one over the cap to wsproto's 1009."""
+    core = ws.WebSocketCore(max_size=200)
+    events = feed(core, client_frame(0x1, b"a" * 200) + client_frame(0x2, b"b" * 201))
+    assert events[0] == ws.Message("a" * 200)
+    assert isinstance(events[1], ws.ProtocolFailed) and events[1].code == 1009
+
+
+@feeds
 def test_cap_is_counted_across_continuation_frames(feed: Feed) -> None:
     core = ws.WebSocketCore(max_size=100)
     data = b"".join(client_frame(0x0 if i else 0x2, b"x" * 30, fin=False) for i in range(3))
