@@ -7,7 +7,8 @@ key a script touches sits in one slot):
 - ``P:{name}``: a list of queued entries for the plain channel ``name``;
 - ``P:{base!}``: ONE list for all process-local channels ``base!suffix`` of a process, read by one
   blocking-pop loop in that process, which hands entries to local queues by channel name;
-- ``P:{base!}:n``: a hash counting the entries queued per process-local channel (capacity);
+- ``P:{base!}:n``: a hash counting the entries queued per process-local channel (capacity), kept
+  only while the list is as long as a capacity (shorter, nobody can be full: see ``counted``);
 - ``P:{base!}:alive``: the process's heartbeat (a TTL key); without it its memberships are dead;
 - ``P:g:{group}``: a sorted set of the group's member channels, scored by join time (seconds).
 
