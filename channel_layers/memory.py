@@ -42,6 +42,11 @@ _SUPPORTED = "dict, list, tuple, str, bytes, int, float, bool, None, datetime, d
 _INT_RANGE = range(-(2**63), 2**64)  # msgpack's integers
 
 
+# The queue of every channel with no message queued: an empty deque costs ~700 bytes, once per
+# idle consumer's channel. Never appended to (``_Channel.push`` swaps in a deque of its own).
+_NO_MESSAGES: deque[tuple[float, dict[str, Any]]] = deque(maxlen=0)
+
+
 class _Channel:
     """One channel's queued messages and the receivers waiting for one."""
 
@@ -49,10 +54,23 @@ class _Channel:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.queue: deque[tuple[float, dict[str, Any]]] = deque()
+        self.queue = _NO_MESSAGES
         # A list, not a deque: there is rarely more than one waiter, and an empty deque costs
         # 13 times the memory of an empty list (700 bytes per idle consumer's channel).
         self.waiters: list[asyncio.Future[None]] = []
+
+    def push(self, deadline: float, message: dict[str, Any]) -> None:
+        """Queue ``message`` (its own deque from the first message on)."""
+        if self.queue is _NO_MESSAGES:
+            self.queue = deque()
+        self.queue.append((deadline, message))
+
+    def pop(self) -> dict[str, Any]:
+        """Take the head message; an emptied queue goes back to the shared empty one."""
+        message = self.queue.popleft()[1]
+        if not self.queue:
+            self.queue = _NO_MESSAGES
+        return message
 
     def wake_one(self) -> None:
         """Wake the first receiver still waiting (skipping cancelled ones and dead loops)."""
@@ -215,7 +233,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         flat = is_flat(message)
         if not flat:
             require_serializable(message)
-        state.queue.append((now + self.expiry, copy_message(message, flat)))
+        state.push(now + self.expiry, copy_message(message, flat))
         self.stats.sent += 1
         if state.waiters:
             state.wake_one()
@@ -232,7 +250,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     self.stats.received += 1
                     # An emptied channel stays (recreating it per message would cost more);
                     # it is forgotten when its last receiver leaves, or by the periodic sweep.
-                    return queue.popleft()[1]
+                    return state.pop()
             await self._wait(channel, state)
 
     async def _wait(self, name: str, state: _Channel) -> None:
@@ -277,9 +295,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         return state
 
     def _expire_head(self, state: _Channel, now: float) -> None:
-        queue = state.queue
-        while queue and queue[0][0] <= now:
-            queue.popleft()
+        while state.queue and state.queue[0][0] <= now:
+            state.pop()
             self.stats.expired += 1
 
     # --- groups ------------------------------------------------------------------------------
@@ -334,7 +351,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 if len(queue) >= state.capacity:
                     dropped += 1
                     continue
-            queue.append((deadline, make_copy()))
+            state.push(deadline, make_copy())
             delivered += 1
             if state.waiters:
                 state.wake_one()
@@ -386,7 +403,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def flush(self) -> None:
         """Drop every message and membership. Receivers already waiting keep waiting."""
         for name, state in list(self._channels.items()):
-            state.queue.clear()
+            state.queue = _NO_MESSAGES
             if not state.waiters:
                 del self._channels[name]
         self._groups.clear()

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, markcoroutinefunction
 
 from channel_layers.base import LayerUnavailable
 
@@ -335,9 +335,11 @@ class AsyncConsumer:
         if not isinstance(limit, int) or limit < 1:
             raise ValueError(f"{cls.__qualname__}: max_concurrent_handlers must be 1 or more")
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            consumer = cls(**initkwargs)
-            await consumer(scope, receive, send)
+        @markcoroutinefunction
+        def app(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+            # The consumer's own coroutine, not one awaiting it: a connection then holds no
+            # frame of this wrapper for its whole life (~300 bytes per idle WebSocket).
+            return cls(**initkwargs)(scope, receive, send)
 
         app.consumer_class = cls  # type: ignore[attr-defined]
         app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]

@@ -75,12 +75,27 @@ def _headers(message: Message) -> Headers:
 class WebsocketSession:
     """receive() and send() for one application instance, checked against the spec's order."""
 
+    # One per connection, kept as long as it lives: no per-instance dict.
+    __slots__ = (
+        "_connect_sent",
+        "_disconnect",
+        "_inbox",
+        "_reading_paused",
+        "_waiter",
+        "max_queue",
+        "scope",
+        "shell",
+        "state",
+    )
+
     def __init__(self, scope: dict[str, Any], shell: WebsocketShell, max_queue: int) -> None:
         self.scope = scope
         self.shell = shell
         self.max_queue = max_queue
         self.state: SessionState = "connecting"
-        self._inbox: deque[Message] = deque()
+        # Unread messages: None while there are none (an empty deque costs ~700 bytes per idle
+        # connection); a deque, not a list, as one read can bring thousands of small frames.
+        self._inbox: deque[Message] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._connect_sent = False
         self._disconnect: Message | None = None
@@ -90,12 +105,15 @@ class WebsocketSession:
 
     def message_received(self, data: str | bytes) -> None:
         """Queue a peer's message for the app; pause reading past ``max_queue`` unread ones."""
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
         if isinstance(data, str):
-            self._inbox.append({"type": "websocket.receive", "text": data})
+            inbox.append({"type": "websocket.receive", "text": data})
         else:
-            self._inbox.append({"type": "websocket.receive", "bytes": data})
+            inbox.append({"type": "websocket.receive", "bytes": data})
         # Pausing only past a threshold, not after every message, keeps flow control cheap.
-        if len(self._inbox) > self.max_queue and not self._reading_paused:
+        if len(inbox) > self.max_queue and not self._reading_paused:
             self._reading_paused = True
             self.shell.pause_reading()
         self._wake()
@@ -134,11 +152,14 @@ class WebsocketSession:
                 await self._waiter
             finally:
                 self._waiter = None
-        if self._inbox:
-            message = self._inbox.popleft()
-            if self._reading_paused and len(self._inbox) <= self.max_queue // 2:
+        inbox = self._inbox
+        if inbox:
+            message = inbox.popleft()
+            if self._reading_paused and len(inbox) <= self.max_queue // 2:
                 self._reading_paused = False
                 self.shell.resume_reading()
+            if not inbox:
+                self._inbox = None
             return message
         assert self._disconnect is not None
         return self._disconnect

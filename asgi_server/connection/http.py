@@ -209,6 +209,9 @@ class HttpHandler:
         handler = WebsocketHandler(self.connection, request, scope, self.core.trailing_data())
         self.connection.set_handler(handler)
         self.core.close()
+        # Leave the shared ticks: an armed one would keep this handler, its core and parser
+        # alive (~2 KiB per WebSocket) until the head timeout's tick came.
+        self._cancel_timer()
         return True
 
     def _on_bad_request(self, error: RequestError) -> None:

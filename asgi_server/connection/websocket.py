@@ -15,10 +15,12 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from asgi_server.asgi.websocket import ClientDisconnected, Headers, WebsocketSession, build_scope
+from asgi_server.connection.timers import TICKS_PER_SECOND
 from asgi_server.protocols import websocket as core
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Callable
 
     from asgi_server.config import Config
     from asgi_server.connection.base import Connection
@@ -40,6 +42,34 @@ def close_timeout(config: Config) -> float:
 class WebsocketHandler:
     """Serves one WebSocket connection on a transport taken over from the HTTP protocol."""
 
+    # An idle WebSocket keeps its handler for hours: no per-instance dict.
+    __slots__ = (
+        "_app_paused_reading",
+        "_close_code",
+        "_closed_logged",
+        "_deadlines",
+        "_due_close",
+        "_due_handshake",
+        "_due_ping",
+        "_due_pong",
+        "_log_scope",
+        "_pending",
+        "_ping_count",
+        "_tick",
+        "_writable",
+        "app_task",
+        "config",
+        "connection",
+        "core",
+        "handshake",
+        "logger",
+        "loop",
+        "session",
+        "state",
+        "transport",
+        "writing_paused",
+    )
+
     def __init__(
         self,
         connection: Connection,
@@ -56,14 +86,25 @@ class WebsocketHandler:
         self.writing_paused = False
         self._app_paused_reading = False  # the app's queue is full (see pause_reading)
         self.core: core.WebSocketCore | None = None
-        self._pending = bytearray(buffered_bytes)  # frames sent before our 101 response
+        self._pending = buffered_bytes  # frames sent before our 101 response
         self._writable: asyncio.Future[None] | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Each timer's deadline (loop.time()), and the one shared tick armed for the first.
+        self._due_handshake: float | None = None
+        self._due_ping: float | None = None
+        self._due_pong: float | None = None
+        self._due_close: float | None = None
+        self._deadlines = self.state.deadlines
+        self._tick = 0
         self._ping_count = 0
         self._close_code: int | None = None  # the first close code sent or received (the log)
+        self._closed_logged = False  # eof_received and connection_lost both end the connection
         self.app_task: asyncio.Task[None] | None = None
-        self._log_scope: dict[str, Any] | None = http_scope  # for the access log
-        self.handshake = core.check_handshake(request.method.decode("latin-1"), request.headers)
+        # The request's scope, for the access log only: without one, it is not kept.
+        self._log_scope = http_scope if self.state.access_log else None
+        # Kept until accept() has answered it (None after).
+        self.handshake: core.Handshake | core.HandshakeRejection | None = core.check_handshake(
+            request.method.decode("latin-1"), request.headers
+        )
         if isinstance(self.handshake, core.HandshakeRejection):
             rejection = self.handshake
             self._log_access(str(rejection.status))
@@ -73,7 +114,7 @@ class WebsocketHandler:
             return
         scope = build_scope(http_scope, self.handshake.subprotocols)
         self.session = WebsocketSession(scope, self, self.config.ws_max_queue)
-        self._start_timer("handshake", self.config.timeout_ws_handshake, self._handshake_timeout)
+        self._start_timer("handshake", self.config.timeout_ws_handshake)
         self.app_task = connection.start_task(self._run_app(connection.app))
 
     # --- the application ------------------------------------------------------------------
@@ -135,12 +176,13 @@ class WebsocketHandler:
         response, self.core = core.accept(
             self.handshake, subprotocol, headers, config.ws_max_size, config.ws_per_message_deflate
         )
+        self.handshake = None  # its header lists are of no more use (~250 bytes per connection)
         self._write(response)
         self._log_access("[accepted]")
         if self.config.ws_ping_interval:
-            self._start_timer("ping", self.config.ws_ping_interval, self._send_ping)
+            self._start_timer("ping", self.config.ws_ping_interval)
         if self._pending:
-            pending, self._pending = bytes(self._pending), bytearray()
+            pending, self._pending = self._pending, b""
             self.data_received(pending)
 
     def send_message(self, data: str | bytes) -> None:
@@ -157,7 +199,7 @@ class WebsocketHandler:
             self._close_code = code
         self._write(self.core.close(code, reason))
         self._cancel_timer("ping")
-        self._start_timer("close", close_timeout(self.config), self._abort)
+        self._start_timer("close", close_timeout(self.config))
 
     def send_http_response(self, status: int, headers: Headers) -> None:
         """Deny the upgrade with a plain HTTP response; its body is delimited by closing."""
@@ -196,7 +238,7 @@ class WebsocketHandler:
             if len(self._pending) + len(data) > self.config.ws_max_size:
                 self.transport.close()  # a client that will not wait for our answer
                 return
-            self._pending += data
+            self._pending += data  # rare (a client that does not wait), and short-lived
             return
         events = self.core.receive_data(data)
         output = self.core.take_output()
@@ -228,11 +270,13 @@ class WebsocketHandler:
         self._gone()
 
     def _gone(self) -> None:
-        for name in list(self._timers):
-            self._cancel_timer(name)
-        if self.core is not None and self._log_scope is not None:
+        self._due_handshake = self._due_ping = self._due_pong = self._due_close = None
+        if self._tick:
+            self._deadlines.disarm(self, self._tick)
+            self._tick = 0
+        if self.core is not None and not self._closed_logged:
+            self._closed_logged = True
             self._log_access(f"[closed {self._close_code or ABNORMAL_CLOSURE}]")
-            self._log_scope = None  # once: eof_received and connection_lost both come here
         if self.session is not None:
             self.session.disconnected(ABNORMAL_CLOSURE)
         self.resume_writing()
@@ -293,9 +337,9 @@ class WebsocketHandler:
             self._ping_count += 1
             self._write(self.core.ping(self._ping_count.to_bytes(4, "big") + os.urandom(4)))
             if self.config.ws_ping_timeout:
-                self._start_timer("pong", self.config.ws_ping_timeout, self._pong_timeout)
+                self._start_timer("pong", self.config.ws_ping_timeout)
         assert self.config.ws_ping_interval
-        self._start_timer("ping", self.config.ws_ping_interval, self._send_ping)
+        self._start_timer("ping", self.config.ws_ping_interval)
 
     def _pong_timeout(self) -> None:
         if self.core is not None and self.core.ping_payload is not None:
@@ -305,11 +349,46 @@ class WebsocketHandler:
                 self.session.disconnected(INTERNAL_ERROR, "keepalive ping timeout")
             self.transport.close()
 
-    def _start_timer(self, name: str, delay: float, callback: Any) -> None:
-        self._cancel_timer(name)
-        self._timers[name] = self.loop.call_later(delay, callback)
+    # --- timers: deadlines on the server's shared ticks ----------------------------------------
+
+    def _start_timer(self, name: str, delay: float) -> None:
+        """(Re)start timer ``name`` (handshake, ping, pong or close): its deadline is the slot
+        ``_due_<name>``, on the server's shared ticks (connection/timers.py: an idle WebSocket
+        holds no loop timer of its own); it fires at most one tick late."""
+        when = self.loop.time() + delay
+        setattr(self, "_due_" + name, when)
+        tick = self._tick
+        if not tick or tick > when * TICKS_PER_SECOND + 1:
+            self._arm(when)
 
     def _cancel_timer(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
-        if timer is not None:
-            timer.cancel()
+        # The armed tick stays: when it comes, on_tick finds nothing due and re-arms or rests.
+        setattr(self, "_due_" + name, None)
+
+    def _arm(self, when: float) -> None:
+        if self._tick:
+            self._deadlines.disarm(self, self._tick)
+        self._tick = self._deadlines.arm(self.loop, self, when)
+
+    def on_tick(self) -> None:
+        """The armed tick came (``Deadlines``): fire the timers that are due, re-arm for the
+        next one."""
+        self._tick = 0
+        now = self.loop.time()
+        for name, callback in self._due_callbacks():
+            due = getattr(self, "_due_" + name)
+            if due is not None and due <= now:  # a callback may have cancelled a later one
+                setattr(self, "_due_" + name, None)
+                callback()
+        dues = (self._due_handshake, self._due_ping, self._due_pong, self._due_close)
+        pending = [due for due in dues if due is not None]
+        if pending:
+            self._arm(min(pending))
+
+    def _due_callbacks(self) -> tuple[tuple[str, Callable[[], None]], ...]:
+        return (
+            ("handshake", self._handshake_timeout),
+            ("ping", self._send_ping),
+            ("pong", self._pong_timeout),
+            ("close", self._abort),
+        )

@@ -194,7 +194,9 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Wait (as long as it takes) for the next message on ``channel``; cancel-safe."""
-        state = self._state()
+        # One get_running_loop() per receive (on Python < 3.12 each is a getpid() system call).
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop) or self._new_state(loop)
         if type(channel) is not str or channel not in state.queues:  # known names were checked
             self.require_valid_channel_name(channel)
             if "!" in channel and not self.non_local_name(channel).endswith(f".{self.client_tag}!"):
@@ -204,7 +206,7 @@ class RedisChannelLayer(BaseChannelLayer):
                     "the layer whose new_channel() made it can receive from it"
                 )
         while True:
-            payload = await state.take(channel, self._count_expired)
+            payload = await state.take(channel, self._count_expired, loop)
             try:
                 message = self.serializer.deserialize_shared(payload)
             except MessageDecodeError as exc:

@@ -408,8 +408,11 @@ class LoopState:
         poller.channels.add(channel)
         return poller
 
-    async def take(self, channel: str, on_expired: Callable[[], None]) -> bytes:
-        """Wait for and return the next live payload of ``channel`` (expired ones are skipped)."""
+    async def take(
+        self, channel: str, on_expired: Callable[[], None], loop: asyncio.AbstractEventLoop
+    ) -> bytes:
+        """Wait for and return the next live payload of ``channel`` (expired ones are skipped);
+        ``loop`` is the running loop (the caller's, looked up once)."""
         if len(self.queues) > self.sweep_at:
             self.sweep()
         queue = self.queues.get(channel) or self.queue(channel)
@@ -425,7 +428,7 @@ class LoopState:
             poller = queue.poller
             if poller is None or poller.stopped:
                 poller = queue.poller = self.poller_for(channel)
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[None] = loop.create_future()
             queue.waiters.append(waiter)
             poller.waiting += 1
             poller.want()

@@ -7,7 +7,8 @@ key a script touches sits in one slot):
 - ``P:{name}``: a list of queued entries for the plain channel ``name``;
 - ``P:{base!}``: ONE list for all process-local channels ``base!suffix`` of a process, read by one
   blocking-pop loop in that process, which hands entries to local queues by channel name;
-- ``P:{base!}:n``: a hash counting the entries queued per process-local channel (capacity);
+- ``P:{base!}:n``: a hash counting the entries queued per process-local channel (capacity), kept
+  only while the list is as long as a capacity (shorter, nobody can be full: see ``counted``);
 - ``P:{base!}:alive``: the process's heartbeat (a TTL key); without it its memberships are dead;
 - ``P:g:{group}``: a sorted set of the group's member channels, scored by join time (seconds).
 
@@ -85,6 +86,7 @@ local function tally(totals, channels)
 end
 
 local function decrement(counts, totals)
+  if redis.call('EXISTS', counts) == 0 then return end  -- the counts are implicit (see below)
   local channels = {}
   for channel in pairs(totals) do channels[#channels + 1] = channel end
   if #channels == 0 then return end
@@ -101,6 +103,28 @@ local function decrement(counts, totals)
   end
   if #updates > 0 then bulk('HSET', counts, updates) end
   if #gone > 0 then bulk('HDEL', counts, gone) end
+end
+
+-- A process list's counts hash is exact when it exists, and implicit when it does not: no
+-- channel can have more entries queued than the list holds, so while the list is shorter than
+-- a capacity in question nothing needs counting (a 1000-member group message would otherwise
+-- write 1000 counts on its way in and 1000 on its way out). The first time the list reaches a
+-- capacity, its entries are counted once here; from then on every push and pop keeps the hash
+-- exact, until the list runs empty and DRAIN drops it.
+local function counted(list, counts, capacity)
+  if redis.call('EXISTS', counts) == 1 then return true end
+  if redis.call('LLEN', list) < capacity then return false end
+  local totals, channels = {}, {}
+  for _, item in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    tally(totals, string.match(item, '^%d+|([^|]*)|'))
+  end
+  for channel, n in pairs(totals) do
+    channels[#channels + 1] = channel
+    channels[#channels + 1] = n
+  end
+  if #channels == 0 then return false end
+  bulk('HSET', counts, channels)
+  return true
 end
 """
 )
@@ -125,16 +149,16 @@ for _ = 1, 20 do
     decrement(counts, totals)
   end
 end
-local used
-if counts then
+local used, exact = 0, counts and counted(list, counts, capacity)
+if exact then
   used = tonumber(redis.call('HGET', counts, channel) or '0')
-else
+elseif not counts then
   used = redis.call('LLEN', list)
 end
 if used >= capacity then return 0 end
 redis.call('RPUSH', list, ARGV[2])
 redis.call('PEXPIRE', list, ARGV[4])
-if counts then
+if exact then
   redis.call('HINCRBY', counts, channel, 1)
   redis.call('PEXPIRE', counts, ARGV[4])
 end
@@ -149,12 +173,10 @@ DRAIN = (
     _DECREMENT
     + """
 local list, counts = KEYS[1], KEYS[2]
-local totals = {}
-for i = 2, #ARGV do tally(totals, ARGV[i]) end
 local limit = tonumber(ARGV[1])
 local items = {}
 if limit > 0 then items = redis.call('LPOP', list, limit) or {} end
-if counts then
+if counts and redis.call('EXISTS', counts) == 1 then  -- else the counts are implicit
   if redis.call('LLEN', list) == 0 then
     -- Nothing is queued, so every count is 0: dropping them all also heals any drift a
     -- failure left (a BLPOP whose reply was lost, a decrement that never arrived). A BLPOP
@@ -162,6 +184,8 @@ if counts then
     -- which loosens capacity and never blocks a send.
     redis.call('DEL', counts)
   else
+    local totals = {}
+    for i = 2, #ARGV do tally(totals, ARGV[i]) end
     for _, item in ipairs(items) do tally(totals, string.match(item, '^%d+|([^|]*)|')) end
     decrement(counts, totals)
   end
@@ -189,7 +213,7 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 # joined longer ago than the grace, belongs to a dead process: its members are not delivered to
 # but collected in ``m.dead``, for removal from the group.
 _DELIVER = (
-    _BULK
+    _DECREMENT
     + _KEYS_LUA
     + """
 local function deliver(m, list, is_local, newest, members, capacities)
@@ -201,7 +225,11 @@ local function deliver(m, list, is_local, newest, members, capacities)
     return
   end
   local entries = {}
-  if is_local then
+  local smallest = math.huge
+  for j = 1, #capacities do smallest = math.min(smallest, capacities[j]) end
+  if is_local and not counted(list, counts, smallest) then
+    entries = members  -- the list is shorter than every capacity: nobody is full
+  elseif is_local then
     -- Every member's count in one HMGET, the new counts in one HSET (not a call per member).
     local used, updates = bulk('HMGET', counts, members), {}
     for j, channel in ipairs(members) do

@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
+
+from asgiref.sync import markcoroutinefunction
 
 from ..base import Receive, Scope, Send
 
@@ -96,15 +98,27 @@ class OriginValidator:
             return "*" in self.allowed_origins
         return any(origin_matches(origin, pattern) for pattern in self.allowed_origins)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Call the application, or deny with a 403."""
+    @markcoroutinefunction
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[Any]:
+        """Call the application, or deny with a 403.
+
+        Returns the application's coroutine rather than awaiting it (a coroutine function to
+        every caller and ASGI check): an allowed connection then holds no frame of the
+        validator for its whole life (~350 bytes per idle WebSocket, issue 18).
+        """
         if scope["type"] not in ("http", "websocket"):
-            raise ValueError(
-                f"OriginValidator only guards 'http' and 'websocket' scopes, not {scope['type']!r}"
+            return _raise(
+                ValueError(
+                    "OriginValidator only guards 'http' and 'websocket' scopes, "
+                    f"not {scope['type']!r}"
+                )
             )
         if self.valid_origin(_origin_from_scope(scope)):
-            await self.application(scope, receive, send)
-            return
+            running: Awaitable[Any] = self.application(scope, receive, send)
+            return running
+        return self._deny(scope, receive, send)
+
+    async def _deny(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._log_refusal(scope)
         if scope["type"] == "websocket":
             await receive()  # the websocket.connect
@@ -113,6 +127,11 @@ class OriginValidator:
             headers = [(b"content-type", b"text/plain; charset=utf-8")]
             await send({"type": "http.response.start", "status": 403, "headers": headers})
             await send({"type": "http.response.body", "body": b"Forbidden: origin not allowed"})
+
+
+async def _raise(error: Exception) -> Any:
+    """A coroutine that raises ``error`` when awaited (see OriginValidator.__call__)."""
+    raise error
 
 
 def _django_allowed_hosts() -> list[str] | None:

@@ -183,3 +183,23 @@ def test_options_are_checked_like_channels() -> None:
     assert layer.get_capacity("abc") == 2 and layer.get_capacity("xyz") == 7
     with pytest.raises(TypeError, match="hosts"):
         InMemoryChannelLayer(hosts=["redis://"])  # type: ignore[call-arg]
+
+
+async def test_an_idle_channel_holds_no_queue_of_its_own() -> None:
+    """Issue 18: an empty deque is ~700 bytes per idle consumer's channel. Empty channels share
+    one queue that is never written to; a message gets its channel a queue, which goes back
+    once drained, and no message is lost or shared on the way."""
+    layer = InMemoryChannelLayer()
+    first, second = await layer.new_channel(), await layer.new_channel()
+    for channel in (first, second):
+        await layer.group_add("room", channel)
+    waiting = asyncio.ensure_future(layer.receive(first))
+    await asyncio.sleep(0)
+    shared = layer._channels[first].queue  # private: read for this test only
+    assert not shared and type(shared).__name__ == "deque"
+    await layer.group_send("room", {"type": "news", "n": 1})
+    await layer.send(second, {"type": "own", "n": 2})
+    assert len(layer._channels[second].queue) == 2 and not shared
+    assert (await waiting)["n"] == 1
+    assert [(await layer.receive(second))["n"] for _ in range(2)] == [1, 2]
+    assert layer._channels[first].queue is shared and layer._channels[second].queue is shared

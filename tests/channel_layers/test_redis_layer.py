@@ -169,7 +169,8 @@ async def test_a_group_message_is_stored_once_per_process_and_decoded_into_copie
     assert sorted(cast(bytes, entries[0]).split(b"|")[1].split(b",")) == sorted(
         c.encode() for c in channels
     )
-    assert client.hgetall(key + ":n") == {c.encode(): b"1" for c in channels}  # capacity counts
+    # No counts while the list is shorter than the capacity: nobody can be full (scripts.py).
+    assert client.hgetall(key + ":n") == {}
     first = await layer.receive(channels[0])
     first["items"].append(3)  # one receiver's copy is its own
     assert [await layer.receive(c) for c in channels[1:]] == [{"type": "news", "items": [1, 2]}] * 2
@@ -179,6 +180,30 @@ async def test_a_group_message_is_stored_once_per_process_and_decoded_into_copie
     await layer.group_send("room", {"type": "news", "items": []})  # the third is dropped
     assert client.hgetall(key + ":n") == {c.encode(): b"2" for c in channels}
     assert layer.stats.group_deliveries == 9
+    await layer.flush()
+    await layer.close()
+
+
+async def test_group_capacity_is_exact_once_the_process_list_reaches_it(redis_url: str) -> None:
+    """The counts are implicit while the process list is shorter than the capacity; the
+    group_send that finds it that long counts its entries first, so only the member that is
+    really full misses the message."""
+    layer = RedisChannelLayer(hosts=[redis_url], prefix="counted", capacity=2)
+    full, *others = [await layer.new_channel() for _ in range(3)]
+    for channel in (full, *others):
+        await layer.group_add("room", channel)
+    client = redis.Redis.from_url(redis_url)
+    key = layer.channel_key(full)
+    await layer.send(full, {"type": "own", "n": 1})
+    await layer.send(full, {"type": "own", "n": 2})
+    assert client.hgetall(key + ":n") == {}  # one entry when the second send came: uncounted
+    await layer.group_send("room", {"type": "news"})
+    assert client.hgetall(key + ":n") == {full.encode(): b"2", **{c.encode(): b"1" for c in others}}
+    with pytest.raises(ChannelFull):
+        await layer.send(full, {"type": "own", "n": 3})
+    assert [(await layer.receive(full))["n"] for _ in range(2)] == [1, 2]
+    assert [(await layer.receive(c))["type"] for c in others] == ["news", "news"]
+    assert layer.stats.group_deliveries == 2
     await layer.flush()
     await layer.close()
 

@@ -171,3 +171,36 @@ def test_path_with_and_without_django(setup: str, module: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [module, "{'n':", "5,", "'w':", "'zz'}"]
+
+
+async def test_a_routed_consumer_runs_without_a_frame_of_the_routers_around_it() -> None:
+    """Issue 18: each router, the origin check and as_asgi()'s wrapper used to await the next
+    application, so an idle WebSocket held five coroutine frames (~1.4 KiB) for nothing. They
+    return the consumer's coroutine itself, and stay coroutine functions to asgiref's checks."""
+    from asgiref.compatibility import is_double_callable
+
+    from consumers.security import OriginValidator
+
+    consumer_app = AsyncWebsocketConsumer.as_asgi()
+    application = ProtocolTypeRouter(
+        {
+            "websocket": OriginValidator(
+                URLRouter([_own_path("ws/<slug:room>/", consumer_app)]), ["*"]
+            )
+        }
+    )
+    scope = {"type": "websocket", "path": "/ws/lobby/", "headers": [], "subprotocols": []}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    running = application(scope, receive, send)
+    assert running.cr_code is AsyncWebsocketConsumer.__call__.__code__  # type: ignore[attr-defined]
+    await running
+    assert not is_double_callable(application)  # type: ignore[no-untyped-call]
+    assert not is_double_callable(consumer_app)  # type: ignore[no-untyped-call]
+    with pytest.raises(ValueError, match="No application configured for scope type 'http'"):
+        await application({"type": "http", "path": "/"}, receive, send)

@@ -134,7 +134,7 @@ def test_text_binary_and_empty_messages(feed: Feed) -> None:
     core = ws.WebSocketCore(max_size=1 << 20)
     data = (
         client_frame(0x1, "héllo".encode())
-        + client_frame(0x2, b"\x00\xff" * 100)  # 200 bytes: wsproto's path
+        + client_frame(0x2, b"\x00\xff" * 100)  # 200 bytes: a 16-bit length
         + client_frame(0x1, b"")
         + client_frame(0x2, b"")
     )
@@ -144,6 +144,38 @@ def test_text_binary_and_empty_messages(feed: Feed) -> None:
         ws.Message(""),
         ws.Message(b""),
     ]
+
+
+@feeds
+def test_pings_pongs_and_16_bit_lengths_between_messages(feed: Feed) -> None:
+    """Whole, these take the fast path (no wsproto parser is built); byte by byte, wsproto's:
+    both give the same events and pongs."""
+    core = ws.WebSocketCore(max_size=1 << 20)
+    core.ping(b"ab")
+    data = (
+        client_frame(0x9, b"hi")
+        + client_frame(0x1, b"x" * 126)
+        + client_frame(0xA, b"ab")
+        + client_frame(0x2, b"y" * 65535)
+        + client_frame(0x9, b"")
+    )
+    events = feed(core, data)
+    assert events == [ws.Message("x" * 126), ws.PongReceived(b"ab"), ws.Message(b"y" * 65535)]
+    assert core.ping_payload is None
+    pongs = core.take_output()
+    assert parse_server_frame(pongs[:4]) == (0xA, b"hi")
+    assert parse_server_frame(pongs[4:]) == (0xA, b"")
+    if feed is whole:  # an idle connection that only chats never pays for wsproto's parser
+        assert core._frames is None
+
+
+@feeds
+def test_a_16_bit_length_that_fits_in_7_bits_is_a_protocol_error(feed: Feed) -> None:
+    """RFC 6455 §5.2: the minimal number of bytes must encode the length."""
+    frame = struct.pack("!BBH", 0x81, 0x80 | 126, 5) + b"\x00" * 4 + b"hello"
+    events = feed(ws.WebSocketCore(max_size=1024), frame)
+    assert len(events) == 1 and isinstance(events[0], ws.ProtocolFailed)
+    assert events[0].code == 1002
 
 
 @feeds
@@ -243,6 +275,15 @@ def test_message_over_the_cap_closes_with_1009(feed: Feed) -> None:
     core = ws.WebSocketCore(max_size=100)
     events = feed(core, client_frame(0x1, b"a" * 100) + client_frame(0x2, b"b" * 101))
     assert events[0] == ws.Message("a" * 100)
+    assert isinstance(events[1], ws.ProtocolFailed) and events[1].code == 1009
+
+
+@feeds
+def test_a_16_bit_message_over_the_cap_closes_with_1009(feed: Feed) -> None:
+    """The fast path takes 16-bit lengths too, and leaves one over the cap to wsproto's 1009."""
+    core = ws.WebSocketCore(max_size=200)
+    events = feed(core, client_frame(0x1, b"a" * 200) + client_frame(0x2, b"b" * 201))
+    assert events[0] == ws.Message("a" * 200)
     assert isinstance(events[1], ws.ProtocolFailed) and events[1].code == 1009
 
 

@@ -103,3 +103,15 @@ async def test_send_waits_while_writing_is_paused() -> None:
     shell.writing_paused = True
     await ws.send({"type": "websocket.send", "bytes": b"x"})
     assert shell.calls[-2:] == [("send", b"x"), ("wait",)]
+
+
+async def test_an_idle_session_keeps_no_inbox() -> None:
+    """Issue 18: an empty deque is ~700 bytes per idle connection; the inbox exists only while
+    messages wait, and flow control still resumes reading when it drains."""
+    ws, shell = session(max_queue=2)
+    assert not hasattr(ws, "__dict__") and ws._inbox is None  # private: read for this test
+    await ws.receive()  # websocket.connect
+    for n in range(4):
+        ws.message_received(str(n))
+    assert [(await ws.receive())["text"] for _ in range(4)] == ["0", "1", "2", "3"]
+    assert shell.calls == [("pause",), ("resume",)] and ws._inbox is None
