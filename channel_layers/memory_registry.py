@@ -77,6 +77,15 @@ class MemoryRegistry(Registry):
             del self._spaces[space]
         return True
 
+    async def release_last(self, space: str, member: str) -> bool | None:
+        """Remove ``member``; None when it was not there, True when its key went with it."""
+        state = self._spaces.get(space)
+        if state is None or member not in state.members:
+            return None
+        key = state.members[member][0]
+        await self.release(space, member)
+        return key not in state.keys
+
     async def entries(self, space: str) -> list[Entry]:
         """Every member of ``space`` in claim order."""
         state = self._spaces.get(space)

@@ -18,8 +18,9 @@ Claims
     and value. Members are numbered in claim order (``seq``), cluster-wide.
 
 Release and death
-    :meth:`Registry.release` removes a member; a key without members is gone. A node's members
-    die with its process: the Redis backend ties them to the layer's heartbeat of the node's
+    :meth:`Registry.release` removes a member; a key without members is gone
+    (:meth:`Registry.release_last` also says whether this release emptied the key). A node's
+    members die with its process: the Redis backend ties them to the layer's heartbeat of the node's
     process (``heartbeat_ttl``), so within that bound a claim no longer sees them and
     :meth:`Registry.entries` (which purges them) no longer returns them. :meth:`Registry.sweep`
     also returns the dead nodes' members it purged: a purge is atomic, so each such member is
@@ -99,6 +100,16 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     async def release(self, space: str, member: str) -> bool:
         """Remove ``member``; False when it was not there (released, or its node died)."""
+
+    async def release_last(self, space: str, member: str) -> bool | None:
+        """:meth:`release`, telling whether the key went with ``member``: None when ``member``
+        was not there, True when it was the key's last member (a member of a dead node still
+        counts until purged: the purge reports it). This default reads, releases and reads
+        again (not atomic, and as long as the space); the backends here do it in one step."""
+        keys = [entry.key for entry in await self.entries(space) if entry.member == member]
+        if not await self.release(space, member):
+            return None
+        return not keys or all(entry.key != keys[0] for entry in await self.entries(space))
 
     @abc.abstractmethod
     async def entries(self, space: str) -> list[Entry]:

@@ -108,6 +108,20 @@ return {1, t[1], t[2], t[3]}
 # KEYS: terms, members. ARGV: kprefix, member. Returns 1 when it was there.
 RELEASE = _COMMON + "return drop(ARGV[1], ARGV[2]) and 1 or 0\n"
 
+# KEYS: terms, members. ARGV: kprefix, member. Returns 0 when it was not there, 2 when its key
+# went with it (no member left, dead or alive), else 1.
+RELEASE_LAST = (
+    _COMMON
+    + """
+local record = redis.call('HGET', KEYS[2], ARGV[2])
+if not record then return 0 end
+local key = split(record)[1]
+drop(ARGV[1], ARGV[2])
+if redis.call('HEXISTS', KEYS[1], key) == 1 then return 1 end
+return 2
+"""
+)
+
 # KEYS: terms, members. ARGV: prefix, kprefix, a node leaving now ('' for none). Drops the
 # members of dead (and the leaving) nodes; returns {dropped, members flat, terms flat, the
 # dropped flat: member, its record, its key's terms}.
@@ -211,6 +225,12 @@ class RedisRegistry(Registry):
         """Remove ``member`` in one script."""
         terms, members, _, kprefix = self._keys(space)
         return bool(await self._run(RELEASE, [terms, members], [kprefix, member]))
+
+    async def release_last(self, space: str, member: str) -> bool | None:
+        """Remove ``member`` and tell whether its key went with it, in one script."""
+        terms, members, _, kprefix = self._keys(space)
+        outcome = int(await self._run(RELEASE_LAST, [terms, members], [kprefix, member]))
+        return None if outcome == 0 else outcome == 2
 
     async def entries(self, space: str) -> list[Entry]:
         """Every live member of ``space``; those of dead nodes are purged on the way."""

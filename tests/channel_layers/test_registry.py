@@ -90,6 +90,31 @@ async def test_release_frees_the_key(layer: BaseChannelLayer) -> None:
     assert again.granted and again.value == "2"
 
 
+async def test_release_last_says_whether_the_key_went(layer: BaseChannelLayer) -> None:
+    registry = layer.registry()
+    node = await layer.new_channel("wamp")
+    for member in ("a", "b"):
+        assert (await registry.claim("s", "k", member, node, exclusive=False)).granted
+    assert await registry.release_last("s", "a") is False  # b still holds k
+    assert await registry.release_last("s", "a") is None  # not there any more
+    assert await registry.release_last("s", "b") is True  # the last one: k is gone
+    again = await registry.claim("s", "k", "c", node, exclusive=False, value="new")
+    assert again.granted and again.value == "new"  # a new key: the claimer's value
+
+
+async def test_the_default_release_last_reads_around_the_release(
+    layer: BaseChannelLayer,
+) -> None:
+    registry = layer.registry()
+    node = await layer.new_channel("wamp")
+    for member in ("a", "b"):
+        await registry.claim("s", "k", member, node, exclusive=False)
+    default = Registry.release_last  # what a backend without its own atomic step does
+    assert await default(registry, "s", "a") is False
+    assert await default(registry, "s", "a") is None
+    assert await default(registry, "s", "b") is True
+
+
 async def test_a_sweep_lists_like_entries(layer: BaseChannelLayer) -> None:
     registry = layer.registry()
     node = await layer.new_channel("wamp")
