@@ -11,11 +11,14 @@ nodes, meta events that cross nodes, and the ``on_leave`` of sessions whose proc
 - Meta events happen on one node (the session's) and go to the other nodes like any
   publication, once each node has a meta subscriber, after the registry change they announce.
 - Every read of the session space is a ``Registry.sweep``: it purges the sessions of dead
-  nodes and reports them to the one caller whose script purged them, which fires their
-  ``on_leave`` (so once in the cluster, and never for a session that left by itself: its
-  node released it). Each node reads on its beat, every ``sync_interval`` (not on the re-reads
-  other nodes' changes ask for: the read grows with the number of sessions), so a dead
-  process's sessions leave within ``heartbeat_ttl + sync_interval``.
+  nodes (with their subscribers and callees, which ``cluster_lifecycle.py`` keeps in the same
+  space) and reports them to the one caller whose script purged them, which fires their
+  ``on_unsubscribe``/``on_unregister`` and ``on_leave`` (so once in the cluster, and never for a
+  session that left by itself: its node released it). A read that misses this node's own
+  sessions (purged while the process was stopped) has them claimed again. Each node reads on
+  its beat, every ``sync_interval`` (not on the re-reads other nodes' changes ask for: the
+  read grows with the number of sessions, subscribers and callees), so a dead process's
+  sessions leave within ``heartbeat_ttl + sync_interval``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .cluster_lifecycle import ClusterLifecycle, is_session
 from .filter import PublishFilter
 from .meta import KILLED
 
@@ -63,6 +68,8 @@ class ClusterSessions:
         self._ask_ids = itertools.count(1)
         #: Set by the node's periodic beat: the next ``sync`` reads the session space.
         self.read_due = False
+        #: The subscription and registration events, and the return of purged sessions.
+        self.lifecycle = ClusterLifecycle(self)
 
     @property
     def realm(self) -> RealmRouter:
@@ -75,18 +82,18 @@ class ClusterSessions:
 
     def joined(self, session_id: int, info: dict[str, Any]) -> None:
         """Record a session of this node, with its details, in the session space."""
+        self.cluster.queue(partial(self.claim_session, session_id, info))
+
+    async def claim_session(self, session_id: int, info: dict[str, Any]) -> bool:
+        """Claim a session's record (in the realm's queue)."""
         key = str(session_id)
         value = json.dumps(info, default=str, separators=(",", ":"))
         cluster = self.cluster
-
-        async def claim() -> bool:
-            registry = cluster.node.registry
-            await registry.claim(
-                cluster.session_space, key, key, cluster.node.channel, exclusive=True, value=value
-            )
-            return False  # other nodes route by registrations, not sessions: no re-read
-
-        cluster.queue(claim)
+        await cluster.node.registry.claim(
+            cluster.session_space, key, key, cluster.node.channel, exclusive=True, value=value
+        )
+        self.lifecycle.recorded.add(session_id)
+        return False  # other nodes route by registrations, not sessions: no re-read
 
     async def in_order(self, read: Callable[[], Awaitable[T]]) -> T:
         """Run ``read`` in the realm's registry queue (after this node's queued changes)."""
@@ -113,16 +120,12 @@ class ClusterSessions:
     async def _read(self) -> list[SessionRecord]:
         """The session space, swept: the sessions of dead nodes this read purged leave."""
         live, purged = await self.cluster.node.registry.sweep(self.cluster.session_space)
-        records = self._records(live)
+        records = self._records(entry for entry in live if is_session(entry))
         self.known = {record.id: record for record in records}
         if purged:
-            meta = self.realm.meta
-            for record in self._records(purged):
-                info = record.info
-                meta.emit(
-                    "wamp.session.on_leave", [record.id, info.get("authid"), info.get("authrole")]
-                )
-            meta.flush()
+            gone = self._records(entry for entry in purged if is_session(entry))
+            self.lifecycle.announce_purged(live, purged, gone)
+        self.lifecycle.check_own(live)
         return records
 
     def _records(self, entries: Iterable[Any]) -> list[SessionRecord]:

@@ -122,7 +122,12 @@ class MetaApi:
         self.flush()
 
     def left(self, session: Session) -> None:
-        """``wamp.session.on_leave`` (after the events of its subscriptions and registrations)."""
+        """``wamp.session.on_leave`` (after the events of its subscriptions and registrations,
+        which a cluster realm fires once its registry has heard of them)."""
+        cluster = self.realm.cluster
+        if cluster is not None:
+            cluster.sessions.lifecycle.left(session)
+            return
         self.emit("wamp.session.on_leave", [session.id, session.authid, session.authrole])
         self.flush()
 

@@ -5,6 +5,10 @@ It wraps whichever state the realm uses and speaks only the ``RoutingState`` int
 the meta API works the same on the in-process state and on a registry-backed one: the events fire
 in the process where the session acted, and ``subscriptions``/``registrations`` hold the objects
 the state returned (a registry-backed state that keeps them current makes the lists cluster-wide).
+
+In a cluster, ``on_create``/``on_delete`` must fire once for the whole cluster, which only the
+registry can tell: the wrapper then hands each change to ``cluster_lifecycle.ClusterLifecycle``
+(``lifecycle``), which claims or releases it and fires the events after.
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ class MetaEvents(Protocol):
         ...
 
 
+class Lifecycle(Protocol):
+    """Where a cluster realm's wrapper hands the changes (``cluster_lifecycle.py``)."""
+
+    def added(self, session_id: int, item: Subscription | Registration) -> None:
+        """A session subscribed or registered."""
+        ...
+
+    def removed(self, session_id: int, item: Subscription | Registration) -> None:
+        """A session unsubscribed or unregistered."""
+        ...
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()
 
@@ -43,9 +59,12 @@ def _now() -> str:
 class ObservedState:
     """``RoutingState`` that emits meta events (see the module docstring)."""
 
-    def __init__(self, inner: RoutingState, events: MetaEvents) -> None:
+    def __init__(
+        self, inner: RoutingState, events: MetaEvents, lifecycle: Lifecycle | None = None
+    ) -> None:
         self.inner = inner
         self.events = events
+        self.lifecycle = lifecycle
         self.subscriptions: dict[int, Subscription] = {}
         self.registrations: dict[int, Registration] = {}
         self.created: dict[int, str] = {}
@@ -55,9 +74,14 @@ class ObservedState:
 
     def subscribe(self, session_id: int, topic: str, match: MatchPolicy) -> Subscription:
         subscription = self.inner.subscribe(session_id, topic, match)
-        if subscription.id not in self.subscriptions:
+        new = subscription.id not in self.subscriptions
+        if new:
             self.subscriptions[subscription.id] = subscription
             self.created[subscription.id] = _now()
+        if self.lifecycle is not None:
+            self.lifecycle.added(session_id, subscription)
+            return subscription
+        if new:
             self.events.emit(
                 "wamp.subscription.on_create", [session_id, self.subscription_details(subscription)]
             )
@@ -66,12 +90,17 @@ class ObservedState:
 
     def unsubscribe(self, session_id: int, subscription_id: int) -> Subscription | None:
         subscription = self.inner.unsubscribe(session_id, subscription_id)
-        if subscription is not None:
-            self.events.emit("wamp.subscription.on_unsubscribe", [session_id, subscription_id])
-            if not subscription.subscribers:
-                self.subscriptions.pop(subscription_id, None)
-                self.created.pop(subscription_id, None)
-                self.events.emit("wamp.subscription.on_delete", [session_id, subscription_id])
+        if subscription is None:
+            return None
+        if not subscription.subscribers:
+            self.subscriptions.pop(subscription_id, None)
+            self.created.pop(subscription_id, None)
+        if self.lifecycle is not None:
+            self.lifecycle.removed(session_id, subscription)
+            return subscription
+        self.events.emit("wamp.subscription.on_unsubscribe", [session_id, subscription_id])
+        if not subscription.subscribers:
+            self.events.emit("wamp.subscription.on_delete", [session_id, subscription_id])
         return subscription
 
     def subscriptions_matching(self, topic: str) -> list[Subscription]:
@@ -89,24 +118,37 @@ class ObservedState:
             done(outcome)  # REGISTERED first: the events may reach the new callee itself
             # (a registration the dealer undid at once, its session gone, is not announced)
             if isinstance(outcome, Registration) and session_id in outcome.callees:
-                if outcome.id not in self.registrations:
-                    self.registrations[outcome.id] = outcome
-                    self.created[outcome.id] = _now()
-                    details = self.registration_details(outcome)
-                    self.events.emit("wamp.registration.on_create", [session_id, details])
-                self.events.emit("wamp.registration.on_register", [session_id, outcome.id])
+                self._registered(session_id, outcome)
             self.events.flush()
 
         self.inner.register(session_id, procedure, match, invoke, observed)
 
+    def _registered(self, session_id: int, registration: Registration) -> None:
+        new = registration.id not in self.registrations
+        if new:
+            self.registrations[registration.id] = registration
+            self.created[registration.id] = _now()
+        if self.lifecycle is not None:
+            self.lifecycle.added(session_id, registration)
+            return
+        if new:
+            details = self.registration_details(registration)
+            self.events.emit("wamp.registration.on_create", [session_id, details])
+        self.events.emit("wamp.registration.on_register", [session_id, registration.id])
+
     def unregister(self, session_id: int, registration_id: int) -> Registration | None:
         registration = self.inner.unregister(session_id, registration_id)
-        if registration is not None and registration_id in self.registrations:
-            self.events.emit("wamp.registration.on_unregister", [session_id, registration_id])
-            if not registration.callees:
-                self.registrations.pop(registration_id, None)
-                self.created.pop(registration_id, None)
-                self.events.emit("wamp.registration.on_delete", [session_id, registration_id])
+        if registration is None or registration_id not in self.registrations:
+            return registration
+        if not registration.callees:
+            self.registrations.pop(registration_id, None)
+            self.created.pop(registration_id, None)
+        if self.lifecycle is not None:
+            self.lifecycle.removed(session_id, registration)
+            return registration
+        self.events.emit("wamp.registration.on_unregister", [session_id, registration_id])
+        if not registration.callees:
+            self.events.emit("wamp.registration.on_delete", [session_id, registration_id])
         return registration
 
     def registration_for(self, procedure: str) -> Registration | None:

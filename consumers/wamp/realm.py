@@ -133,7 +133,8 @@ class RealmRouter:
         self.cluster = cluster
         inner = cluster or state or LocalRoutingState(limits.max_retained_events)
         #: The routing state, wrapped so that changes fire the meta events (``meta_state``).
-        self.observed = ObservedState(inner, self.meta)
+        lifecycle = cluster.sessions.lifecycle if cluster is not None else None
+        self.observed = ObservedState(inner, self.meta, lifecycle)
         self.state: RoutingState = self.observed
         self.sessions: dict[int, Session] = {}
         self.features = router_features()
