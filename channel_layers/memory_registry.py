@@ -47,6 +47,7 @@ class MemoryRegistry(Registry):
         exclusive: bool,
         policy: str = "",
         value: str = "",
+        purge: bool = True,
     ) -> Claim:
         """Add ``member`` to ``key`` (see the contract in ``channel_layers.registry``)."""
         require_plain(space=space, key=key, member=member, node=node, policy=policy, value=value)

@@ -94,8 +94,11 @@ class Registry(abc.ABC):
         exclusive: bool,
         policy: str = "",
         value: str = "",
+        purge: bool = True,
     ) -> Claim:
-        """Add ``member`` (owned by ``node``) to ``key``, atomically; see "Claims"."""
+        """Add ``member`` (owned by ``node``) to ``key``, atomically; see "Claims". The key's
+        members of dead nodes are dropped first, unless ``purge`` is False: then they count
+        until a :meth:`sweep` reports them (so no dead member goes unreported)."""
 
     @abc.abstractmethod
     async def release(self, space: str, member: str) -> bool:

@@ -74,15 +74,18 @@ end
 """
 
 # KEYS: terms, members, counter. ARGV: prefix, kprefix, key, member, node, exclusive, policy,
-# value. Returns {granted, exclusive, policy, value}.
+# value, purge ('1': drop the key's members of dead nodes first). Returns {granted, exclusive,
+# policy, value}.
 CLAIM = (
     _COMMON
     + """
 local prefix, kprefix, key, member, node = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local holders = redis.call('HGETALL', kprefix .. key)
-local cache = {}
-for i = 1, #holders, 2 do
-  if not is_alive(prefix, holders[i + 1], cache) then drop(kprefix, holders[i]) end
+if ARGV[9] == '1' then
+  local holders = redis.call('HGETALL', kprefix .. key)
+  local cache = {}
+  for i = 1, #holders, 2 do
+    if not is_alive(prefix, holders[i + 1], cache) then drop(kprefix, holders[i]) end
+  end
 end
 local terms = redis.call('HGET', KEYS[1], key)
 if terms then
@@ -210,12 +213,14 @@ class RedisRegistry(Registry):
         exclusive: bool,
         policy: str = "",
         value: str = "",
+        purge: bool = True,
     ) -> Claim:
         """Add ``member`` to ``key`` in one script (see ``channel_layers.registry``)."""
         require_plain(space=space, key=key, member=member, node=node, policy=policy, value=value)
         terms, members, counter, kprefix = self._keys(space)
         flag = "1" if exclusive else "0"
-        args = [self._alive_arg, kprefix, key, member, node, flag, policy, value]
+        purging = "1" if purge else "0"
+        args = [self._alive_arg, kprefix, key, member, node, flag, policy, value, purging]
         granted, mode, held_policy, held_value = await self._run(
             CLAIM, [terms, members, counter], args
         )
@@ -296,6 +301,7 @@ class RedisPubSubRegistry(RedisRegistry):
         exclusive: bool,
         policy: str = "",
         value: str = "",
+        purge: bool = True,
     ) -> Claim:
         """Start ``node``'s heartbeat (a node claims from its own process), then claim."""
         beating = self._beating.get(node)
@@ -303,7 +309,7 @@ class RedisPubSubRegistry(RedisRegistry):
             await self._beat(node)
             self._beating[node] = asyncio.get_running_loop().create_task(self._heartbeat(node))
         return await super().claim(
-            space, key, member, node, exclusive=exclusive, policy=policy, value=value
+            space, key, member, node, exclusive=exclusive, policy=policy, value=value, purge=purge
         )
 
     async def _beat(self, node: str) -> None:

@@ -10,8 +10,10 @@ Each subscriber and callee of a node is a member of the realm's session space
 A key's value is fixed by its first claim (``Registry.claim``) and each claim proposes its own
 (ID, creation time, a nonce): the claim that gets its own value back created the key, and its
 node fires ``on_create``; ``Registry.release_last`` tells the one release that emptied the key,
-whose node fires ``on_delete``. The claims and releases run in the realm's queue, in the order
-the sessions acted, and the events follow them (after SUBSCRIBED or REGISTERED).
+whose node fires ``on_delete``. These claims leave a dead node's members in place (``purge``
+off): they count until the sweep below reports them, so none goes unannounced. The claims and
+releases run in the realm's queue, in the order the sessions acted, and the events follow them
+(after SUBSCRIBED or REGISTERED).
 
 Being in the session space, a dead node's subscribers and callees are purged by the same atomic
 sweep as its sessions, and reported to the one node that swept: it fires ``on_unsubscribe`` and
@@ -122,6 +124,7 @@ class ClusterLifecycle:
             self.cluster.node.channel,
             exclusive=False,
             value=value,
+            purge=False,  # a dead node's subscriber still counts until the sweep reports it
         )
         if not held.granted:
             return False  # claimed already (a reclaim that found it still there)

@@ -153,7 +153,8 @@ from tests.channel_layers.test_registry import redis_layer
 async def main():
     layer = redis_layer(sys.argv[3], sys.argv[1], sys.argv[2], heartbeat_ttl=0.6)
     node = await layer.new_channel("wamp")
-    claim = await layer.registry().claim("s", "k", "held", node, exclusive=True, value="1")
+    exclusive = len(sys.argv) < 5  # a fourth argument: a shared claim
+    claim = await layer.registry().claim("s", "k", "held", node, exclusive=exclusive, value="1")
     print(node, claim.granted, flush=True)
     await asyncio.sleep(60)
 
@@ -222,6 +223,40 @@ async def test_a_sweep_reports_each_dead_member_once(redis_url: str, kind: str) 
         assert (dead.key, dead.member, dead.node, dead.value) == ("k", "held", node, "1")
         assert [entry.member for entry in live] == ["mine"]
         assert await registry.sweep("s") == (live, [])  # reported once
+    finally:
+        holder.kill()
+        await layer.flush()
+        await layer.close()
+
+
+@pytest.mark.parametrize("kind", ["redis", "pubsub"])
+async def test_a_claim_without_purge_leaves_dead_members_to_the_sweep(
+    redis_url: str, kind: str
+) -> None:
+    prefix = f"reg-{os.urandom(4).hex()}"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLDER), redis_url, prefix, kind, "shared"],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    layer = redis_layer(kind, redis_url, prefix, heartbeat_ttl=0.6)
+    try:
+        assert holder.stdout is not None
+        node, _ = holder.stdout.readline().decode().split()
+        registry = layer.registry()
+        mine = await layer.new_channel("wamp")
+        holder.kill()
+        holder.wait()
+        killed = time.monotonic()
+        while await registry.alive([node]):
+            assert time.monotonic() - killed < 0.6 + 1.0, "the dead node outlived its bound"
+            await asyncio.sleep(0.05)
+        kept = await registry.claim("s", "k", "late", mine, exclusive=False, value="2", purge=False)
+        assert kept.granted and kept.value == "1"  # joined the dead member's key, not a new one
+        live, purged = await registry.sweep("s")
+        assert [entry.member for entry in purged] == ["held"]  # reported, not dropped unseen
+        assert [(entry.member, entry.value) for entry in live] == [("late", "1")]
+        assert await registry.release_last("s", "late") is True
     finally:
         holder.kill()
         await layer.flush()
