@@ -201,26 +201,6 @@ class ClusterRealm:
 
         self.queue(claim)
 
-    async def reclaim_callee(self, session_id: int, registration: Registration) -> bool:
-        """Claim again a callee of this node that a purge took (``cluster_lifecycle.py``);
-        False when the key is now another registration (another node took it meanwhile)."""
-        key, ours = f"{registration.match} {registration.uri}", str(registration.id)
-        member = f"{session_id} {key}"
-        held = await self.node.registry.claim(
-            self.reg_space,
-            key,
-            member,
-            self.node.channel,
-            exclusive=registration.invoke == "single",
-            policy=registration.invoke,
-            value=ours,
-        )
-        if held.value == ours:
-            return True  # granted, or still held: one key has one value, ours
-        if held.granted:
-            await self.node.registry.release(self.reg_space, member)
-        return False
-
     def _add_callee(self, local: Registration, session_id: int) -> None:
         merged = self.registrations.get(local.uri, local.match)
         if merged is None:

@@ -237,9 +237,30 @@ class ClusterLifecycle:
         meta.flush()
         return True  # the other nodes read the registry again
 
+    async def _reclaim_callee(self, session_id: int, registration: Registration) -> bool:
+        """Claim again a callee in the realm's registrations space (its key and member as
+        ``cluster.ClusterRealm.register`` writes them); False when the key is now another
+        registration (another node took it meanwhile)."""
+        cluster, key = self.cluster, f"{registration.match} {registration.uri}"
+        ours = str(registration.id)
+        member = f"{session_id} {key}"
+        held = await cluster.node.registry.claim(
+            cluster.reg_space,
+            key,
+            member,
+            cluster.node.channel,
+            exclusive=registration.invoke == "single",
+            policy=registration.invoke,
+            value=ours,
+        )
+        if held.value == ours:
+            return True  # granted, or still held: one key has one value, ours
+        if held.granted:
+            await cluster.node.registry.release(cluster.reg_space, member)
+        return False
+
     async def _reclaim_registration(self, session: Session, registration: Registration) -> None:
-        held = await self.cluster.reclaim_callee(session.id, registration)
-        if held:
+        if await self._reclaim_callee(session.id, registration):
             await self._add(session.id, registration)
             return
         logger.warning(

@@ -213,14 +213,15 @@ async def test_a_process_stopped_past_the_ttl_claims_its_sessions_again(
                 await settled(recorder, taken.id, ["create", "register", "unregister", "delete"])
                 took = time.monotonic() - stopped
                 thief = await wamp_a.connect()
-                await thief.register(lambda: "thief", "com.single")
+                stolen = await thief.register(lambda: "thief", "com.single")
             finally:
                 process_b.send_signal(signal.SIGCONT)
+            resumed = time.monotonic()
             # Back: B finds its sessions purged and claims them again, announced again.
-            deadline = time.monotonic() + BOUND * 3
             while late_id not in await watcher.call("wamp.session.list"):
-                assert time.monotonic() < deadline, "the late process's session stayed out"
+                assert time.monotonic() - resumed < BOUND * 3, "the late session stayed out"
                 await asyncio.sleep(0.05)
+            back_after = time.monotonic() - resumed
             await until(lambda: joins(recorder, late_id) == 2)
             back = ["create", "subscribe", "unsubscribe", "delete", "create", "subscribe"]
             await settled(recorder, topic.id, back)
@@ -228,13 +229,20 @@ async def test_a_process_stopped_past_the_ttl_claims_its_sessions_again(
             await settled(recorder, kept.id, back)
             assert await watcher.call("com.kept") == "kept"  # routed to B again
             assert await watcher.call("com.single") == "thief"  # B's callee lost it
+            assert await late.call("com.single") == "thief"  # B forgot its own
+            assert await watcher.call("wamp.registration.list_callees", stolen.id) == [sid(thief)]
+            with pytest.raises(ApplicationError):
+                await watcher.call("wamp.registration.get", taken.id)
             callees = await watcher.call("wamp.registration.list_callees", kept.id)
             assert callees == [late_id]
             subscribers = await watcher.call("wamp.subscription.list_subscribers", topic.id)
             assert subscribers == [late_id]
             await watcher.publish("com.late", "again", options=_acknowledged())
             assert await asyncio.wait_for(events.get(), 5) == ("again",)
-            print(f"purged after {took:.2f}s stopped (heartbeat_ttl {HEARTBEAT}s)")
+            print(
+                f"purged after {took:.2f}s stopped (heartbeat_ttl {HEARTBEAT}s), "
+                f"listed again {back_after:.2f}s after SIGCONT"
+            )
         finally:
             await wamp_a.close()
             await wamp_b.close()
