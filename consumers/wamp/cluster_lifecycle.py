@@ -129,7 +129,8 @@ class ClusterLifecycle:
         if not held.granted:
             return False  # claimed already (a reclaim that found it still there)
         observed, meta, kind = self.realm.observed, self.realm.meta, _kind(item)
-        observed.created[item.id] = json.loads(held.value)["created"]  # the cluster's, everywhere
+        if item.id in observed.subscriptions or item.id in observed.registrations:
+            observed.created[item.id] = json.loads(held.value)["created"]  # the cluster's time
         if held.value == value:
             if isinstance(item, Subscription):
                 details = observed.subscription_details(item)

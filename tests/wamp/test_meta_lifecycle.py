@@ -104,6 +104,44 @@ async def test_two_routers_announce_a_shared_pattern_once() -> None:
             router.node.stop()
 
 
+async def test_a_router_whose_entries_were_purged_claims_them_again() -> None:
+    """What a late process does when it runs again, without stopping one: B's entries are
+    taken out of the registry behind its back (as a sweep of a process taken for dead does)."""
+    layer = InMemoryChannelLayer()
+    a = Router([Realm("realm1")], channel_layer=layer, sync_interval=SYNC)
+    b = Router([Realm("realm1")], channel_layer=layer, sync_interval=SYNC)
+    watcher, on_b = a.join("realm1"), b.join("realm1")
+    recorder = Recorder()
+    try:
+        for topic in [*LIFECYCLE, *SESSION]:
+            watcher.subscribe(topic, recorder.on(topic))
+        realm_b = b.realm("realm1")
+        assert realm_b is not None and realm_b.cluster is not None
+        cluster_b = realm_b.cluster
+        await until(lambda: all(cluster_b.interest.matching(t) for t in LIFECYCLE))
+        topic_id = on_b.subscribe("com.b", lambda: None)
+        await settled(recorder, topic_id, ["create", "subscribe"])
+        registry, node = cluster_b.node.registry, cluster_b.node.channel
+        for space in (cluster_b.session_space, cluster_b.sub_space):
+            await registry.leave(space, node)
+        assert on_b.id not in await watcher.call("wamp.session.list")
+        assert await on_b.call("wamp.session.count") == 1  # B's read: its own session is gone
+        await until(lambda: joins(recorder, on_b.id) == 1, timeout=10)
+        assert on_b.id in await watcher.call("wamp.session.list")
+        await settled(recorder, topic_id, ["create", "subscribe", "create", "subscribe"])
+        await until(lambda: cluster_b.node.channel in set().union(*_interest(a, "com.b")))
+    finally:
+        for router in (a, b):
+            assert router.node is not None
+            router.node.stop()
+
+
+def _interest(router: Router, topic: str) -> list[set[str]]:
+    realm = router.realm("realm1")
+    assert realm is not None and realm.cluster is not None
+    return realm.cluster.interest.matching(topic)
+
+
 async def test_the_same_pattern_on_two_processes_is_created_and_deleted_once(
     redis_url: str, prefix: str
 ) -> None:
