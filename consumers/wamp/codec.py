@@ -90,18 +90,22 @@ def _codecs() -> dict[str, Codec]:
     # "\u0000..." strings into bytes): ~6x slower than json.loads on a small CALL. Frames with no
     # "\u0000" escape cannot hold such a string, so they go through json.loads and give the
     # same lists; the rest, and every msgpack and CBOR frame, through autobahn's serializers.
+    # The ".batched" variants are autobahn's serializers in batched mode (a length prefix per
+    # message, or a separator after each JSON message): a frame may carry several messages, and
+    # each message we send goes in a frame of its own, framed the batched way.
     codecs: dict[str, Codec] = {}
     for name, serializer_class in (
         ("json", JsonSerializer),
         ("msgpack", MsgPackSerializer),
         ("cbor", CBORSerializer),
     ):
-        object_serializer = serializer_class()._serializer
-        subprotocol = f"wamp.2.{name}"
-        fast_loads = json.loads if name == "json" else None
-        codecs[subprotocol] = Codec(
-            subprotocol, object_serializer, object_serializer.BINARY, fast_loads
-        )
+        for batched in (False, True):
+            object_serializer = serializer_class(batched=batched)._serializer
+            subprotocol = f"wamp.2.{name}.batched" if batched else f"wamp.2.{name}"
+            fast_loads = json.loads if name == "json" and not batched else None
+            codecs[subprotocol] = Codec(
+                subprotocol, object_serializer, object_serializer.BINARY, fast_loads
+            )
     return codecs
 
 

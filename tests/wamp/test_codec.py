@@ -50,5 +50,21 @@ def test_round_trip_and_garbage(name: str) -> None:
 def test_choose_subprotocol_takes_the_clients_first_known() -> None:
     chosen = choose_subprotocol(["mqtt", "wamp.2.msgpack", "wamp.2.json"])
     assert chosen is not None and chosen.subprotocol == "wamp.2.msgpack"
-    assert choose_subprotocol(["wamp.2.json.batched", "chat"]) is None
+    batched = choose_subprotocol(["wamp.2.json.batched", "chat"])
+    assert batched is not None and batched.subprotocol == "wamp.2.json.batched"
+    assert choose_subprotocol(["wamp.2.ubjson", "chat"]) is None
     assert choose_subprotocol([]) is None
+
+
+@pytest.mark.parametrize("name", ["json", "msgpack", "cbor"])
+def test_batched_frames_carry_several_messages(name: str) -> None:
+    codec, plain = SUBPROTOCOLS[f"wamp.2.{name}.batched"], SUBPROTOCOLS[f"wamp.2.{name}"]
+    publish = m.Publish(1, "com.topic", args=[1])
+    call = m.Call(2, "com.proc", kwargs={"a": b"\x00"})
+    frame = codec.encode(publish) + codec.encode(call)
+    decoded = codec.decode(frame)
+    assert [message.marshal() for message, _ in decoded] == [publish.marshal(), call.marshal()]
+    assert codec.binary == plain.binary
+    assert codec.encode(publish) != plain.encode(publish)  # framed the batched way
+    with pytest.raises(ProtocolError):
+        codec.decode(plain.encode(publish)[:-1] if name == "json" else b"\x00\x00\x00\x09ab")
