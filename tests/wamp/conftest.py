@@ -83,9 +83,8 @@ class Wamp:
             made.append(Client(ComponentConfig(realm)))
             return made[-1]
 
-        factory = WampWebSocketClientFactory(
-            make, url=self.url, serializers=[{**SERIALIZERS, **BATCHED}[serializer or self.serializer]()]
-        )
+        make_serializer = {**SERIALIZERS, **BATCHED}[serializer or self.serializer]
+        factory = WampWebSocketClientFactory(make, url=self.url, serializers=[make_serializer()])
         loop = asyncio.get_running_loop()
         await loop.create_connection(factory, self.host, self.port)
         for _ in range(200):

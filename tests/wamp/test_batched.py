@@ -20,7 +20,8 @@ async def test_batched_clients_publish_subscribe_and_call(
     async with wamp_server() as wamp:
         a, b = await wamp.connect(), await wamp.connect()
         # autobahn names the subprotocol it negotiated after its serializer
-        assert a._transport._serializer.SERIALIZER_ID == serializer
+        negotiated = a._transport._serializer.SERIALIZER_ID
+        assert negotiated == serializer
         events: asyncio.Queue[Any] = asyncio.Queue()
         await a.subscribe(lambda *args, **kwargs: events.put_nowait((args, kwargs)), "com.t")
         await b.publish("com.t", 1, b"\x00\xff", k="v", options=PublishOptions(acknowledge=True))
