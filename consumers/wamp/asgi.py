@@ -111,6 +111,7 @@ class WampEndpoint:
             await _refuse(scope, send)
             return
         self.router.bind()
+        await self.router.joined()  # a no-op once the cluster is joined
         transport, headers = transport_for(scope, self.router.configs.values())
         accept = {"type": "websocket.accept", "subprotocol": codec.subprotocol}
         await send({**accept, "headers": headers} if headers else accept)

@@ -9,6 +9,7 @@ events of different publishers have no order relative to each other.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .codec import Message
@@ -17,7 +18,7 @@ from .filter import PublishFilter
 from .ids import global_id
 from .settings import LIMIT_EXCEEDED
 from .state import RetainedEvent
-from .uris import MATCH_POLICIES, reserved, valid_uri
+from .uris import MATCH_POLICIES, MatchPolicy, reserved, valid_uri
 
 if TYPE_CHECKING:
     from .realm import RealmRouter
@@ -65,26 +66,38 @@ class Broker:
             limit = realm.limits.max_subscriptions_per_session
             error(session, kind, request.request, LIMIT_EXCEEDED, f"at most {limit} subscriptions")
             return
+        ready = partial(self._subscribed, session, request, match)
+        if realm.cluster is not None:  # SUBSCRIBED once every node has the pattern
+            realm.cluster.prepare_subscribe(request.topic, match, bool(request.get_retained), ready)
+        else:
+            ready(realm.state.retained_for(request.topic, match) if request.get_retained else [])
+
+    def _subscribed(
+        self, session: Session, request: Message, match: MatchPolicy, retained: list[RetainedEvent]
+    ) -> None:
+        """The subscription takes effect: SUBSCRIBED, then the retained events asked for."""
+        realm = self.realm
+        if realm.sessions.get(session.id) is not session:
+            return  # it left while the cluster took the subscription in
         subscription = realm.state.subscribe(session.id, request.topic, match)
         session.subscriptions.add(subscription.id)
         session.peer.send(m.Subscribed(request.request, subscription.id))
-        if request.get_retained:
-            for retained in realm.state.retained_for(request.topic, match):
-                if retained.rules is not None and not retained.rules.allows(session):
-                    continue  # the publication's exclude/eligible rules hold for replays too
-                session.peer.send(
-                    m.Event(
-                        subscription.id,
-                        retained.publication,
-                        args=retained.args,
-                        kwargs=retained.kwargs,
-                        publisher=retained.publisher,
-                        publisher_authid=retained.publisher_authid,
-                        publisher_authrole=retained.publisher_authrole,
-                        topic=retained.topic if match != "exact" else None,
-                        retained=True,
-                    )
+        for event in retained:
+            if event.rules is not None and not event.rules.allows(session):
+                continue  # the publication's exclude/eligible rules hold for replays too
+            session.peer.send(
+                m.Event(
+                    subscription.id,
+                    event.publication,
+                    args=event.args,
+                    kwargs=event.kwargs,
+                    publisher=event.publisher,
+                    publisher_authid=event.publisher_authid,
+                    publisher_authrole=event.publisher_authrole,
+                    topic=event.topic if match != "exact" else None,
+                    retained=True,
                 )
+            )
 
     def unsubscribe(self, session: Session, request: Message) -> None:
         """UNSUBSCRIBE: answer UNSUBSCRIBED, or ERROR no_such_subscription."""

@@ -22,17 +22,32 @@ realm's group) and every ``sync_interval`` seconds; the registry drops the membe
 whose heartbeat stopped (``heartbeat_ttl`` on Redis), and a node whose calls run through a dead
 node fails them, so a killed callee's caller gets ``wamp.error.canceled`` within
 ``heartbeat_ttl + sync_interval``. Registry operations of one node run one at a time, in order.
-Ordering across nodes: a new subscription sees other nodes' publications once they have read the
-registry again (milliseconds), not at SUBSCRIBED.
+
+Ordering across nodes (``rounds.py`` runs the waits):
+
+- SUBSCRIBED means "from now on, publications from any node reach you": the first subscription
+  of a pattern on a node is claimed in the registry, then every other live node reads the
+  registry again and says so, and only then does the session get SUBSCRIBED (and its local
+  subscription, so no EVENT precedes SUBSCRIBED). Later subscribers of the pattern on the node
+  wait for the same round, or for nothing once it is over.
+- REGISTERED means "a call from any node finds you": the claim, then the same round, then the
+  local registration and REGISTERED.
+- The wait is bounded by ``sync_interval``; a node that does not answer in time (its process
+  died and the registry has not purged it yet) is not waited for again until it answers.
+- Retained events stay on the node where they were published (``max_retained_events`` each,
+  gone with the process). A subscription with ``get_retained`` asks every live node for its
+  retained events of the pattern and gets, per topic, the one published last (by wall clock).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +61,7 @@ from .ids import global_id, pattern_id
 from .index import PatternIndex
 from .meta_cluster import ClusterMetaProcedures
 from .remote import NodeLink, RemoteCallee, rules_from_wire, rules_to_wire
+from .rounds import Rounds, newest_per_topic, retained_to_wire
 from .state import (
     InvokePolicy,
     LocalRoutingState,
@@ -90,6 +106,13 @@ class ClusterRealm:
         self._sync_queued = False
         self.sessions = ClusterSessions(self)
         self.meta = ClusterMetaProcedures(self.sessions)
+        self.rounds = Rounds(node, name)
+        #: Set once this node has read the realm's registry: sessions are welcomed after it.
+        self.synced = asyncio.Event()
+        self._claimed: set[str] = set()  # subscription patterns this node holds in the registry
+        self._pending: dict[str, int] = {}  # pattern -> SUBSCRIBEs not answered yet
+        self._spreading: dict[str, list[Callable[[], None]]] = {}  # pattern -> who waits
+        self._running: set[asyncio.Task[None]] = set()
         node.realms[name] = self
 
     def start(self) -> None:
@@ -119,15 +142,102 @@ class ClusterRealm:
     def _message(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"type": kind, "realm": self.name, "src": self.node.channel, **fields}
 
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` beside the operations (a round must not hold the queue: the nodes
+        it waits for may be waiting for this node's queue to answer theirs)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
     # --- RoutingState -------------------------------------------------------------------------
 
     def subscribe(self, session_id: int, topic: str, match: MatchPolicy) -> Subscription:
-        """Subscribe here; the first local subscriber of a pattern tells the cluster."""
-        subscription = self.local.subscribe(session_id, topic, match)
-        if len(subscription.subscribers) == 1:
-            key = f"{match} {topic}"
+        """Subscribe here (the broker calls ``prepare_subscribe`` first; without it, the pattern
+        is claimed now and reaches the other nodes when they read the registry)."""
+        key = f"{match} {topic}"
+        if key not in self._claimed:
+            self._claimed.add(key)
             self.queue(lambda: self._claim_interest(key))
-        return subscription
+        return self.local.subscribe(session_id, topic, match)
+
+    def prepare_subscribe(
+        self,
+        topic: str,
+        match: MatchPolicy,
+        get_retained: bool,
+        ready: Callable[[list[RetainedEvent]], None],
+    ) -> None:
+        """Call ``ready`` (which subscribes and answers SUBSCRIBED) once every live node has the
+        pattern, with the cluster's retained events when asked (see the module docstring)."""
+        key = f"{match} {topic}"
+        self._pending[key] = self._pending.get(key, 0) + 1
+
+        def go() -> None:
+            if get_retained:
+                self._spawn(self._with_retained(key, topic, match, ready))
+            else:
+                self._finish(key, ready, [])
+
+        if key not in self._claimed:
+            self._claimed.add(key)
+            self._spreading[key] = [go]
+            self.queue(partial(self._claim_and_spread, key))
+        elif key in self._spreading:
+            self._spreading[key].append(go)
+        else:
+            go()
+
+    async def _claim_and_spread(self, key: str) -> bool:
+        try:
+            await self._claim_interest(key)
+        finally:  # a failed claim is logged by the queue; the subscribers still get an answer
+            self._spawn(self._spread(key))
+        return False  # the round tells the other nodes
+
+    async def _spread(self, key: str) -> None:
+        try:
+            await self.rounds.ask(sync=True, retained=None)
+        except ChannelLayerError as exc:
+            logger.warning("WAMP realm %r: cannot reach the other nodes: %s", self.name, exc)
+        finally:
+            for go in self._spreading.pop(key, []):
+                go()
+
+    async def _with_retained(
+        self,
+        key: str,
+        topic: str,
+        match: MatchPolicy,
+        ready: Callable[[list[RetainedEvent]], None],
+    ) -> None:
+        events = self.local.retained_for(topic, match)
+        try:
+            events += await self.rounds.ask(sync=False, retained=(topic, match))
+        except ChannelLayerError as exc:
+            logger.warning("WAMP realm %r: retained events of other nodes: %s", self.name, exc)
+        self._finish(key, ready, newest_per_topic(events, self.local.max_retained_events))
+
+    def _finish(
+        self, key: str, ready: Callable[[list[RetainedEvent]], None], events: list[RetainedEvent]
+    ) -> None:
+        try:
+            ready(events)
+        finally:
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key]
+                self._release_if_unused(key)
+
+    def _release_if_unused(self, key: str) -> None:
+        """Release a pattern no local subscriber holds and no SUBSCRIBE waits for."""
+        if key in self._pending or key not in self._claimed:
+            return
+        match, topic = key.split(" ", 1)
+        subscription = self.local.subscription(topic, match)  # type: ignore[arg-type]
+        if subscription is None or not subscription.subscribers:
+            self._claimed.discard(key)
+            member = f"{self.node.channel} {key}"
+            self.queue(lambda: self._release(self.sub_space, member))
 
     async def _claim_interest(self, key: str) -> bool:
         member = f"{self.node.channel} {key}"
@@ -140,8 +250,7 @@ class ClusterRealm:
         """Unsubscribe here; the last local subscriber of a pattern tells the cluster."""
         subscription = self.local.unsubscribe(session_id, subscription_id)
         if subscription is not None and not subscription.subscribers:
-            member = f"{self.node.channel} {subscription.match} {subscription.uri}"
-            self.queue(lambda: self._release(self.sub_space, member))
+            self._release_if_unused(f"{subscription.match} {subscription.uri}")
         return subscription
 
     async def reclaim_interest(self, subscription: Subscription) -> None:
@@ -186,18 +295,26 @@ class ClusterRealm:
             if not held.granted:
                 done(_refusal(procedure, invoke, held))
                 return False
+            self._spawn(spread(int(held.value)))
+            return False  # the round tells the other nodes
+
+        async def spread(registration_id: int) -> None:
+            # REGISTERED only once every live node routes calls here (see the module docstring)
+            try:
+                await self.rounds.ask(sync=True, retained=None)
+            except ChannelLayerError as exc:
+                logger.warning("WAMP realm %r: cannot reach the other nodes: %s", self.name, exc)
             try:
                 registration = self.local.register_now(
-                    session_id, procedure, match, invoke, int(held.value)
+                    session_id, procedure, match, invoke, registration_id
                 )
             except RegistrationRefused as refused:
                 member = f"{session_id} {match} {procedure}"
-                await self.node.registry.release(self.reg_space, member)
+                self.queue(partial(self._release, self.reg_space, member))
                 done(refused)
-                return False
+                return
             self._add_callee(registration, session_id)
             done(registration)
-            return True
 
         self.queue(claim)
 
@@ -228,8 +345,9 @@ class ClusterRealm:
         return self.registrations.best(procedure)
 
     def retain(self, event: RetainedEvent) -> None:
-        """Retained events stay on the node that published them."""
-        self.local.retain(event)
+        """Keep ``event`` here, stamped with its time: retained events stay on the node that
+        published them, and a new subscriber's node asks for them (``prepare_subscribe``)."""
+        self.local.retain(dataclasses.replace(event, published=time.time()))
 
     def retained_for(self, topic: str, match: MatchPolicy) -> list[RetainedEvent]:
         """This node's retained events for a new subscription."""
@@ -291,6 +409,7 @@ class ClusterRealm:
                     interest.add(topic, match, nodes := set())  # type: ignore[arg-type]
                 nodes.add(entry.node)
         self.registrations, self.callee_nodes, self.interest = registrations, callee_nodes, interest
+        self.synced.set()
         await self._check_links()
         await self.sessions.sync()
         return False
@@ -386,6 +505,25 @@ class ClusterRealm:
             self.sync_soon()
         elif kind.startswith("wamp.meta."):
             self.sessions.handle(message)
+        elif kind == "wamp.sync":
+            self._answer_round(message)
+        elif kind == "wamp.synced":
+            self.rounds.answered(message)
+
+    def _answer_round(self, message: dict[str, Any]) -> None:
+        """Answer another node's round (``rounds.py``), after reading the registry if asked."""
+        asked = message["retained"]
+
+        async def answer() -> bool:
+            events = [] if asked is None else self.local.retained_for(asked[0], asked[1])
+            wires = [retained_to_wire(event) for event in events]
+            reply = self._message("wamp.synced", token=message["token"], events=wires)
+            self.node.send(message["src"], reply)
+            return False
+
+        if message["sync"]:
+            self.sync_soon()  # queued before the answer: it runs first
+        self.queue(answer)
 
     def _invoke(self, realm: RealmRouter, message: dict[str, Any]) -> None:
         link = self.link(message["src"])

@@ -84,6 +84,7 @@ class ComponentSession:
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self._events: dict[int, Callable[..., Any]] = {}
         self._procedures: dict[int, Callable[..., Any]] = {}
+        # REGISTERs and SUBSCRIBEs a cluster answers later: request -> (URI, handler)
         self._registering: dict[int, tuple[str, Callable[..., Any]]] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -130,9 +131,13 @@ class ComponentSession:
 
     def subscribe(self, topic: str, handler: Handler, match: str = "exact") -> int:
         """Subscribe ``handler`` (sync or async; called with the event's args and kwargs) to
-        ``topic``; returns the subscription ID."""
-        reply = self._request(m.Subscribe(self._requests.next(), topic, match=match))
-        assert reply is not None  # subscriptions are answered at once
+        ``topic``; returns the subscription ID (0 in a cluster: the handler receives events once
+        every node has taken the subscription in, see ``cluster.py``)."""
+        request = self._requests.next()
+        reply = self._request(m.Subscribe(request, topic, match=match))
+        if reply is None:
+            self._registering[request] = (topic, _as_async(handler))
+            return 0
         self._events[reply.subscription] = _as_async(handler)
         return int(reply.subscription)
 
@@ -212,8 +217,10 @@ class ComponentSession:
             procedure, handler = self._registering.pop(message.request)
             if kind is m.Registered:
                 self._procedures[message.registration] = handler
+            elif kind is m.Subscribed:
+                self._events[message.subscription] = handler
             else:
-                logger.error("component could not register %r: %s", procedure, message.error)
+                logger.error("component could not bind %r: %s", procedure, message.error)
         elif hasattr(message, "request"):
             self._replies[message.request] = message
 

@@ -82,12 +82,19 @@ class ClusterNode:
             if handler is None:
                 realm = self.realms.get(message.get("realm", ""))
                 if realm is None:
+                    if message.get("type") == "wamp.sync":
+                        self._answer_unserved(message)
                     continue
                 handler = realm.handle
             try:
                 handler(message)
             except Exception:  # one bad message must not stop the node
                 logger.exception("WAMP node message %r failed", message.get("type"))
+
+    def _answer_unserved(self, message: dict[str, Any]) -> None:
+        """A round (``rounds.py``) for a realm this node does not serve: nothing to take in."""
+        reply = {"type": "wamp.synced", "realm": message["realm"], "src": self.channel}
+        self.send(message["src"], {**reply, "token": message["token"], "events": []})
 
     def send(self, node: str, message: dict[str, Any]) -> None:
         """Queue ``message`` for ``node`` (sent in order by one task)."""

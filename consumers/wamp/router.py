@@ -10,6 +10,7 @@ router wins a name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -143,6 +144,19 @@ class Router:
         except Exception as exc:
             self.loop = None  # nothing half-started stays bound
             raise RuntimeError(f"the Router's declared handlers could not start: {exc}") from exc
+
+    async def joined(self) -> None:
+        """Wait until this process's node has read the cluster's registry once (at most
+        ``sync_interval``): a session welcomed before would not see the subscriptions and
+        registrations of other processes, so its first publications and calls could miss them."""
+        waits = [
+            realm.cluster.synced.wait()
+            for realm in self._realms.values()
+            if realm.cluster is not None and not realm.cluster.synced.is_set()
+        ]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), self.sync_interval)
 
     def _cluster_node(self) -> ClusterNode | None:
         """A node on the channel layer when one joins processes (see ``cluster.py``)."""

@@ -60,6 +60,9 @@ class RetainedEvent:
     publisher_authid: str | None = None
     publisher_authrole: str | None = None
     rules: PublishFilter | None = None  # who may receive it (plain sets of IDs and names)
+    #: When it was published (seconds since the epoch; a cluster stamps it): of two retained
+    #: events of one topic published on different nodes, a new subscriber gets the later.
+    published: float = 0.0
 
 
 class RegistrationRefused(Exception):
@@ -246,6 +249,10 @@ class LocalRoutingState:
 
     def registration_for(self, procedure: str) -> Registration | None:
         return self._registrations.best(procedure)
+
+    def subscription(self, topic: str, match: MatchPolicy) -> Subscription | None:
+        """The subscription of exactly ``(topic, match)``, if any."""
+        return self._subscriptions.get(topic, match)
 
     def registration(self, procedure: str, match: MatchPolicy) -> Registration | None:
         """The registration of exactly ``(procedure, match)``, if any."""

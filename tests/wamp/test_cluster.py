@@ -106,10 +106,14 @@ async def test_a_cross_node_timeout_interrupts_the_remote_callee() -> None:
 
 
 @contextlib.contextmanager
-def router_process(redis_url: str, prefix: str, *args: str) -> Iterator[tuple[int, Any]]:
-    """``python -m asgi_server`` serving tests/wamp/apps/cluster_app.py on a free port."""
+def router_process(
+    redis_url: str, prefix: str, *args: str, **settings: str
+) -> Iterator[tuple[int, Any]]:
+    """``python -m asgi_server`` serving tests/wamp/apps/cluster_app.py on a free port;
+    ``settings`` become WAMP_<NAME> environment variables (see the app)."""
     port = get_free_port()
     env = dict(os.environ)
+    env.update({f"WAMP_{name.upper()}": value for name, value in settings.items()})
     query = (
         f"prefix={prefix}"
         if "+pubsub" in redis_url
@@ -173,7 +177,8 @@ def prefix() -> str:
     return f"wamp-{os.urandom(4).hex()}"
 
 
-@pytest.mark.parametrize(("serializer", "scheme"), [("json", "redis"), ("msgpack", "redis+pubsub")])
+@pytest.mark.parametrize("scheme", ["redis", "redis+pubsub"])
+@pytest.mark.parametrize("serializer", ["json", "msgpack", "cbor"])
 async def test_two_processes_share_events_calls_and_single_registrations(
     redis_url: str, prefix: str, serializer: str, scheme: str
 ) -> None:

@@ -12,11 +12,13 @@ import os
 from typing import Any
 
 from consumers.routing import ProtocolTypeRouter, URLRouter, path
-from consumers.wamp import Realm, Router, publish
+from consumers.wamp import Limits, Realm, Router, publish
 from consumers.wamp.browser import autobahn_js
 
 router = Router(
-    realms=[Realm("realm1")], sync_interval=float(os.environ.get("WAMP_SYNC_INTERVAL", "2"))
+    realms=[Realm("realm1")],
+    limits=Limits(max_retained_events=int(os.environ.get("WAMP_MAX_RETAINED_EVENTS", "1000"))),
+    sync_interval=float(os.environ.get("WAMP_SYNC_INTERVAL", "2")),
 )
 PAGE = b"<!doctype html><title>wamp</title><script src='/autobahn.min.js'></script>"
 
