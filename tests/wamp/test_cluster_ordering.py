@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import pytest
 
+from channel_layers.memory import InMemoryChannelLayer
+from consumers.wamp import Realm, Router
 from consumers.wamp.rounds import newest_per_topic
 from consumers.wamp.state import RetainedEvent
 from tests.wamp._autobahn import PublishOptions, SubscribeOptions
@@ -108,6 +111,32 @@ async def test_retained_events_of_every_process_reach_a_new_subscriber(
         finally:
             await wamp_a.close()
             await wamp_b.close()
+
+
+async def test_a_node_that_stops_answering_delays_one_round_only() -> None:
+    layer, interval = InMemoryChannelLayer(), 2.0
+    a = Router([Realm("realm1")], channel_layer=layer, sync_interval=interval)
+    b = Router([Realm("realm1")], channel_layer=layer, sync_interval=interval)
+    a.join("realm1")
+    b.join("realm1")
+    realm_a, realm_b = a.realm("realm1"), b.realm("realm1")
+    assert realm_a is not None and realm_a.cluster is not None and realm_b is not None
+    cluster = realm_a.cluster
+    await asyncio.gather(a.joined(), b.joined())
+
+    async def subscribe(topic: str) -> float:
+        answered = asyncio.Event()
+        started = time.monotonic()
+        cluster.prepare_subscribe(topic, "exact", False, lambda events: answered.set())
+        await asyncio.wait_for(answered.wait(), 3 * interval)
+        return time.monotonic() - started
+
+    assert await subscribe("com.one") < interval  # b answered
+    assert b.node is not None and a.node is not None
+    b.node.stop()  # b hangs: it stays in the registry (the memory registry never purges)
+    assert await subscribe("com.two") >= interval  # waited for b, as long as the bound
+    assert await subscribe("com.three") < interval  # b is not waited for again
+    a.node.stop()
 
 
 def test_newest_per_topic_keeps_the_latest_and_the_bound() -> None:
