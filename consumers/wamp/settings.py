@@ -23,6 +23,7 @@ class Limits:
     #: Calls one session may have in flight; the next CALL gets LIMIT_EXCEEDED.
     max_pending_calls_per_session: int = 1000
     #: Topics whose retained event a realm keeps; past it the least recently retained is dropped.
+    #: In a cluster each process keeps its own, and a new subscriber gets at most this many.
     max_retained_events: int = 1000
     #: Messages queued for one WebSocket client that reads too slowly; past it the session is
     #: closed (close 1008) rather than letting the router's memory grow without bound.
