@@ -10,7 +10,8 @@ without decoding them, so the router, not the client, is the bottleneck.
 Crossbar.io installs into its own git-ignored venv, ``benchmarks/.peers/crossbar`` (made on the
 first run with ``pip install crossbar==26.10.1``): a benchmark opponent, never a dependency.
 
-Usage: ``.venv/bin/python -m benchmarks.wamp [--seconds 3] [--rounds 1]``
+Usage: ``.venv/bin/python -m benchmarks.wamp [--seconds 3] [--rounds 1]``: each round runs
+Crossbar, then Crossway; the table gives medians and each round's ratio.
 """
 
 from __future__ import annotations
@@ -375,16 +376,23 @@ async def measure(port: int, pgids: list[int], seconds: float) -> dict[str, dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="Crossbar then Crossway, this many times"
+    )
     options = parser.parse_args()
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {1})  # the clients on core 1, the routers on core 0
     print(f"load average before: {load_average()}")
-    port = free_port()
-    with crossbar(port) as server:
-        theirs = asyncio.run(measure(port, [server.process.pid], options.seconds))
-    port = free_port()
-    with crossway(port) as server:
-        ours = asyncio.run(measure(port, [server.process.pid], options.seconds))
+    theirs_rounds: list[dict[str, dict[str, float]]] = []
+    ours_rounds: list[dict[str, dict[str, float]]] = []
+    for _ in range(options.rounds):  # interleaved: the machine's load drifts between rounds
+        port = free_port()
+        with crossbar(port) as server:
+            theirs_rounds.append(asyncio.run(measure(port, [server.process.pid], options.seconds)))
+        port = free_port()
+        with crossway(port) as server:
+            ours_rounds.append(asyncio.run(measure(port, [server.process.pid], options.seconds)))
+        print(f"round {len(ours_rounds)} done, load average {load_average()}", flush=True)
     with redis_server() as url:
         layer = f"{url}?prefix=bench-{os.urandom(3).hex()}"
         port_a, port_b = free_port(), free_port()
@@ -396,22 +404,30 @@ def main() -> None:
                 )
                 for name in ("json", "msgpack")
             }
-    report(theirs, ours, two)
+    report(theirs_rounds, ours_rounds, two)
     print(f"load average after: {load_average()}")
 
 
 def report(
-    theirs: dict[str, dict[str, float]],
-    ours: dict[str, dict[str, float]],
+    theirs: list[dict[str, dict[str, float]]],
+    ours: list[dict[str, dict[str, float]]],
     two: dict[str, dict[str, float]],
 ) -> None:
+    """Medians over the rounds; the ratio is the median of each round's ratio (higher is
+    better for Crossway: rates divided, latencies and CPU per unit inverted)."""
     print(f"\n| scenario | metric | Crossbar.io {CROSSBAR_VERSION} | Crossway | ratio |")
     print("|---|---|---:|---:|---:|")
-    for scenario, values in ours.items():
-        for metric, value in values.items():
-            peer = theirs[scenario][metric]
-            ratio = value / peer if not metric.startswith(("cpu", "p50")) else peer / value
-            print(f"| {scenario} | {metric} | {peer:,.1f} | {value:,.1f} | {ratio:.2f}x |")
+    for scenario, values in ours[0].items():
+        for metric in values:
+            peer = [run[scenario][metric] for run in theirs]
+            value = [run[scenario][metric] for run in ours]
+            lower_is_better = metric.startswith(("cpu", "p50"))
+            ratios = [p / v if lower_is_better else v / p for p, v in zip(peer, value, strict=True)]
+            print(
+                f"| {scenario} | {metric} | {statistics.median(peer):,.1f} |"
+                f" {statistics.median(value):,.1f} | {statistics.median(ratios):.2f}x"
+                f" ({', '.join(f'{r:.2f}' for r in ratios)}) |"
+            )
     for scenario, values in two.items():
         for metric, value in values.items():
             print(f"| {scenario} (Redis) | {metric} | - | {value:,.1f} | - |")
