@@ -17,7 +17,7 @@ from consumers.wamp import Realm, Router
 from consumers.wamp.rounds import newest_per_topic
 from consumers.wamp.state import RetainedEvent
 from tests.wamp._autobahn import PublishOptions, SubscribeOptions
-from tests.wamp.test_cluster import router_process, wamp_at
+from tests.wamp.test_cluster import router_process, until, wamp_at
 
 pytestmark = pytest.mark.transports("asyncio")
 
@@ -137,6 +137,39 @@ async def test_a_node_that_stops_answering_delays_one_round_only() -> None:
     assert await subscribe("com.two") >= interval  # waited for b, as long as the bound
     assert await subscribe("com.three") < interval  # b is not waited for again
     a.node.stop()
+
+
+async def test_a_session_that_leaves_before_subscribed_leaves_nothing_behind() -> None:
+    layer, interval = InMemoryChannelLayer(), 0.5
+    a = Router([Realm("realm1")], channel_layer=layer, sync_interval=interval)
+    b = Router([Realm("realm1")], channel_layer=layer, sync_interval=interval)
+    a.bind()
+    b.bind()
+    await asyncio.gather(a.joined(), b.joined())
+    assert b.node is not None and a.node is not None
+    b.node.stop()  # b never answers: the round below lasts the whole sync_interval
+    realm_a = a.realm("realm1")
+    assert realm_a is not None and realm_a.cluster is not None
+    cluster = realm_a.cluster
+    component = a.join("realm1")
+    assert component.subscribe("com.gone", lambda: None) == 0  # SUBSCRIBED is not there yet
+    component.leave()
+    spaces = a.node.registry
+    await until(lambda: not cluster._pending and not cluster._claimed, timeout=3 * interval)
+    await until_async(lambda: _interest(spaces, cluster.sub_space), timeout=3 * interval)
+    assert cluster.is_empty() and realm_a.is_idle()
+    a.node.stop()
+
+
+async def _interest(registry: Any, space: str) -> bool:
+    return not await registry.entries(space)
+
+
+async def until_async(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "the registry kept the interest"
+        await asyncio.sleep(0.01)
 
 
 def test_newest_per_topic_keeps_the_latest_and_the_bound() -> None:
