@@ -61,7 +61,7 @@ from .ids import global_id, pattern_id
 from .index import PatternIndex
 from .meta_cluster import ClusterMetaProcedures
 from .remote import NodeLink, RemoteCallee, rules_from_wire, rules_to_wire
-from .rounds import Rounds, newest_per_topic, retained_to_wire
+from .rounds import Rounds, retained_to_wire
 from .state import (
     InvokePolicy,
     LocalRoutingState,
@@ -70,6 +70,7 @@ from .state import (
     RetainedEvent,
     Subscription,
 )
+from .subscribing import Subscribing
 from .uris import MatchPolicy
 
 if TYPE_CHECKING:
@@ -109,9 +110,7 @@ class ClusterRealm:
         self.rounds = Rounds(node, name)
         #: Set once this node has read the realm's registry: sessions are welcomed after it.
         self.synced = asyncio.Event()
-        self._claimed: set[str] = set()  # subscription patterns this node holds in the registry
-        self._pending: dict[str, int] = {}  # pattern -> SUBSCRIBEs not answered yet
-        self._spreading: dict[str, list[Callable[[], None]]] = {}  # pattern -> who waits
+        self.subscribing = Subscribing(self)
         self._running: set[asyncio.Task[None]] = set()
         node.realms[name] = self
 
@@ -154,10 +153,7 @@ class ClusterRealm:
     def subscribe(self, session_id: int, topic: str, match: MatchPolicy) -> Subscription:
         """Subscribe here (the broker calls ``prepare_subscribe`` first; without it, the pattern
         is claimed now and reaches the other nodes when they read the registry)."""
-        key = f"{match} {topic}"
-        if key not in self._claimed:
-            self._claimed.add(key)
-            self.queue(lambda: self._claim_interest(key))
+        self.subscribing.claim(f"{match} {topic}")
         return self.local.subscribe(session_id, topic, match)
 
     def prepare_subscribe(
@@ -168,76 +164,8 @@ class ClusterRealm:
         ready: Callable[[list[RetainedEvent]], None],
     ) -> None:
         """Call ``ready`` (which subscribes and answers SUBSCRIBED) once every live node has the
-        pattern, with the cluster's retained events when asked (see the module docstring)."""
-        key = f"{match} {topic}"
-        self._pending[key] = self._pending.get(key, 0) + 1
-
-        def go() -> None:
-            if get_retained:
-                self._spawn(self._with_retained(key, topic, match, ready))
-            else:
-                self._finish(key, ready, [])
-
-        if key not in self._claimed:
-            self._claimed.add(key)
-            self._spreading[key] = [go]
-            self.queue(partial(self._claim_and_spread, key))
-        elif key in self._spreading:
-            self._spreading[key].append(go)
-        else:
-            go()
-
-    async def _claim_and_spread(self, key: str) -> bool:
-        try:
-            await self._claim_interest(key)
-        finally:  # a failed claim is logged by the queue; the subscribers still get an answer
-            self._spawn(self._spread(key))
-        return False  # the round tells the other nodes
-
-    async def _spread(self, key: str) -> None:
-        try:
-            await self.rounds.ask(sync=True, retained=None)
-        except ChannelLayerError as exc:
-            logger.warning("WAMP realm %r: cannot reach the other nodes: %s", self.name, exc)
-        finally:
-            for go in self._spreading.pop(key, []):
-                go()
-
-    async def _with_retained(
-        self,
-        key: str,
-        topic: str,
-        match: MatchPolicy,
-        ready: Callable[[list[RetainedEvent]], None],
-    ) -> None:
-        events = self.local.retained_for(topic, match)
-        try:
-            events += await self.rounds.ask(sync=False, retained=(topic, match))
-        except ChannelLayerError as exc:
-            logger.warning("WAMP realm %r: retained events of other nodes: %s", self.name, exc)
-        self._finish(key, ready, newest_per_topic(events, self.local.max_retained_events))
-
-    def _finish(
-        self, key: str, ready: Callable[[list[RetainedEvent]], None], events: list[RetainedEvent]
-    ) -> None:
-        try:
-            ready(events)
-        finally:
-            self._pending[key] -= 1
-            if not self._pending[key]:
-                del self._pending[key]
-                self._release_if_unused(key)
-
-    def _release_if_unused(self, key: str) -> None:
-        """Release a pattern no local subscriber holds and no SUBSCRIBE waits for."""
-        if key in self._pending or key not in self._claimed:
-            return
-        match, topic = key.split(" ", 1)
-        subscription = self.local.subscription(topic, match)  # type: ignore[arg-type]
-        if subscription is None or not subscription.subscribers:
-            self._claimed.discard(key)
-            member = f"{self.node.channel} {key}"
-            self.queue(lambda: self._release(self.sub_space, member))
+        pattern, with the cluster's retained events when asked (``subscribing.py``)."""
+        self.subscribing.prepare(topic, match, get_retained, ready)
 
     async def _claim_interest(self, key: str) -> bool:
         member = f"{self.node.channel} {key}"
@@ -250,7 +178,7 @@ class ClusterRealm:
         """Unsubscribe here; the last local subscriber of a pattern tells the cluster."""
         subscription = self.local.unsubscribe(session_id, subscription_id)
         if subscription is not None and not subscription.subscribers:
-            self._release_if_unused(f"{subscription.match} {subscription.uri}")
+            self.subscribing.release_if_unused(f"{subscription.match} {subscription.uri}")
         return subscription
 
     async def reclaim_interest(self, subscription: Subscription) -> None:

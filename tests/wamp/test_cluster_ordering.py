@@ -155,7 +155,10 @@ async def test_a_session_that_leaves_before_subscribed_leaves_nothing_behind() -
     assert component.subscribe("com.gone", lambda: None) == 0  # SUBSCRIBED is not there yet
     component.leave()
     spaces = a.node.registry
-    await until(lambda: not cluster._pending and not cluster._claimed, timeout=3 * interval)
+    await until(
+        lambda: not cluster.subscribing.pending and not cluster.subscribing.claimed,
+        timeout=3 * interval,
+    )
     await until_async(lambda: _interest(spaces, cluster.sub_space), timeout=3 * interval)
     assert cluster.is_empty() and realm_a.is_idle()
     a.node.stop()
