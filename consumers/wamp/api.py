@@ -3,7 +3,8 @@ management commands.
 
 The sync helpers hop onto the router's event loop (``run_coroutine_threadsafe``) from another
 thread; in the loop's own thread ``publish_sync`` runs directly (routing is synchronous there).
-Until a cluster-wide routing state exists (issue 11), they reach the sessions of this process.
+They reach the sessions of every process of the cluster; the async ones wait, once, for this
+process's node to have read the cluster's registry (``Router.joined``).
 """
 
 from __future__ import annotations
@@ -21,14 +22,19 @@ async def publish(
     realm: str, topic: str, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any
 ) -> int:
     """Publish an event to ``topic`` in ``realm``; returns the publication ID."""
-    return router_for(realm).system_session(realm).publish(topic, *args, options=options, **kwargs)
+    router = router_for(realm)
+    session = router.system_session(realm)
+    await router.joined()
+    return session.publish(topic, *args, options=options, **kwargs)
 
 
 async def call(
     realm: str, procedure: str, *args: Any, timeout: float | None = None, **kwargs: Any
 ) -> Any:
     """Call ``procedure`` in ``realm`` and return its result (``timeout`` in seconds)."""
-    session = router_for(realm).system_session(realm)
+    router = router_for(realm)
+    session = router.system_session(realm)
+    await router.joined()
     return await session.call(procedure, *args, timeout=timeout, **kwargs)
 
 

@@ -149,6 +149,8 @@ class Router:
         """Wait until this process's node has read the cluster's registry once (at most
         ``sync_interval``): a session welcomed before would not see the subscriptions and
         registrations of other processes, so its first publications and calls could miss them."""
+        if self.node is None:
+            return
         waits = [
             realm.cluster.synced.wait()
             for realm in self._realms.values()

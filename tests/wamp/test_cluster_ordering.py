@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from channel_layers.memory import InMemoryChannelLayer
-from consumers.wamp import Realm, Router
+from consumers.wamp import Realm, Router, publish
 from consumers.wamp.rounds import newest_per_topic
 from consumers.wamp.state import RetainedEvent
 from tests.wamp._autobahn import PublishOptions, SubscribeOptions
@@ -173,6 +173,25 @@ async def until_async(condition: Any, timeout: float) -> None:
     while not await condition():
         assert time.monotonic() < deadline, "the registry kept the interest"
         await asyncio.sleep(0.01)
+
+
+async def test_publish_from_a_process_that_just_started_reaches_the_others() -> None:
+    layer = InMemoryChannelLayer()
+    b = Router([Realm("realm1")], channel_layer=layer, sync_interval=30)
+    events: asyncio.Queue[Any] = asyncio.Queue()
+    b.join("realm1").subscribe("com.early", lambda *args: events.put_nowait(args))
+    await b.joined()
+    realm_b = b.realm("realm1")
+    assert realm_b is not None and realm_b.cluster is not None
+    await until(lambda: realm_b.cluster is not None and realm_b.cluster.subscribing.claimed)
+    await until(lambda: realm_b.cluster is not None and not realm_b.cluster.subscribing.pending)
+    # a starts now; publish() is its first act: it must wait for a's first registry read
+    a = Router([Realm("realm1")], channel_layer=layer, sync_interval=30)
+    await publish("realm1", "com.early", 1)
+    assert await asyncio.wait_for(events.get(), 5) == (1,)
+    for router in (a, b):
+        assert router.node is not None
+        router.node.stop()
 
 
 def test_newest_per_topic_keeps_the_latest_and_the_bound() -> None:
