@@ -86,6 +86,8 @@ class ComponentSession:
         self._procedures: dict[int, Callable[..., Any]] = {}
         # REGISTERs and SUBSCRIBEs a cluster answers later: request -> (URI, handler)
         self._registering: dict[int, tuple[str, Callable[..., Any]]] = {}
+        self._settled = asyncio.Event()  # set while nothing is in _registering
+        self._settled.set()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.abort: Message | None = None
@@ -125,6 +127,7 @@ class ComponentSession:
         reply = self._request(m.Register(request, procedure, match=match, invoke=invoke))
         if reply is None:  # a cluster's claim runs: the handler is bound when REGISTERED comes
             self._registering[request] = (procedure, _as_async(handler))
+            self._settled.clear()
             return 0
         self._procedures[reply.registration] = _as_async(handler)
         return int(reply.registration)
@@ -132,14 +135,20 @@ class ComponentSession:
     def subscribe(self, topic: str, handler: Handler, match: str = "exact") -> int:
         """Subscribe ``handler`` (sync or async; called with the event's args and kwargs) to
         ``topic``; returns the subscription ID (0 in a cluster: the handler receives events once
-        every node has taken the subscription in, see ``cluster.py``)."""
+        every node has taken the subscription in, see ``cluster.py``; ``settled`` waits for it)."""
         request = self._requests.next()
         reply = self._request(m.Subscribe(request, topic, match=match))
         if reply is None:
             self._registering[request] = (topic, _as_async(handler))
+            self._settled.clear()
             return 0
         self._events[reply.subscription] = _as_async(handler)
         return int(reply.subscription)
+
+    async def settled(self) -> None:
+        """Wait until the router has answered every ``register`` and ``subscribe`` so far (in a
+        cluster they take effect once every process has them, a few milliseconds later)."""
+        await self._settled.wait()
 
     def publish(
         self, topic: str, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any
@@ -221,6 +230,8 @@ class ComponentSession:
                 self._events[message.subscription] = handler
             else:
                 logger.error("component could not bind %r: %s", procedure, message.error)
+            if not self._registering:
+                self._settled.set()
         elif hasattr(message, "request"):
             self._replies[message.request] = message
 

@@ -39,8 +39,14 @@ async def test_two_routers_on_one_memory_layer_share_the_meta_api() -> None:
         await until(lambda: cluster_b.interest.matching("wamp.session.on_leave"))
         assert await on_b.call("wamp.session.list") == [on_a.id, on_b.id]
         assert await on_a.call("wamp.session.list") == [on_a.id, on_b.id]
-        topic_a = on_a.subscribe("com.t", lambda: None)
-        assert on_b.subscribe("com.t", lambda: None) == topic_a
+        on_a.subscribe("com.t", lambda: None)
+        on_b.subscribe("com.t", lambda: None)
+        await asyncio.gather(on_a.settled(), on_b.settled())  # SUBSCRIBED on both
+        topic_a = pattern_id("realm1", "com.t", "exact")
+        for router in (a, b):  # one subscription ID for the pattern on both nodes
+            realm = router.realm("realm1")
+            assert realm is not None
+            assert [s.id for s in realm.state.subscriptions_matching("com.t")] == [topic_a]
         for caller in (on_a, on_b):
             subscribers = await caller.call("wamp.subscription.list_subscribers", topic_a)
             assert sorted(subscribers) == sorted([on_a.id, on_b.id])
