@@ -167,6 +167,11 @@ class ClusterRealm:
         pattern, with the cluster's retained events when asked (``subscribing.py``)."""
         self.subscribing.prepare(topic, match, get_retained, ready)
 
+    def subscription_id_for(self, topic: str, match: MatchPolicy) -> int:
+        """The ID a subscription to ``(topic, match)`` has here, or gets at SUBSCRIBED (0 when
+        that cannot be told yet)."""
+        return self.local.subscription_id_for(topic, match)
+
     async def _claim_interest(self, key: str) -> bool:
         member = f"{self.node.channel} {key}"
         await self.node.registry.claim(

@@ -134,14 +134,18 @@ class ComponentSession:
 
     def subscribe(self, topic: str, handler: Handler, match: str = "exact") -> int:
         """Subscribe ``handler`` (sync or async; called with the event's args and kwargs) to
-        ``topic``; returns the subscription ID (0 in a cluster: the handler receives events once
-        every node has taken the subscription in, see ``cluster.py``; ``settled`` waits for it)."""
+        ``topic``; returns the subscription ID. In a cluster the handler receives events once
+        every node has taken the subscription in (``cluster.py``; ``settled`` waits for it), and
+        the ID is the one it gets then (0 in the rare case that cannot be told beforehand)."""
         request = self._requests.next()
         reply = self._request(m.Subscribe(request, topic, match=match))
         if reply is None:
             self._registering[request] = (topic, _as_async(handler))
             self._settled.clear()
-            return 0
+            realm = self.session.realm
+            if realm is None or realm.cluster is None:
+                return 0
+            return realm.cluster.subscription_id_for(topic, match)  # type: ignore[arg-type]
         self._events[reply.subscription] = _as_async(handler)
         return int(reply.subscription)
 

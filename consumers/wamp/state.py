@@ -254,6 +254,17 @@ class LocalRoutingState:
         """The subscription of exactly ``(topic, match)``, if any."""
         return self._subscriptions.get(topic, match)
 
+    def subscription_id_for(self, topic: str, match: MatchPolicy) -> int:
+        """The ID of the subscription to ``(topic, match)``: the held one's, else the one it
+        will get when IDs are derived from patterns; 0 when that cannot be told yet."""
+        held = self._subscriptions.get(topic, match)
+        if held is not None:
+            return held.id
+        if self.subscription_id is None:
+            return 0
+        derived = self.subscription_id(topic, match)
+        return 0 if derived in self._subscriptions_by_id else derived
+
     def registration(self, procedure: str, match: MatchPolicy) -> Registration | None:
         """The registration of exactly ``(procedure, match)``, if any."""
         return self._registrations.get(procedure, match)
