@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import decimal
+import functools
 import time
 import uuid
 from collections import deque
@@ -273,6 +274,26 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 # receive whenever its client speaks, so the check waits one loop iteration).
                 loop.call_soon(self._release, name, state)
             raise
+
+    def receive_ready(self, channel: str) -> asyncio.Future[None]:
+        """A future done once ``channel`` holds a message (see the contract); it waits in the
+        channel's waiters as a ``receive()`` would, and is woken the same way."""
+        state = self._channel(channel)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if state.queue:
+            waiter.set_result(None)
+            return waiter
+        state.waiters.append(waiter)
+        waiter.add_done_callback(functools.partial(self._ready_done, channel, state))
+        return waiter
+
+    def _ready_done(self, name: str, state: _Channel, waiter: asyncio.Future[None]) -> None:
+        if not waiter.cancelled():
+            return  # woken: the receive() that follows takes the message
+        with contextlib.suppress(ValueError):
+            state.waiters.remove(waiter)
+        if not state.waiters and not state.queue:
+            self._release(name, state)  # the receiver left (its consumer ended)
 
     def _release(self, name: str, state: _Channel) -> None:
         if not state.waiters and not state.queue and self._channels.get(name) is state:
