@@ -5,6 +5,7 @@ max_concurrent_handlers with its ordering guarantees."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from pathlib import Path
@@ -318,4 +319,36 @@ async def test_a_burst_of_layer_messages_to_an_idle_consumer_starts_one_worker()
     assert [name for name in started if name.startswith("SerialLoop")] == ["SerialLoop._work"]
     await asyncio.sleep(0.01)
     assert len(asyncio.all_tasks() - before) == 1
+    await communicator.disconnect()
+
+
+user_name: contextvars.ContextVar[str] = contextvars.ContextVar("user_name", default="nobody")
+
+
+class Remembering(AsyncWebsocketConsumer):
+    """Sets a context variable in one handler and reads it in later ones."""
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data and text_data.startswith("I am "):
+            user_name.set(text_data[5:])
+            return
+        assert self.channel_layer is not None and self.channel_name is not None
+        await self.channel_layer.send(self.channel_name, {"type": "who.event"})
+
+    async def who_event(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=user_name.get())
+
+
+async def test_handlers_share_one_context_across_bursts() -> None:
+    """A worker task ends when the consumer goes idle, yet what one handler set in a context
+    variable is still seen by handlers of later bursts (as when one task ran them all)."""
+    before = asyncio.all_tasks()
+    communicator = WebsocketCommunicator(Remembering.as_asgi(), "/ws/")
+    await communicator.connect()
+    await communicator.send_to(text_data="I am ada")
+    await asyncio.sleep(0.02)
+    assert len(asyncio.all_tasks() - before) == 1  # idle: that worker has ended
+    await communicator.send_to(text_data="who?")
+    assert await communicator.receive_from() == "ada"
+    assert user_name.get() == "nobody"  # the consumer's context, not the caller's
     await communicator.disconnect()
