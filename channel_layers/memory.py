@@ -48,6 +48,24 @@ _INT_RANGE = range(-(2**63), 2**64)  # msgpack's integers
 _NO_MESSAGES: deque[tuple[float, dict[str, Any]]] = deque(maxlen=0)
 
 
+class _ReadyWaiter(asyncio.Future[None]):
+    """A readiness future (``receive_ready``) that leaves its channel's waiters when cancelled:
+    at once, in ``cancel()`` itself, because a done callback on every readiness would cost each
+    idle consumer's wake-up a scheduled call (measured ~10% of a group message's CPU)."""
+
+    __slots__ = ("leave",)
+    leave: Callable[[asyncio.Future[None]], None]  # set when it waits (not when done at once)
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        """Cancel, and take this waiter off its channel (which is forgotten if nobody waits)."""
+        if not super().cancel(msg):
+            return False
+        leave = getattr(self, "leave", None)
+        if leave is not None:
+            leave(self)
+        return True
+
+
 class _Channel:
     """One channel's queued messages and the receivers waiting for one."""
 
@@ -279,17 +297,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """A future done once ``channel`` holds a message (see the contract); it waits in the
         channel's waiters as a ``receive()`` would, and is woken the same way."""
         state = self._channel(channel)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = _ReadyWaiter(loop=asyncio.get_running_loop())
         if state.queue:
             waiter.set_result(None)
             return waiter
+        waiter.leave = functools.partial(self._ready_cancelled, channel, state)
         state.waiters.append(waiter)
-        waiter.add_done_callback(functools.partial(self._ready_done, channel, state))
         return waiter
 
-    def _ready_done(self, name: str, state: _Channel, waiter: asyncio.Future[None]) -> None:
-        if not waiter.cancelled():
-            return  # woken: the receive() that follows takes the message
+    def _ready_cancelled(self, name: str, state: _Channel, waiter: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):
             state.waiters.remove(waiter)
         if not state.waiters and not state.queue:
