@@ -194,9 +194,11 @@ class SerialLoop:
     def _kick(self) -> None:
         """Start a worker: there is work, and none is running."""
         if self._worker is None and not self._stopping:
-            loop = asyncio.get_running_loop()
-            worker = self._worker = loop.create_task(self._work(), context=self._context)
-            worker.add_done_callback(self._worker_done)
+            app_task = self._app_task
+            assert app_task is not None
+            # The loop from the task: get_running_loop() is a getpid() call before Python 3.12.
+            loop = app_task.get_loop()
+            self._worker = loop.create_task(self._work(), context=self._context)
 
     def _interrupt_worker(self) -> None:
         worker = self._worker
@@ -211,35 +213,37 @@ class SerialLoop:
             self._reader_interrupted = True
             task.cancel()
 
-    def _worker_done(self, worker: asyncio.Future[None]) -> None:
-        if worker is self._worker:  # it ended the consumer: stop reading, nobody would handle it
-            self._interrupt_reader()
-
     # --- the workers: running handlers ----------------------------------------------------
 
     async def _work(self) -> None:
         """Run handlers while there is work; end when there is none (the next client message or
         the layer's readiness starts another worker), so that an idle consumer has no worker."""
         layer_turn = False
-        while not self._stopping:
-            can_read_layer = self._layer_receive is not None and not self._disconnect_seen
-            if self._client and not (layer_turn and can_read_layer):
-                message = self._client.pop(0)
-                if self._space is not None and not self._space.done():
-                    self._space.set_result(None)
-                layer_turn = True
-                await self._run(message, from_layer=False)
-                continue
-            layer_turn = False
-            ready = self._layer_state() if can_read_layer else False
-            if ready is False:
-                if self._client:
+        try:
+            while not self._stopping:
+                can_read_layer = self._layer_receive is not None and not self._disconnect_seen
+                if self._client and not (layer_turn and can_read_layer):
+                    message = self._client.pop(0)
+                    if self._space is not None and not self._space.done():
+                        self._space.set_result(None)
+                    layer_turn = True
+                    await self._run(message, from_layer=False)
                     continue
-                self._worker = None  # idle: this task ends
-                return
-            layer_message = await self._read_layer(poll=ready is None and bool(self._client))
-            if layer_message is not None:
-                await self._run(layer_message, from_layer=True)
+                layer_turn = False
+                ready = self._layer_state() if can_read_layer else False
+                if ready is False:
+                    if self._client:
+                        continue
+                    self._worker = None  # idle: this task ends
+                    return
+                layer_message = await self._read_layer(poll=ready is None and bool(self._client))
+                if layer_message is not None:
+                    await self._run(layer_message, from_layer=True)
+        finally:
+            # Still the worker: it ended the consumer (stop, error). Stop reading the client,
+            # nobody would handle it (the reader resumes after this task is done).
+            if self._worker is not None:
+                self._interrupt_reader()
 
     def _layer_state(self) -> bool | None:
         """True when the layer has a message for us, False when it has none (and will start a
