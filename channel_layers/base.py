@@ -34,6 +34,12 @@ Cancellation
     A ``receive()`` that is cancelled loses no message: the next ``receive()`` on that channel
     gets every message exactly once, in order.
 
+Receive readiness (a capability)
+    :meth:`BaseChannelLayer.receive_ready` returns a future that completes when a message is
+    waiting on a channel, so that a receiver can wait without a task of its own (an idle
+    consumer then costs one task, not two). Backends without it return None; callers then await
+    ``receive()`` in a task as before. The rules are in the method's docstring.
+
 Work queues (a capability)
     Backends that store messages also keep work queues with leases, acknowledgements and
     atomic claims, for task queues and cron: :meth:`BaseChannelLayer.queue_store`, with the
@@ -48,6 +54,7 @@ Registry (a capability)
 from __future__ import annotations
 
 import abc
+import asyncio
 import fnmatch
 import logging
 import os
@@ -175,6 +182,20 @@ class BaseChannelLayer(abc.ABC):
 
         Cancelling the wait loses no message. Expired messages are skipped, never returned.
         """
+
+    def receive_ready(self, channel: str) -> asyncio.Future[None] | None:
+        """A future that completes when ``channel`` has a message for ``receive()``, or None
+        when this backend cannot tell (the default; await ``receive()`` in a task instead).
+
+        It only signals: the message stays queued, and the next ``receive()`` takes it, so
+        capacity (ChannelFull), expiry and order are those of ``receive()``. It may complete
+        early: the message may have expired meanwhile, or the backend may need a round trip
+        (a pub/sub subscription): ``receive()`` then waits as usual. It completes with
+        LayerUnavailable when the backend lost its server; ``receive()`` then raises or waits
+        for it. Cancelling it loses no message and releases what the wait held. It belongs
+        to the running event loop, and each call makes a new one.
+        """
+        return None
 
     @abc.abstractmethod
     async def new_channel(self, prefix: str = "specific") -> str:

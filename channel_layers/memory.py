@@ -16,11 +16,11 @@ import datetime
 import decimal
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from channel_layers.base import BaseChannelLayer, CapacityPattern, ChannelFull, InvalidMessage
+from channel_layers.memory_channel import NO_MESSAGES, Channel, ReadyWaiter
 
 # Values that need no copy: immutable scalars. bytes is immutable; bytearray is not.
 _IMMUTABLE: frozenset[type] = frozenset({str, bytes, int, float, bool, type(None)})
@@ -40,50 +40,6 @@ _SUPPORTED = "dict, list, tuple, str, bytes, int, float, bool, None, datetime, d
     "timedelta, Decimal and UUID"
 )
 _INT_RANGE = range(-(2**63), 2**64)  # msgpack's integers
-
-
-# The queue of every channel with no message queued: an empty deque costs ~700 bytes, once per
-# idle consumer's channel. Never appended to (``_Channel.push`` swaps in a deque of its own).
-_NO_MESSAGES: deque[tuple[float, dict[str, Any]]] = deque(maxlen=0)
-
-
-class _Channel:
-    """One channel's queued messages and the receivers waiting for one."""
-
-    __slots__ = ("capacity", "queue", "waiters")
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.queue = _NO_MESSAGES
-        # A list, not a deque: there is rarely more than one waiter, and an empty deque costs
-        # 13 times the memory of an empty list (700 bytes per idle consumer's channel).
-        self.waiters: list[asyncio.Future[None]] = []
-
-    def push(self, deadline: float, message: dict[str, Any]) -> None:
-        """Queue ``message`` (its own deque from the first message on)."""
-        if self.queue is _NO_MESSAGES:
-            self.queue = deque()
-        self.queue.append((deadline, message))
-
-    def pop(self) -> dict[str, Any]:
-        """Take the head message; an emptied queue goes back to the shared empty one."""
-        message = self.queue.popleft()[1]
-        if not self.queue:
-            self.queue = _NO_MESSAGES
-        return message
-
-    def wake_one(self) -> None:
-        """Wake the first receiver still waiting (skipping cancelled ones and dead loops)."""
-        while self.waiters:
-            waiter = self.waiters.pop(0)
-            if waiter.done():
-                continue
-            try:
-                waiter.set_result(None)
-            except RuntimeError:
-                # The waiter's event loop is closed (a cached layer outliving a test's loop).
-                continue
-            return
 
 
 def is_flat(message: Mapping[str, Any]) -> bool:
@@ -208,7 +164,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             capacity=capacity,
             channel_capacity=channel_capacity,
         )
-        self._channels: dict[str, _Channel] = {}
+        self._channels: dict[str, Channel] = {}
         # group -> {channel: monotonic deadline of the membership}
         self._groups: dict[str, dict[str, float]] = {}
         self._next_sweep = time.monotonic() + self.expiry
@@ -253,7 +209,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     return state.pop()
             await self._wait(channel, state)
 
-    async def _wait(self, name: str, state: _Channel) -> None:
+    async def _wait(self, name: str, state: Channel) -> None:
         """Park until a send wakes us. The message stays queued until we pop it, so a
         cancellation here cannot lose it; a wake-up we can no longer use is passed on."""
         loop = asyncio.get_running_loop()
@@ -274,7 +230,26 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 loop.call_soon(self._release, name, state)
             raise
 
-    def _release(self, name: str, state: _Channel) -> None:
+    def receive_ready(self, channel: str) -> asyncio.Future[None]:
+        """A future done once ``channel`` holds a message (see the contract); it waits in the
+        channel's waiters as a ``receive()`` would, and is woken the same way."""
+        state = self._channel(channel)
+        waiter = ReadyWaiter(loop=asyncio.get_running_loop())
+        if state.queue:
+            waiter.set_result(None)
+            return waiter
+        waiter.layer, waiter.name, waiter.state = self, channel, state
+        state.waiters.append(waiter)
+        return waiter
+
+    def ready_cancelled(self, name: str, state: Channel, waiter: asyncio.Future[None]) -> None:
+        """A readiness on ``name`` was cancelled: it waits no more, and an idle channel goes."""
+        with contextlib.suppress(ValueError):
+            state.waiters.remove(waiter)
+        if not state.waiters and not state.queue:
+            self._release(name, state)  # the receiver left (its consumer ended)
+
+    def _release(self, name: str, state: Channel) -> None:
         if not state.waiters and not state.queue and self._channels.get(name) is state:
             del self._channels[name]
 
@@ -282,7 +257,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """A fresh process-local channel name, ``"<prefix>.inmemory!<random>"``."""
         return self.make_channel_name(prefix, "inmemory")
 
-    def _channel(self, name: str) -> _Channel:
+    def _channel(self, name: str) -> Channel:
         """The state of channel ``name``, created on first use. Only validated names get in,
         so a known name skips validation (the regex is a quarter of a receive's cost)."""
         try:
@@ -291,10 +266,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state = None
         if state is None:
             self.require_valid_channel_name(name)
-            state = self._channels[name] = _Channel(self.get_capacity(name))
+            state = self._channels[name] = Channel(self.get_capacity(name))
         return state
 
-    def _expire_head(self, state: _Channel, now: float) -> None:
+    def _expire_head(self, state: Channel, now: float) -> None:
         while state.queue and state.queue[0][0] <= now:
             state.pop()
             self.stats.expired += 1
@@ -403,7 +378,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def flush(self) -> None:
         """Drop every message and membership. Receivers already waiting keep waiting."""
         for name, state in list(self._channels.items()):
-            state.queue = _NO_MESSAGES
+            state.queue = NO_MESSAGES
             if not state.waiters:
                 del self._channels[name]
         self._groups.clear()

@@ -152,6 +152,7 @@ class AsyncConsumer:
                 handle=self._handle,
                 disconnect_timeout=self.disconnect_timeout,
                 scope_type=scope_type,
+                layer_ready=self._layer_ready if layer_receive is not None else None,
             )
         sources: dict[str, Receive] = {"client": receive}
         if layer_receive is not None:
@@ -166,11 +167,20 @@ class AsyncConsumer:
             scope_type=scope_type,
         )
 
-    async def _receive_layer(self) -> Message:
+    def _receive_layer(self) -> Awaitable[Message]:
         """The next message of this consumer's layer channel, waiting out layer outages."""
         assert self.channel_layer is not None and self.channel_name is not None
         alias = str(self.channel_layer_alias)
-        return await receive_through_outages(self.channel_layer, self.channel_name, self, alias)
+        # The coroutine itself, not one awaiting it: a frame fewer per layer message.
+        return receive_through_outages(self.channel_layer, self.channel_name, self, alias)
+
+    def _layer_ready(self) -> asyncio.Future[None] | None:
+        """The layer's readiness for this consumer's channel; None during an outage (then the
+        loop waits in :meth:`_receive_layer`, which retries) or when the layer cannot tell."""
+        if self._layer_retry_at:
+            return None
+        assert self.channel_layer is not None and self.channel_name is not None
+        return self.channel_layer.receive_ready(self.channel_name)
 
     async def _refuse(self, exc: LayerUnavailable) -> None:
         """Turn a connection away because the layer it needs is down: one log line, and a 503

@@ -3,28 +3,37 @@ message.
 
 The rules are those of :mod:`consumers.lifecycle` (arrival order, the client read ahead so that
 its disconnect is seen during a long handler, the disconnect as a barrier, ``disconnect_timeout``),
-run with two long-lived tasks instead of two reader tasks plus a task and an ``asyncio.wait`` per
-message:
+run with no task per message, and no task at all beyond the application's own while idle:
 
 - the application's own task reads the client: each message goes into a bounded queue
   (``CLIENT_READ_AHEAD``), so a disconnect is noticed at once, whatever a handler is doing;
-- one worker task awaits the handlers directly, one after another, and reads the consumer's
-  layer channel itself whenever no client message is waiting. A client message that arrives while
-  it waits on the layer interrupts that wait: the layer contract makes ``receive()`` cancel-safe
-  (a cancelled receive loses no message), so the wait is simply cancelled and started again later.
+- a worker task awaits the handlers directly, one after another, and takes the consumer's layer
+  messages itself whenever it is the layer's turn. It exists only while there is work: a client
+  message, or the layer's ``receive_ready()`` future (armed while the consumer is idle) completing,
+  starts one, and it ends when nothing waits. Every worker runs in one shared context, so what a
+  handler sets in a context variable is still seen by the next handler.
 
-Turns: after a client message, if more client messages wait, the worker first looks whether the
-layer has a message ready (one loop iteration), so a client backlog cannot starve layer events;
+Turns: after a client message, if more client messages wait, the worker handles a layer message
+next when the layer's readiness says one waits, so a client backlog cannot starve layer events;
 the two sources alternate as they do in Channels' loop.
 
-An idle consumer is therefore the application's task waiting in ``receive()`` plus the worker
-waiting in the layer's ``receive()`` (or on a future when there is no layer): no other task, no
-timer, no per-message allocation beyond the message.
+A layer without ``receive_ready()`` (a third-party backend; also any layer during an outage) is
+read as before: the worker waits in the layer's ``receive()`` (so an idle consumer has two tasks),
+and a client message that arrives meanwhile interrupts that wait: the layer contract makes
+``receive()`` cancel-safe (a cancelled receive loses no message), so the wait is simply cancelled
+and started again later; with client messages waiting, it looks at the layer for one loop
+iteration only. The same interruption covers a readiness that completed early (an expired
+message, a pub/sub subscription still to make): ``receive()`` then waits, interruptibly.
+
+An idle consumer is therefore the application's task waiting in ``receive()`` plus the layer's
+readiness future: no other task, no timer, no per-message allocation beyond the message and
+the worker task of each burst.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,16 +55,19 @@ class SerialLoop:
     __slots__ = (
         "_app_task",
         "_client",
+        "_context",
         "_deadline",
         "_deadline_cancel",
         "_disconnect_seen",
         "_handle",
         "_interrupted",
         "_label",
+        "_layer_ready",
         "_layer_receive",
         "_polls",
         "_reader_interrupted",
         "_reading",
+        "_ready",
         "_receive",
         "_running",
         "_scope_type",
@@ -63,7 +75,6 @@ class SerialLoop:
         "_stopping",
         "_timeout",
         "_waiting_layer",
-        "_wakeup",
         "_worker",
         "client_gone",
     )
@@ -77,10 +88,13 @@ class SerialLoop:
         handle: Callable[[Message, bool, bool], Awaitable[None]],
         disconnect_timeout: float,
         scope_type: str,
+        layer_ready: Callable[[], asyncio.Future[None] | None] | None = None,
     ) -> None:
         self._label = label
         self._receive = receive
         self._layer_receive = layer_receive
+        # The layer's receive_ready() for our channel (None: wait in receive() instead).
+        self._layer_ready = layer_ready
         self._handle = handle
         self._timeout = disconnect_timeout
         self._scope_type = scope_type
@@ -88,8 +102,10 @@ class SerialLoop:
         # empty deque costs 700 bytes more per idle consumer.
         self._client: list[Message] = []
         self._app_task: asyncio.Task[Any] | None = None
+        # The worker while it runs; after it ended the consumer (stop, error) it stays here.
         self._worker: asyncio.Task[None] | None = None
-        self._wakeup: asyncio.Future[None] | None = None  # the worker waits for the client
+        self._context: contextvars.Context | None = None  # every worker runs in this one
+        self._ready: asyncio.Future[None] | None = None  # the layer's readiness, while armed
         self._space: asyncio.Future[None] | None = None  # the reader waits for queue space
         self._deadline: asyncio.TimerHandle | None = None
         self._reading = False  # the application task is in the client's receive()
@@ -111,28 +127,41 @@ class SerialLoop:
         self._start_deadline()
 
     async def run(self) -> None:
-        """Read the client until it disconnects, while the worker runs the handlers; return when
-        the worker stops (StopConsumer, or the disconnect handled). A handler's unexpected
+        """Read the client until it disconnects, while workers run the handlers; return when
+        the consumer stops (StopConsumer, or the disconnect handled). A handler's unexpected
         exception propagates after everything is cancelled."""
         self._app_task = asyncio.current_task()
-        worker = self._worker = asyncio.ensure_future(self._work())
-        worker.add_done_callback(self._worker_done)
+        # One context for all the workers: what a handler sets is seen by the next handler, as
+        # when one long-lived task ran them all.
+        self._context = contextvars.copy_context()
         try:
-            await self._read_client(worker)
-            await worker
+            if self._layer_receive is not None:
+                self._kick()  # look at the layer once: a message may wait already
+            await self._read_client()
+            while (worker := self._worker) is not None:
+                await worker  # raises what ended the consumer
+                if self._worker is worker:
+                    break  # it ended the consumer
         finally:
             if self._deadline is not None:
                 self._deadline.cancel()
-            if not worker.done():
+            worker = self._worker
+            if worker is not None and not worker.done():
                 worker.cancel()
                 await asyncio.wait((worker,))
+            if self._ready is not None:
+                self._ready.cancel()  # the layer lets go of our channel's wait
+
+    def _ended(self) -> bool:
+        worker = self._worker
+        return worker is not None and worker.done()
 
     # --- the application task: reading the client ------------------------------------------
 
-    async def _read_client(self, worker: asyncio.Task[None]) -> None:
+    async def _read_client(self) -> None:
         task = self._app_task
         assert task is not None
-        while not self._disconnect_seen and not worker.done():
+        while not self._disconnect_seen and not self._ended():
             try:
                 if len(self._client) >= CLIENT_READ_AHEAD:
                     self._space = asyncio.get_running_loop().create_future()
@@ -151,17 +180,25 @@ class SerialLoop:
             self._deliver(message)
 
     def _deliver(self, message: Message) -> None:
-        """Queue a client message for the worker and wake it (or interrupt its layer wait)."""
+        """Queue a client message for the worker (starting one, or interrupting its layer wait)."""
         if message.get("type") == f"{self._scope_type}.disconnect":
             self._disconnect_seen = True
             self.client_gone = True
             self._start_deadline()
         self._client.append(message)
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+        if self._worker is None:
+            self._kick()
         elif self._waiting_layer and not self._interrupted:
             self._interrupt_worker()
+
+    def _kick(self) -> None:
+        """Start a worker: there is work, and none is running."""
+        if self._worker is None and not self._stopping:
+            app_task = self._app_task
+            assert app_task is not None
+            # The loop from the task: get_running_loop() is a getpid() call before Python 3.12.
+            loop = app_task.get_loop()
+            self._worker = loop.create_task(self._work(), context=self._context)
 
     def _interrupt_worker(self) -> None:
         worker = self._worker
@@ -176,35 +213,61 @@ class SerialLoop:
             self._reader_interrupted = True
             task.cancel()
 
-    def _worker_done(self, worker: asyncio.Future[None]) -> None:
-        self._interrupt_reader()  # stop reading: nobody would handle it
-
-    # --- the worker task: running handlers ------------------------------------------------
+    # --- the workers: running handlers ----------------------------------------------------
 
     async def _work(self) -> None:
+        """Run handlers while there is work; end when there is none (the next client message or
+        the layer's readiness starts another worker), so that an idle consumer has no worker."""
         layer_turn = False
-        while not self._stopping:
-            can_read_layer = self._layer_receive is not None and not self._disconnect_seen
-            if self._client and not (layer_turn and can_read_layer):
-                message = self._client.pop(0)
-                if self._space is not None and not self._space.done():
-                    self._space.set_result(None)
-                layer_turn = True
-            elif can_read_layer:
-                layer_turn = False
-                layer_message = await self._read_layer(poll=bool(self._client))
-                if layer_message is None:
+        try:
+            while not self._stopping:
+                can_read_layer = self._layer_receive is not None and not self._disconnect_seen
+                if self._client and not (layer_turn and can_read_layer):
+                    message = self._client.pop(0)
+                    if self._space is not None and not self._space.done():
+                        self._space.set_result(None)
+                    layer_turn = True
+                    await self._run(message, from_layer=False)
                     continue
-                await self._run(layer_message, from_layer=True)
-                continue
-            else:
-                self._wakeup = asyncio.get_running_loop().create_future()
-                try:
-                    await self._wakeup
-                finally:
-                    self._wakeup = None
-                continue
-            await self._run(message, from_layer=False)
+                layer_turn = False
+                ready = self._layer_state() if can_read_layer else False
+                if ready is False:
+                    if self._client:
+                        continue
+                    self._worker = None  # idle: this task ends
+                    return
+                layer_message = await self._read_layer(poll=ready is None and bool(self._client))
+                if layer_message is not None:
+                    await self._run(layer_message, from_layer=True)
+        finally:
+            # Still the worker: it ended the consumer (stop, error). Stop reading the client,
+            # nobody would handle it (the reader resumes after this task is done).
+            if self._worker is not None:
+                self._interrupt_reader()
+
+    def _layer_state(self) -> bool | None:
+        """True when the layer has a message for us, False when it has none (and will start a
+        worker when one comes), None when it cannot tell (then the worker waits in receive())."""
+        ready = self._ready
+        if ready is None:
+            make = self._layer_ready
+            ready = make() if make is not None else None
+            if ready is None:
+                return None
+            if not ready.done():
+                ready.add_done_callback(self._on_layer_ready)
+                self._ready = ready
+                return False
+        elif not ready.done():
+            return False
+        self._ready = None
+        if not ready.cancelled():
+            ready.exception()  # an outage: receive() reports it (and waits it out)
+        return True
+
+    def _on_layer_ready(self, ready: asyncio.Future[None]) -> None:
+        if ready is self._ready and self._worker is None:
+            self._kick()
 
     async def _read_layer(self, *, poll: bool) -> Message | None:
         """The next layer message, or None when a client message (or, for a poll, one loop

@@ -198,13 +198,7 @@ class RedisChannelLayer(BaseChannelLayer):
         loop = asyncio.get_running_loop()
         state = self._states.get(loop) or self._new_state(loop)
         if type(channel) is not str or channel not in state.queues:  # known names were checked
-            self.require_valid_channel_name(channel)
-            if "!" in channel and not self.non_local_name(channel).endswith(f".{self.client_tag}!"):
-                # Its entries go to another process's list: this receive would wait forever.
-                raise InvalidChannelName(
-                    f"{channel!r} is a process-local channel of another layer or process: only "
-                    "the layer whose new_channel() made it can receive from it"
-                )
+            self._require_receivable(channel)
         while True:
             payload = await state.take(channel, self._count_expired, loop)
             try:
@@ -214,6 +208,24 @@ class RedisChannelLayer(BaseChannelLayer):
                 continue
             self.stats.received += 1
             return message
+
+    def receive_ready(self, channel: str) -> asyncio.Future[None]:
+        """A future done once ``channel`` has a message popped into this process (see the
+        contract): the pop loop serves it as it serves a waiting receive()."""
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop) or self._new_state(loop)
+        if type(channel) is not str or channel not in state.queues:
+            self._require_receivable(channel)
+        return state.ready(channel, loop)
+
+    def _require_receivable(self, channel: str) -> None:
+        self.require_valid_channel_name(channel)
+        if "!" in channel and not self.non_local_name(channel).endswith(f".{self.client_tag}!"):
+            # Its entries go to another process's list: this receive would wait forever.
+            raise InvalidChannelName(
+                f"{channel!r} is a process-local channel of another layer or process: only "
+                "the layer whose new_channel() made it can receive from it"
+            )
 
     def _count_expired(self) -> None:
         self.stats.expired += 1

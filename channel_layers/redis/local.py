@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -89,6 +90,13 @@ class LocalQueue:
             waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
+
+
+def _ready_done(queue: LocalQueue, poller: Poller, waiter: asyncio.Future[None]) -> None:
+    """A readiness future completed (woken, failed or cancelled): it no longer waits."""
+    poller.waiting -= 1
+    if waiter in queue.waiters:  # cancelled before any wake-up reached it
+        queue.waiters.remove(waiter)
 
 
 class InFlight(enum.Enum):
@@ -443,6 +451,26 @@ class LoopState:
                 poller.waiting -= 1
                 if waiter in queue.waiters:
                     queue.waiters.remove(waiter)
+
+    def ready(self, channel: str, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """A future done once ``channel`` has an entry here (see the contract's receive_ready):
+        it waits among the receivers, so the pop loop pops for it as for a receive()."""
+        if len(self.queues) > self.sweep_at:
+            self.sweep()
+        queue = self.queues.get(channel) or self.queue(channel)
+        queue.used = True
+        waiter: asyncio.Future[None] = loop.create_future()
+        if queue.entries:  # maybe expired: receive() skips those and waits
+            waiter.set_result(None)
+            return waiter
+        poller = queue.poller
+        if poller is None or poller.stopped:
+            poller = queue.poller = self.poller_for(channel)
+        queue.waiters.append(waiter)
+        poller.waiting += 1
+        waiter.add_done_callback(functools.partial(_ready_done, queue, poller))
+        poller.want()
+        return waiter
 
     async def stop(self) -> None:
         """Cancel the pop loops and the heartbeat (an in-flight pop may lose one entry)."""

@@ -32,6 +32,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from channel_layers.base import BaseChannelLayer, CapacityPattern
@@ -211,6 +212,30 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 if waiter in local.waiters:
                     local.waiters.remove(waiter)
                 local.last_receive = time.monotonic()
+
+    def receive_ready(self, channel: str) -> asyncio.Future[None]:
+        """A future done once ``channel`` has a message here (see the contract). Done at once
+        when the channel is not subscribed yet: receive() subscribes (a round trip) and waits."""
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        local = state.channels.get(channel) if state is not None and type(channel) is str else None
+        waiter: asyncio.Future[None] = loop.create_future()
+        if local is None or not local.subscribed() or local.entries:
+            waiter.set_result(None)
+            return waiter
+        local.waiters.append(waiter)
+        local.last_receive = time.monotonic()
+        waiter.add_done_callback(partial(self._ready_done, channel, local))
+        return waiter
+
+    def _ready_done(self, channel: str, local: _LocalChannel, waiter: asyncio.Future[None]) -> None:
+        local.last_receive = time.monotonic()  # the idle sweep counts from here
+        if not waiter.cancelled():
+            return
+        if waiter in local.waiters:
+            local.waiters.remove(waiter)
+        if "!" in channel and not local.waiters:  # its consumer ended: unsubscribe soon
+            self._release_later(channel, local)
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """A new process-local channel, subscribed at once so no early message is missed."""

@@ -147,6 +147,22 @@ async def test_a_channel_is_released_when_its_last_receiver_leaves() -> None:
     assert await asyncio.wait_for(layer.receive("mailbox"), 1) == {"type": "kept"}
 
 
+async def test_a_channel_is_released_when_its_last_readiness_is_cancelled() -> None:
+    """Idle consumers wait by receive_ready(): 8,000 that came and went leave no channel entries
+    behind either, and a channel holding messages is kept for its next receiver."""
+    layer = InMemoryChannelLayer()
+    names = [await layer.new_channel() for _ in range(8000)]
+    readies = [layer.receive_ready(name) for name in names]
+    assert len(layer._channels) == 8000
+    for ready in readies:
+        ready.cancel()
+    assert layer._channels == {}
+    ready = layer.receive_ready("mailbox")
+    await layer.send("mailbox", {"type": "kept"})
+    assert ready.done() and not ready.cancel()
+    assert await asyncio.wait_for(layer.receive("mailbox"), 1) == {"type": "kept"}
+
+
 def test_a_waiter_from_a_closed_event_loop_is_skipped() -> None:
     """A cached layer can outlive an event loop (one per test); its dead waiters are skipped."""
     layer = InMemoryChannelLayer()

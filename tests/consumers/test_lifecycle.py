@@ -5,6 +5,7 @@ max_concurrent_handlers with its ordering guarantees."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from pathlib import Path
@@ -12,8 +13,14 @@ from typing import Any
 
 import pytest
 
-from channel_layers import BaseChannelLayer
-from consumers import AsyncWebsocketConsumer, ClientDisconnected, WebsocketConsumer
+from channel_layers import BaseChannelLayer, get_channel_layer
+from consumers import (
+    AsyncConsumer,
+    AsyncWebsocketConsumer,
+    ClientDisconnected,
+    StopConsumer,
+    WebsocketConsumer,
+)
 from consumers.testing import WebsocketCommunicator
 
 
@@ -235,9 +242,10 @@ async def test_client_backlog_does_not_starve_layer_events() -> None:
     await communicator.disconnect()
 
 
-async def test_the_default_loop_holds_one_task_and_makes_none_per_message() -> None:
+async def test_the_default_loop_holds_one_task_and_makes_one_per_burst() -> None:
     """max_concurrent_handlers = 1: an idle consumer with a layer channel is its application task
-    plus one worker, and its messages (client and layer alike) start no task of ours."""
+    alone (the layer's readiness future stands in for a reader); a burst of work (a client message
+    and the layer message its handler sends) starts one worker task, and no task per message."""
     loop = asyncio.get_running_loop()
     started: list[str] = []
 
@@ -249,15 +257,98 @@ async def test_the_default_loop_holds_one_task_and_makes_none_per_message() -> N
     communicator = WebsocketCommunicator(Interleaved.as_asgi(), "/ws/")
     await communicator.connect()
     await asyncio.sleep(0.01)
-    assert len(asyncio.all_tasks() - before) == 2  # the application's task and the worker
+    assert len(asyncio.all_tasks() - before) == 1  # the application's task, nothing else
     loop.set_task_factory(counting_factory)
     try:
         for number in range(10):
             await communicator.send_to(text_data=str(number))
             assert await communicator.receive_from() == f"client {number}"
             assert await communicator.receive_from() == f"layer {number}"
+            await asyncio.sleep(0.01)  # idle again between bursts
+            assert len(asyncio.all_tasks() - before) == 1
     finally:
         loop.set_task_factory(None)
     ours = ("Dispatcher", "SerialLoop", "AsyncConsumer", "InMemoryChannelLayer", "Queue")
-    assert not [name for name in started if name.startswith(ours)], started
+    mine = [name for name in started if name.startswith(ours)]
+    assert mine == ["SerialLoop._work"] * 10, started  # 20 messages, 10 bursts
+    await communicator.disconnect()
+
+
+class Collector(AsyncConsumer):
+    """Counts layer events; its client only connects and disconnects."""
+
+    groups = ["burst"]
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "websocket.accept"})
+        self.seen: list[int] = []
+
+    async def burst_event(self, event: dict[str, Any]) -> None:
+        self.seen.append(event["n"])
+        if len(self.seen) == 50:
+            await self.send({"type": "websocket.send", "text": ",".join(map(str, self.seen))})
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        raise StopConsumer()
+
+
+async def test_a_burst_of_layer_messages_to_an_idle_consumer_starts_one_worker() -> None:
+    """Messages queued on an idle consumer's channel all at once wake it once: one worker task
+    handles them all, in order, and the consumer is back to its one task afterwards."""
+    loop = asyncio.get_running_loop()
+    started: list[str] = []
+
+    def counting_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        started.append(getattr(coro, "__qualname__", ""))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    before = asyncio.all_tasks()
+    communicator = WebsocketCommunicator(Collector.as_asgi(), "/ws/")
+    await communicator.connect()
+    await asyncio.sleep(0.01)
+    assert len(asyncio.all_tasks() - before) == 1
+    layer = get_channel_layer()
+    assert layer is not None
+    loop.set_task_factory(counting_factory)
+    try:
+        for number in range(50):
+            await layer.group_send("burst", {"type": "burst.event", "n": number})
+        assert await communicator.receive_from() == ",".join(map(str, range(50)))
+    finally:
+        loop.set_task_factory(None)
+    assert [name for name in started if name.startswith("SerialLoop")] == ["SerialLoop._work"]
+    await asyncio.sleep(0.01)
+    assert len(asyncio.all_tasks() - before) == 1
+    await communicator.disconnect()
+
+
+user_name: contextvars.ContextVar[str] = contextvars.ContextVar("user_name", default="nobody")
+
+
+class Remembering(AsyncWebsocketConsumer):
+    """Sets a context variable in one handler and reads it in later ones."""
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data and text_data.startswith("I am "):
+            user_name.set(text_data[5:])
+            return
+        assert self.channel_layer is not None and self.channel_name is not None
+        await self.channel_layer.send(self.channel_name, {"type": "who.event"})
+
+    async def who_event(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=user_name.get())
+
+
+async def test_handlers_share_one_context_across_bursts() -> None:
+    """A worker task ends when the consumer goes idle, yet what one handler set in a context
+    variable is still seen by handlers of later bursts (as when one task ran them all)."""
+    before = asyncio.all_tasks()
+    communicator = WebsocketCommunicator(Remembering.as_asgi(), "/ws/")
+    await communicator.connect()
+    await communicator.send_to(text_data="I am ada")
+    await asyncio.sleep(0.02)
+    assert len(asyncio.all_tasks() - before) == 1  # idle: that worker has ended
+    await communicator.send_to(text_data="who?")
+    assert await communicator.receive_from() == "ada"
+    assert user_name.get() == "nobody"  # the consumer's context, not the caller's
     await communicator.disconnect()
