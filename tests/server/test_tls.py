@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets.sync.client
+
+from tests.server._wss_client import wss_session
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -74,9 +75,9 @@ def test_plain_http_has_no_tls_extension(run_server: Any) -> None:
 
 def test_wss_over_tls(run_server: Any, certificates: Any) -> None:
     with run_server(scope_echo, **tls_options(certificates)) as server:
-        url = f"wss://127.0.0.1:{server.port}/"
-        with websockets.sync.client.connect(url, ssl=certificates.client_context()) as ws:
-            report = json.loads(ws.recv(timeout=5))
+        session = wss_session(server.port, certificates.client_context())
+    assert session.status == 101 and session.close_code == 1000
+    report = json.loads(session.messages[0])
     assert report["scheme"] == "wss"
     assert report["tls"]["tls_version"] == 0x0304
 
@@ -103,14 +104,11 @@ def test_tls_unique_is_the_clients_channel_binding(
     seen = []
     with run_server(scope_echo, **tls_options(certificates)) as server:
         for _ in range(2):
-            # Our own TLS socket, read right after the handshake: the websockets client reads
-            # on a thread of its own, and a binding asked for meanwhile came back None.
-            raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-            tls_socket = context.wrap_socket(raw, server_hostname="127.0.0.1")
-            ours = tls_socket.get_channel_binding("tls-unique")
-            url = f"ws://127.0.0.1:{server.port}/"
-            with websockets.sync.client.connect(url, sock=tls_socket) as ws:
-                report = json.loads(ws.recv(timeout=5))
+            # A one-thread client (see _wss_client): websockets' sync client reads on a thread
+            # of its own, and its request (or a binding asked for meanwhile) was lost now and then.
+            session = wss_session(server.port, context)
+            ours = session.tls_unique
+            report = json.loads(session.messages[0])
             if server_transport == "twisted":
                 assert report["tls"]["tls_unique"] is None
                 return
@@ -153,8 +151,6 @@ def test_encrypted_key_with_password(run_server: Any, certificates: Any) -> None
 
 
 def test_slow_tls_handshake_is_closed(run_server: Any, certificates: Any) -> None:
-    import socket
-
     options = tls_options(certificates, timeout_tls_handshake=0.3)
     with run_server(scope_echo, **options) as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
