@@ -235,6 +235,9 @@ class Config:
     timeout_tls_handshake: float = option(
         10.0, "Close a connection whose TLS handshake is not done this long after accept."
     )
+    ssl_session_tickets: int = option(
+        2, "TLS 1.3 session tickets sent after a full handshake; 0: none (no resumption)."
+    )
 
     # --- the Twisted transport (transports/twisted.py) -------------------------------------------
     transport: TransportName = option(

@@ -73,6 +73,7 @@ def parse_cert_reqs(value: str) -> ssl.VerifyMode:
 
 def create_ssl_context(config: Config) -> ServerSSLContext | None:
     """The server context for ``config``, or None when no ``--ssl-certfile`` is given."""
+    tickets = session_tickets(config)
     if config.ssl_certfile is None:
         if config.ssl_keyfile is not None or config.ssl_ca_certs is not None:
             raise TLSConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile too.")
@@ -99,10 +100,33 @@ def create_ssl_context(config: Config) -> ServerSSLContext | None:
         ) from exc
     # ALPN (RFC 7301, RFC 9113 §3.2): h2 first when HTTP/2 is on, else HTTP/1.1 only.
     context.set_alpn_protocols(alpn_protocols(config))
+    context.num_tickets = tickets
     # OpenSSL reports the cipher in use by name; the extension wants its IANA number, which
     # is the low 16 bits of OpenSSL's cipher id.
     context.cipher_ids = {cipher["name"]: cipher["id"] & 0xFFFF for cipher in context.get_ciphers()}
     return context
+
+
+def session_tickets(config: Config) -> int:
+    """How many TLS 1.3 NewSessionTicket messages to send after a full handshake.
+
+    They let a client resume (no certificate, no signature next time), and they are sent just
+    after the handshake, when the client writes its first request. A client that reads its TLS
+    socket on one thread while writing on another (websockets' sync client) then runs OpenSSL's
+    SSL_read and SSL_write on one ``SSL`` object at once, which OpenSSL does not support, and
+    now and then loses that request (docs/guide/workers.md). 0 spares such clients, at the cost
+    of resumption for all; the Twisted transport's pyOpenSSL cannot set it.
+    """
+    tickets = config.ssl_session_tickets
+    default = Config.ssl_session_tickets  # a dataclass field's class attribute is its default
+    if tickets < 0:
+        raise TLSConfigError(f"--ssl-session-tickets {tickets} is not valid; use 0 or more.")
+    if tickets != default and (config.transport == "twisted" or config.endpoints):
+        raise TLSConfigError(
+            "--ssl-session-tickets needs the asyncio transport (pyOpenSSL, under Twisted, "
+            "cannot set it); drop it or serve without --transport twisted and --endpoint."
+        )
+    return tickets
 
 
 def alpn_protocols(config: Config) -> list[str]:

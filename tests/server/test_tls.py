@@ -172,3 +172,11 @@ def test_bad_tls_options_fail_startup_with_advice(certificates: Any, tmp_path: P
     wrong = start("--port", "0", *args)
     assert wrong.returncode == 3
     assert "use none, optional or required" in wrong.stderr
+    tls = ("--ssl-certfile", str(certificates.server_cert), "--ssl-keyfile")
+    tls += (str(certificates.server_key),)
+    negative = start("--port", "0", *tls, "--ssl-session-tickets", "-1")
+    assert negative.returncode == 3
+    assert "use 0 or more" in negative.stderr
+    twisted = start("--port", "0", *tls, "--ssl-session-tickets", "0", "--transport", "twisted")
+    assert twisted.returncode == 3
+    assert "--ssl-session-tickets needs the asyncio transport" in twisted.stderr
