@@ -33,9 +33,7 @@ def test_sender_and_receiver_processes_carry_every_message(name: str, redis_url:
     result = asyncio.run(layers_2proc.sender(spec))
     assert result["msgs_per_s"] > 0
     assert result["sender_us"] > 0 and result["receiver_us"] > 0
-    assert result["per_cpu_s"] == pytest.approx(
-        1e6 / (result["sender_us"] + result["receiver_us"])
-    )
+    assert result["per_cpu_s"] == pytest.approx(1e6 / (result["sender_us"] + result["receiver_us"]))
 
 
 def test_report_gives_medians_and_per_round_ratios() -> None:
