@@ -14,10 +14,12 @@ ratios, wall and per CPU second (the machine is shared: the CPU ratio is the ste
 
 Backends are the Redis ones of ``benchmarks.layers.BACKENDS`` (the pub/sub pair by default).
 Redis is a private redis-server without persistence on a free port, started here, unless
-``REDIS_URL`` names one. ``--profile`` writes cProfile stats of both processes (one extra round,
-not counted) to ``benchmarks/.results/``.
+``REDIS_URL`` names one. ``--loop uvloop`` runs both processes of every backend on uvloop (the
+default loop of our server and of Uvicorn; asyncio's own loop otherwise). ``--profile`` writes
+cProfile stats of both processes (one extra round, not counted) to ``benchmarks/.results/``.
 
-Usage: ``.venv/bin/python -m benchmarks.layers_2proc [--rounds 5] [--seconds 2] [--backends ...]``
+Usage: ``.venv/bin/python -m benchmarks.layers_2proc [--rounds 5] [--seconds 2] [--loop uvloop]
+[--backends ...]``
 """
 
 from __future__ import annotations
@@ -143,13 +145,24 @@ async def sender(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_profiled(name: str, coroutine: Any) -> Any:
-    """asyncio.run(coroutine), under cProfile when LAYERS_2PROC_PROFILE names a backend."""
+def run_profiled(name: str, spec: dict[str, Any], coroutine: Any) -> Any:
+    """Run ``coroutine`` on the loop ``spec`` names (asyncio's, or uvloop's, the default of our
+    server and of Uvicorn), under cProfile when LAYERS_2PROC_PROFILE names a backend."""
+    factory = None
+    if spec.get("loop") == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+
+    def run() -> Any:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(coroutine)
+
     backend = os.environ.get("LAYERS_2PROC_PROFILE")
     if not backend:
-        return asyncio.run(coroutine)
+        return run()
     profile = cProfile.Profile()
-    result = profile.runcall(asyncio.run, coroutine)
+    result = profile.runcall(run)
     profile.dump_stats(RESULTS / f"layers_2proc.{backend}.{name}.prof")
     return result
 
@@ -179,7 +192,9 @@ def private_redis() -> Iterator[str]:
             process.wait(10)
 
 
-def run_sender(name: str, url: str, seconds: float, profile: bool) -> dict[str, Any]:
+def run_sender(
+    name: str, url: str, seconds: float, profile: bool, loop: str = "asyncio"
+) -> dict[str, Any]:
     """One round of one backend: its sender process (which starts its receiver)."""
     backend = BACKENDS[name]
     # The backend's options name layers.py's REDIS_URL: point them at this run's Redis.
@@ -187,6 +202,7 @@ def run_sender(name: str, url: str, seconds: float, profile: bool) -> dict[str, 
         "layer_class": backend.layer_class,
         "options": _with_url(backend.options, url),
         "seconds": seconds,
+        "loop": loop,
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if profile:
@@ -214,12 +230,14 @@ def _with_url(value: Any, url: str) -> Any:
     return url if value == REDIS_URL else value
 
 
-def run_rounds(names: list[str], url: str, rounds: int, seconds: float) -> dict[str, list[Any]]:
+def run_rounds(
+    names: list[str], url: str, rounds: int, seconds: float, loop: str
+) -> dict[str, list[Any]]:
     """Every backend ``rounds`` times, interleaved (reversed on odd rounds)."""
     runs: dict[str, list[Any]] = {name: [] for name in names}
     for number in range(rounds):
         for name in names if number % 2 == 0 else names[::-1]:
-            result = run_sender(name, url, seconds, profile=False)
+            result = run_sender(name, url, seconds, profile=False, loop=loop)
             result["load"] = os.getloadavg()[0]
             runs[name].append(result)
             print(
@@ -264,14 +282,17 @@ def main() -> None:
     parser.add_argument("--backends", default=DEFAULT_BACKENDS, help="comma-separated")
     parser.add_argument("--seconds", type=float, default=2.0, help="measured phase per round")
     parser.add_argument("--rounds", type=int, default=5, help="runs per backend (median)")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra round")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round of 0.3 s")
     args = parser.parse_args()
     if args.receiver:
-        run_profiled("receiver", receiver(json.loads(args.receiver)))
+        spec = json.loads(args.receiver)
+        run_profiled("receiver", spec, receiver(spec))
         return
     if args.sender:
-        print(json.dumps(run_profiled("sender", sender(json.loads(args.sender)))))
+        spec = json.loads(args.sender)
+        print(json.dumps(run_profiled("sender", spec, sender(spec))))
         return
     if args.quick:
         args.seconds, args.rounds = 0.3, 1
@@ -280,12 +301,12 @@ def main() -> None:
     names = args.backends.split(",")
     with private_redis() as url:
         print(f"load average {load_average()} at the start", flush=True)
-        runs = run_rounds(names, url, args.rounds, args.seconds)
+        runs = run_rounds(names, url, args.rounds, args.seconds, args.loop)
         if args.profile:
             for name in names:
-                run_sender(name, url, args.seconds, profile=True)
+                run_sender(name, url, args.seconds, profile=True, loop=args.loop)
     (RESULTS / "layers_2proc.json").write_text(json.dumps(runs, indent=2))
-    print(f"load average {load_average()} at the end")
+    print(f"load average {load_average()} at the end; {args.loop} event loop")
     print("\n".join(report(runs)))
 
 
