@@ -22,6 +22,8 @@ idle receives survive (channels_redis#422). For them the fan-out is measured twi
 the benchmark process, then the same members spread over 4 receiver processes (each acks every
 drained burst over the layer itself, so the sender never outruns capacity).
 
+Send+receive between a sender process and a receiver process is ``benchmarks/layers_2proc.py``.
+
 Usage: ``.venv/bin/python -m benchmarks.layers [--quick] [--backends a,b] [--seconds 2]``
 """
 

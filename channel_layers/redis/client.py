@@ -29,6 +29,9 @@ class CallbackConnection(Protocol):
     def closed(self) -> bool:
         """True once the connection failed or was closed."""
 
+    def request(self, args: tuple[Any, ...], limit: float | None) -> Any:
+        """Write one command; the returned future gets its reply (or its error)."""
+
     def request_callback(
         self, args: tuple[Any, ...], limit: float | None, callback: Callable[[Any], None]
     ) -> None:

@@ -212,7 +212,9 @@ class Subscriber:
 
     def _on_push(self, reply: Any) -> None:
         """A reply on the lean subscriber connection: a message, a confirmation or an error."""
-        if isinstance(reply, list) and len(reply) == 3:
+        if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
+            self.on_message(reply[1].decode(), reply[2])  # the hot path: no dict, no _handle
+        elif isinstance(reply, list) and len(reply) == 3:
             kind = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
             self._handle({"type": kind, "channel": reply[1], "data": reply[2]})
         elif isinstance(reply, Exception):
