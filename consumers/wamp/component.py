@@ -5,7 +5,9 @@ instead of a WebSocket, so components follow exactly the routing rules remote cl
 go in and out as objects (nothing is serialized). Because the router is synchronous inside its event
 loop, REGISTER, SUBSCRIBE and an acknowledged PUBLISH are answered before the method returns;
 only CALL waits (for its callee). Handlers may be coroutine functions or plain functions; plain
-ones run in the thread pool through asgiref's ``sync_to_async(thread_sensitive=False)``.
+ones run in the thread pool through asgiref's ``sync_to_async(thread_sensitive=False)``: plain
+procedures side by side, plain event and progress handlers one at a time per component, in the
+order the router delivered their messages (WAMP orders a subscriber's events).
 Everything here must run in the router's event loop (see ``publish_sync`` for other threads).
 """
 
@@ -90,6 +92,7 @@ class ComponentSession:
         self._settled.set()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_order_lane = asyncio.Lock()  # FIFO: plain event handlers run one at a time
         self.abort: Message | None = None
         authid = authid or "component-" + secrets.token_hex(6)
         self.session = Session(router, _ComponentPeer(self), authid=authid, authrole=authrole)
@@ -140,14 +143,29 @@ class ComponentSession:
         request = self._requests.next()
         reply = self._request(m.Subscribe(request, topic, match=match))
         if reply is None:
-            self._registering[request] = (topic, _as_async(handler))
+            self._registering[request] = (topic, self._in_order(handler))
             self._settled.clear()
             realm = self.session.realm
             if realm is None or realm.cluster is None:
                 return 0
             return realm.cluster.subscription_id_for(topic, match)  # type: ignore[arg-type]
-        self._events[reply.subscription] = _as_async(handler)
+        self._events[reply.subscription] = self._in_order(handler)
         return int(reply.subscription)
+
+    def _in_order(self, handler: Handler) -> Callable[..., Any]:
+        """An event or progress handler as a coroutine function. A plain one waits for the plain
+        handlers of earlier messages (an asyncio.Lock wakes its waiters first come, first
+        served), so it sees events in delivery order even though it runs in a thread."""
+        if inspect.iscoroutinefunction(handler):
+            return handler
+        in_thread = sync_to_async(handler, thread_sensitive=False)
+        lane = self._in_order_lane
+
+        async def in_order(*args: Any, **kwargs: Any) -> Any:
+            async with lane:
+                return await in_thread(*args, **kwargs)
+
+        return in_order
 
     async def settled(self) -> None:
         """Wait until the router has answered every ``register`` and ``subscribe`` so far (in a
@@ -246,7 +264,8 @@ class ComponentSession:
         if isinstance(message, m.Result) and message.progress:
             on_progress = getattr(future, "on_progress", None)
             if on_progress is not None:
-                self._spawn(_as_async(on_progress)(*(message.args or ()), **(message.kwargs or {})))
+                handler = self._in_order(on_progress)
+                self._spawn(handler(*(message.args or ()), **(message.kwargs or {})))
             return
         del self._calls[message.request]
         if future.done():

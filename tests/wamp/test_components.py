@@ -139,3 +139,35 @@ async def test_conflicting_declared_handlers_fail_clearly() -> None:
     with pytest.raises(RuntimeError, match="declared handlers could not start"):
         router.bind()
     assert router.loop is None
+
+
+async def test_plain_event_and_progress_handlers_see_messages_in_delivery_order() -> None:
+    """Plain handlers run in the thread pool; each still waits for the ones before it, so a
+    slow first event is handled before a quick second one (they once ran side by side, and the
+    meta events on_unsubscribe and on_delete could be seen the wrong way round)."""
+    router = Router(realms=[Realm("realm1")])
+    component = router.join("realm1")
+    seen: list[Any] = []
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def handler(number: int, pause: float) -> None:
+        threading.Event().wait(pause)  # the thread, not the loop, waits
+        seen.append(number)
+        if len(seen) == 6:
+            loop.call_soon_threadsafe(done.set)
+
+    component.subscribe("com.order.a", handler)
+    component.subscribe("com.order.b", handler)
+    publisher = router.join("realm1")
+    for number, topic, pause in [
+        (1, "com.order.a", 0.2),
+        (2, "com.order.b", 0.0),
+        (3, "com.order.a", 0.1),
+        (4, "com.order.b", 0.0),
+        (5, "com.order.b", 0.05),
+        (6, "com.order.a", 0.0),
+    ]:
+        publisher.publish(topic, number, pause)
+    await asyncio.wait_for(done.wait(), 10)
+    assert seen == [1, 2, 3, 4, 5, 6]
