@@ -26,12 +26,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.app import Application, Request, Response
+from consumers.wamp import Realm, Router
+from consumers.wamp.roles import Permission, Role
 
 from .qr import answer
 
 AUTOBAHN = Path(__file__).parents[2] / "consumers/wamp/static/vendor/autobahn-browser"
 
-app = Application("video")  # WAMP realm "realm1" at /ws, open to anonymous browsers
+# Anonymous browsers may use the player's URIs and nothing else (config.json's role, in Python).
+PLAYERS = Permission(
+    "com.crossway.video.", match="prefix", call=True, register=True, publish=True, subscribe=True
+)
+ROUTER = Router([Realm("realm1", roles=[Role("anonymous", permissions=[PLAYERS])])])
+
+app = Application("video", router=ROUTER)  # WAMP realm "realm1" at /ws
 
 
 @app.http.get("/qr")

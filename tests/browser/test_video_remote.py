@@ -248,3 +248,25 @@ def test_the_qr_code_endpoint_checks_the_player_id(
     body = b"".join(wsgi_app(environ, lambda status, headers: statuses.append(status)))
     assert statuses == ["200 OK"]
     assert body == good.content
+
+
+@pytest.mark.parametrize("served_by", [ONE_COMMAND, CROSSBAR], ids=["app", "crossbar-config"])
+def test_anonymous_browsers_may_use_the_players_uris_only(
+    served_by: str, run_server_process: Callable[..., Any]
+) -> None:
+    """Both ways of serving the demo give anonymous sessions the same role: the player's URIs,
+    nothing else (a raw WAMP JSON session over websockets)."""
+    import json
+
+    from websockets.sync.client import connect
+
+    with serve(served_by, run_server_process) as url:
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        with connect(ws_url, subprotocols=["wamp.2.json"]) as ws:  # type: ignore[list-item]
+            ws.send(json.dumps([1, "realm1", {"roles": {"callee": {}, "publisher": {}}}]))
+            assert json.loads(ws.recv(timeout=10))[0] == 2  # WELCOME
+            ws.send(json.dumps([64, 1, {}, "com.crossway.video.p1.play"]))
+            assert json.loads(ws.recv(timeout=10))[0] == 65  # REGISTERED
+            ws.send(json.dumps([64, 2, {}, "com.elsewhere.play"]))
+            error = json.loads(ws.recv(timeout=10))
+            assert error[0] == 8 and error[4] == "wamp.error.not_authorized"
