@@ -143,6 +143,8 @@ class SerialLoop:
                 if self._worker is worker:
                     break  # it ended the consumer
         finally:
+            # No worker may start after this (a readiness callback already scheduled would).
+            self._stopping = True
             if self._deadline is not None:
                 self._deadline.cancel()
             worker = self._worker
@@ -151,6 +153,7 @@ class SerialLoop:
                 await asyncio.wait((worker,))
             if self._ready is not None:
                 self._ready.cancel()  # the layer lets go of our channel's wait
+                self._ready = None
 
     def _ended(self) -> bool:
         worker = self._worker
