@@ -56,9 +56,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import fnmatch
+import importlib
 import logging
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -362,6 +364,27 @@ def find_unsupported(
     if isinstance(value, leaves):
         return None
     return path, type(value).__name__
+
+
+def load_capability(
+    layer: BaseChannelLayer,
+    classes: Mapping[str, str],
+    made: weakref.WeakKeyDictionary[BaseChannelLayer, Any],
+) -> Any:
+    """The object implementing a capability (a registry, a queue store) for ``layer``: the
+    class ``classes`` names (by dotted path) for the first of the layer's classes it knows,
+    imported lazily, built once per layer object and kept in ``made``; None when none is known."""
+    found = made.get(layer)
+    if found is not None:
+        return found
+    for cls in type(layer).__mro__:
+        path = classes.get(f"{cls.__module__}.{cls.__qualname__}")
+        if path is not None:
+            module_name, _, class_name = path.rpartition(".")
+            found = getattr(importlib.import_module(module_name), class_name)(layer)
+            made[layer] = found
+            return found
+    return None
 
 
 def compile_capacities(

@@ -44,14 +44,13 @@ from __future__ import annotations
 import abc
 import datetime
 import decimal
-import importlib
 import os
 import uuid
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from channel_layers.base import InvalidMessage, find_unsupported
+from channel_layers.base import InvalidMessage, find_unsupported, load_capability
 
 if TYPE_CHECKING:
     from channel_layers.base import BaseChannelLayer
@@ -297,17 +296,9 @@ def register_store(layer_class: str, store_class: str) -> None:
 
 def store_for(layer: BaseChannelLayer) -> QueueStore:
     """The queue store of ``layer`` (one per layer object), or NotImplementedError."""
-    store = _stores.get(layer)
+    store: QueueStore | None = load_capability(layer, _STORE_CLASSES, _stores)
     if store is not None:
         return store
-    for cls in type(layer).__mro__:
-        path = _STORE_CLASSES.get(f"{cls.__module__}.{cls.__qualname__}")
-        if path is not None:
-            module_name, _, class_name = path.rpartition(".")
-            store_class = getattr(importlib.import_module(module_name), class_name)
-            made: QueueStore = store_class(layer)
-            _stores[layer] = made
-            return made
     raise NotImplementedError(
         f"{type(layer).__name__} has no work queues (it stores nothing, or nobody wrote them); "
         "use the in-memory layer or RedisChannelLayer for task queues and cron"

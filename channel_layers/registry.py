@@ -34,11 +34,12 @@ The in-memory registry serves the nodes of one process; the Redis registry is sh
 from __future__ import annotations
 
 import abc
-import importlib
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from channel_layers.base import load_capability
 
 if TYPE_CHECKING:
     from channel_layers.base import BaseChannelLayer
@@ -154,17 +155,9 @@ def register_registry(layer_class: str, registry_class: str) -> None:
 
 def registry_for(layer: BaseChannelLayer) -> Registry:
     """The registry of ``layer`` (one per layer object), or NotImplementedError."""
-    registry = _registries.get(layer)
+    registry: Registry | None = load_capability(layer, _REGISTRY_CLASSES, _registries)
     if registry is not None:
         return registry
-    for cls in type(layer).__mro__:
-        path = _REGISTRY_CLASSES.get(f"{cls.__module__}.{cls.__qualname__}")
-        if path is not None:
-            module_name, _, class_name = path.rpartition(".")
-            registry_class = getattr(importlib.import_module(module_name), class_name)
-            made: Registry = registry_class(layer)
-            _registries[layer] = made
-            return made
     raise NotImplementedError(
         f"{type(layer).__name__} has no registry; a WAMP cluster needs the in-memory layer "
         "(one process), RedisChannelLayer or RedisPubSubChannelLayer"
