@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,9 +23,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_VENV = ROOT / "benchmarks" / ".peers" / "venv"
@@ -196,3 +198,23 @@ def require(path: Path, hint: str) -> None:
     """Exit with ``hint`` when an executable the benchmark needs is missing."""
     if not path.exists():
         sys.exit(f"{path} is missing: {hint}")
+
+
+def run_child(
+    name: str, python: Path, module: str, flag: str, spec: Any, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """Run ``python -m module flag <spec as JSON>`` in the repository (``-m``, not the file:
+    run as a script, benchmarks/ would shadow stdlib modules such as http) and return the JSON
+    of its last output line; exit naming ``name`` with its stderr's tail when it fails."""
+    done = subprocess.run(
+        [str(python), "-m", module, flag, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import run_child
+
 ROOT = Path(__file__).resolve().parent.parent
 OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
 PEERS_VENV = ROOT / "benchmarks" / ".peers" / "venv"
@@ -303,19 +305,7 @@ def run_backend(name: str, backend: Backend, seconds: float, samples: int) -> di
         "processes": backend.processes,
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        # -m, not the file: run as a script, benchmarks/ would shadow stdlib modules (http).
-        [str(backend.python), "-m", "benchmarks.layers", "--worker", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(name, backend.python, "benchmarks.layers", "--worker", spec, env)
 
 
 def ensure_peers() -> None:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from benchmarks._common import free_port, load_average
+from benchmarks._common import free_port, load_average, run_child
 from benchmarks.layers import BACKENDS, REDIS_URL, ROOT, close_layer, ensure_peers, make_layer
 
 WINDOW = 100  # messages per ack
@@ -207,18 +207,7 @@ def run_sender(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if profile:
         env["LAYERS_2PROC_PROFILE"] = name
-    done = subprocess.run(
-        [str(backend.python), "-m", "benchmarks.layers_2proc", "--sender", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(name, backend.python, "benchmarks.layers_2proc", "--sender", spec, env)
 
 
 def _with_url(value: Any, url: str) -> Any:
