@@ -31,7 +31,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_VENV = ROOT / "benchmarks" / ".peers" / "venv"
 PEERS_BIN = PEERS_VENV / "bin"
-OURS_BIN = ROOT / ".venv" / "bin"
+
+
+def _ours_bin() -> Path:
+    """The bin folder of the virtualenv running this benchmark when Crossway is installed there
+    (CI's 3.13 run uses .venv-3.13), else the project's .venv."""
+    here = Path(sys.executable).parent
+    return here if (here / "asgi-server").exists() else ROOT / ".venv" / "bin"
+
+
+OURS_BIN = _ours_bin()
 RESULTS_DIR = ROOT / "benchmarks" / ".results"
 HOST = "127.0.0.1"
 

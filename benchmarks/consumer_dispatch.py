@@ -37,9 +37,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import OURS_BIN
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONS = {
-    "crossway": ROOT / ".venv" / "bin" / "python",
+    "crossway": OURS_BIN / "python",
     "channels": ROOT / "benchmarks" / ".peers" / "venv" / "bin" / "python",
 }
 CASES = ("raw", "echo", "group")
