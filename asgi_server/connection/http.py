@@ -153,6 +153,11 @@ class HttpHandler:
                     self._deadline = None
                 if self.cycle is not None:
                     self.cycle.request_complete()
+                # The core is PAUSED now (its next event would say so): act on that here,
+                # which saves a call per request.
+                if core.paused_bytes > HIGH_WATER:
+                    self._pause_reading()  # too many pipelined bytes wait their turn
+                return
             elif kind is RequestError:
                 self._on_bad_request(event)  # type: ignore[arg-type]
                 return
