@@ -97,6 +97,37 @@ def test_pipelined_requests_come_one_at_a_time(http_parser: str, feeding: str) -
     assert events[0].target == b"/2"
 
 
+def test_each_pipelined_request_keeps_its_own_version_wherever_the_reads_split(
+    http_parser: str,
+) -> None:
+    # httptools' parser takes "1.1" from the read itself when the read begins with the
+    # request line: same method and target with another version, a second request in the
+    # same read, a leading empty line and a line split over two reads must not fool it.
+    requests = [
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        # llhttp skips an empty line before a request line (RFC 9112 §2.2); h11 refuses it.
+        b"%sGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        % (b"\r\n" if http_parser == "httptools" else b""),
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ]
+    data = b"".join(requests)
+    for split in range(len(data) + 1):
+        core = HTTP11Core(Limits(http_parser))
+        versions = []
+        for chunk in (data[:split], data[split:]):
+            core.receive_data(chunk)
+            while True:
+                events = drain(core)
+                versions += [event.http_version for event in events if isinstance(event, Request)]
+                if core.next_event() is not PAUSED:
+                    break
+                core.start_response(200, [], b"", False)
+                core.start_next_cycle()
+        assert versions == ["1.1", "1.0", "1.1", "1.0", "1.1"], split
+
+
 @pytest.mark.parametrize(
     ("head", "keep_alive"),
     [
