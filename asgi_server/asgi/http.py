@@ -15,6 +15,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
+# Re-exported: apps and asgi.websocket import it from here.
+from asgi_server.asgi.errors import ClientDisconnected as ClientDisconnected
 from asgi_server.protocols._response import DefaultHeaders, ResponseError
 
 if TYPE_CHECKING:
@@ -28,11 +30,6 @@ _ERROR_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
 ]
-
-
-class ClientDisconnected(OSError):
-    """Raised by ``send()`` once the client has gone: an ``OSError``, as the ASGI HTTP and
-    WebSocket specs (2.4) ask. One class for both (``asgi.websocket`` re-exports it)."""
 
 
 class ResponseSink(Protocol):
