@@ -10,7 +10,11 @@ process is counted; the client and the rest of the machine are not. Compare two 
 this from each (``--root``); the function breakdown is in ``benchmarks/.results/callgrind/``
 (``callgrind_annotate`` reads it).
 
-``.venv/bin/python -m benchmarks.callgrind_http [--mode close|keepalive] [--requests N]``
+``--mypyc`` measures a copy of the tree whose HTTP hot path (``HOT_PATH``) mypyc compiled, built
+under ``benchmarks/.results/mypyc/``; ``benchmarks.http`` run from that copy times it. It needs
+a C compiler and Python's headers.
+
+``.venv/bin/python -m benchmarks.callgrind_http [--mode close|keepalive] [--requests N] [--mypyc]``
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -26,6 +31,15 @@ from pathlib import Path
 
 from benchmarks._common import HOST, OURS_BIN, RESULTS_DIR, free_port
 
+# The modules every HTTP/1.1 request runs through, which --mypyc compiles.
+HOT_PATH = (
+    "asgi_server/protocols/http11.py",
+    "asgi_server/protocols/_parsers.py",
+    "asgi_server/protocols/_response.py",
+    "asgi_server/asgi/http.py",
+    "asgi_server/connection/http.py",
+    "asgi_server/connection/timers.py",
+)
 REQUEST_CLOSE = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 REQUEST_KEEPALIVE = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
@@ -113,6 +127,25 @@ def measure(root: Path, mode: str, requests: int, connections: int, warmup: int)
     return int(match.group(1)) // (requests // connections * connections)
 
 
+def compiled_copy(root: Path) -> Path:
+    """Copy ``root``'s server and benchmarks aside and compile ``HOT_PATH`` there with mypyc."""
+    target = RESULTS_DIR / "mypyc" / f"tree-{os.getpid()}"
+    skip = shutil.ignore_patterns("__pycache__", "*.so", ".results", ".peers")
+    for package in ("asgi_server", "benchmarks"):
+        shutil.copytree(root / package, target / package, ignore=skip)
+    # benchmarks.http, run from the copy, starts ours and the peers from these.
+    (target / ".venv").symlink_to(OURS_BIN.parent)
+    peers = root / "benchmarks" / ".peers"
+    if peers.exists():
+        (target / "benchmarks" / ".peers").symlink_to(peers.resolve())
+    built = subprocess.run(
+        [str(OURS_BIN / "mypyc"), *HOT_PATH], cwd=target, capture_output=True, text=True
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"mypyc failed:\n{built.stdout[-3000:]}{built.stderr[-3000:]}")
+    return target
+
+
 def main() -> None:
     """Print the server's instructions per request."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -121,9 +154,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--mypyc", action="store_true", help="compile HOT_PATH in a copy first")
     args = parser.parse_args()
-    per_request = measure(args.root, args.mode, args.requests, args.connections, args.warmup)
-    print(f"{args.mode}: {per_request} instructions per request ({args.root})")
+    root = compiled_copy(args.root) if args.mypyc else args.root
+    per_request = measure(root, args.mode, args.requests, args.connections, args.warmup)
+    print(f"{args.mode}: {per_request} instructions per request ({root})")
 
 
 if __name__ == "__main__":

@@ -116,3 +116,35 @@ def test_callgrind_harness_counts_the_server_s_instructions_per_request(mode: st
 
     per_request = callgrind_http.measure(_common.ROOT, mode, requests=40, connections=2, warmup=4)
     assert 10_000 < per_request < 2_000_000
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="mypyc needs a C compiler")
+def test_mypyc_copy_compiles_the_http_hot_path_and_serves() -> None:
+    """``--mypyc`` builds a copy whose hot-path modules are extensions, and that copy serves."""
+    from benchmarks import callgrind_http
+
+    tree = callgrind_http.compiled_copy(_common.ROOT)
+    try:
+        probe = (
+            "import importlib, sys\n"
+            "for path in sys.argv[1:]:\n"
+            "    module = importlib.import_module(path[:-3].replace('/', '.'))\n"
+            "    assert module.__file__.endswith('.so'), module.__file__\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        python = str(_common.OURS_BIN / "python")
+        subprocess.run(
+            [python, "-c", probe, *callgrind_http.HOT_PATH], env=env, cwd=tree, check=True
+        )
+        port = _common.free_port()
+        command = [python, "-m", "asgi_server", "benchmarks.apps:app", "--port", str(port)]
+        command += ["--http", "httptools", "--loop", "uvloop", "--log-level", "warning"]
+        server = subprocess.Popen(command, env=env, cwd=tree)
+        try:
+            callgrind_http._wait_ready(port, timeout=30)
+            assert httpx.get(f"http://{_common.HOST}:{port}/").text == "Hello, world!"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        shutil.rmtree(tree)
