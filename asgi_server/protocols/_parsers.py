@@ -150,7 +150,6 @@ class HttptoolsParser:
     __slots__ = (
         "_body_seen",
         "_completed_in_feed",
-        "_data",
         "_failed",
         "_head_bytes",
         "_headers",
@@ -178,7 +177,6 @@ class HttptoolsParser:
         self._parser: Any = httptools.HttpRequestParser(self)  # None once closed
         self._failed = False
         self._completed_in_feed = False
-        self._data = b""  # the bytes being fed, for on_headers_complete's version shortcut
         self._reset_head()
         self._upgrade_tail = b""
         self._raw_body_left = 0  # body bytes we pass through without llhttp (see feed)
@@ -206,7 +204,6 @@ class HttptoolsParser:
         # next is not counted (we cannot tell where the split is): that head is measured
         # exactly once complete, so the bound is off by at most one read, never unbounded.
         self._completed_in_feed = False
-        self._data = data
         try:
             self._parser.feed_data(data)
         except self._httptools.HttpParserUpgrade as exc:
@@ -215,7 +212,6 @@ class HttptoolsParser:
         except self._httptools.HttpParserError as exc:
             self._fail(400, f"Invalid HTTP request: {exc}")
             return
-        self._data = b""  # an upload's first read is not kept while the connection idles
         if self._in_head:
             if not self._completed_in_feed:
                 self._head_bytes += len(data)
@@ -288,20 +284,9 @@ class HttptoolsParser:
         """llhttp: the head is complete."""
         self._in_head = False
         parser = self._parser
-        method = parser.get_method()
-        url = self._url
-        # httptools' get_http_version() formats a string ('{}.{}'.format) per call: 2.8% of
-        # a keep-alive request's instructions. When this is the first head to end in this
-        # read and the read begins with "<method> <target> HTTP/1.1\r\n", that line is this
-        # head's request line: llhttp parsed the same method and target out of it, and a
-        # line begun in an earlier read would be longer than this one. Otherwise, ask.
-        if not self._completed_in_feed and self._data.startswith(
-            b" ".join((method, url, b"HTTP/1.1\r\n"))
-        ):
-            version = "1.1"
-        else:
-            version = parser.get_http_version()
-        self.events.append((HEAD, method, url, version, self._headers))
+        self.events.append(
+            (HEAD, parser.get_method(), self._url, parser.get_http_version(), self._headers)
+        )
 
     def on_body(self, body: bytes) -> None:
         """llhttp: a piece of the (de-chunked) body."""

@@ -100,9 +100,9 @@ def test_pipelined_requests_come_one_at_a_time(http_parser: str, feeding: str) -
 def test_each_pipelined_request_keeps_its_own_version_wherever_the_reads_split(
     http_parser: str,
 ) -> None:
-    # httptools' parser takes "1.1" from the read itself when the read begins with the
-    # request line: same method and target with another version, a second request in the
-    # same read, a leading empty line and a line split over two reads must not fool it.
+    # Same method and target with another version, a second request in the same read, a
+    # leading empty line, a line split over two reads and a header value that reads like a
+    # request line: each request keeps the version its own request line gives.
     requests = [
         b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
         b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
@@ -111,6 +111,9 @@ def test_each_pipelined_request_keeps_its_own_version_wherever_the_reads_split(
         b"%sGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
         % (b"\r\n" if http_parser == "httptools" else b""),
         b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        # A header value that reads like a request line: split after "X-Quote: ", the next
+        # read begins with "GET / HTTP/1.1\r\n", yet this head's version is 1.0.
+        b"GET / HTTP/1.0\r\nX-Quote: GET / HTTP/1.1\r\n\r\n",
     ]
     data = b"".join(requests)
     for split in range(len(data) + 1):
@@ -125,7 +128,7 @@ def test_each_pipelined_request_keeps_its_own_version_wherever_the_reads_split(
                     break
                 core.start_response(200, [], b"", False)
                 core.start_next_cycle()
-        assert versions == ["1.1", "1.0", "1.1", "1.0", "1.1"], split
+        assert versions == ["1.1", "1.0", "1.1", "1.0", "1.1", "1.0"], split
 
 
 @pytest.mark.parametrize(
