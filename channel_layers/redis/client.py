@@ -37,15 +37,14 @@ class CallbackConnection(Protocol):
     ) -> None:
         """Write one command; ``callback`` gets its reply or the error (an exception object)."""
 
-    def request_then(
-        self,
-        args: tuple[Any, ...],
-        then: tuple[Any, ...],
-        limit: float | None,
-        callback: Callable[[Any], None],
+    def request_encoded(self, data: bytes, limit: float | None) -> Any:
+        """Write one command the caller encoded; the returned future gets its reply."""
+
+    def request_encoded_then(
+        self, data: bytes, limit: float | None, callback: Callable[[Any], None]
     ) -> Any:
-        """Write two commands at once: the returned future gets the first's reply, ``callback``
-        the second's."""
+        """Write two encoded commands at once: the returned future gets the first's reply,
+        ``callback`` the second's."""
 
     def abort(self, exc: Exception) -> None:
         """Fail every pending command with ``exc`` and drop the socket."""

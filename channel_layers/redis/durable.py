@@ -46,6 +46,7 @@ from channel_layers.base import (
 from channel_layers.redis import scripts
 from channel_layers.redis.client import RedisClient
 from channel_layers.redis.connection import (
+    REDIS_DOWN_ERRORS,
     HashRing,
     Shard,
     decode_hosts,
@@ -53,12 +54,32 @@ from channel_layers.redis.connection import (
     script_sha,
     socket_timeout,
 )
-from channel_layers.redis.local import LoopState, Poller
+from channel_layers.redis.local import LoopState
+from channel_layers.redis.resp import _encode, bulk_int
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
 __all__ = ["RedisChannelLayer"]
 
 logger = logging.getLogger(__name__)
+
+#: Channels whose send route a layer keeps (names come and go: the cache is then rebuilt).
+ROUTES_KEPT = 100_000
+
+
+class _SendRoute:
+    """What a send to one channel needs, worked out once per channel: its name checked, its
+    shard, its keys, and the head of its SEND command encoded (the last four arguments,
+    entry, capacity, TTL and time, are the only ones that change)."""
+
+    __slots__ = ("head", "is_local", "keys", "name", "shard")
+
+    def __init__(self, channel: str, shard: Shard, keys: list[str]) -> None:
+        self.name = channel.encode()
+        self.is_local = "!" in channel
+        self.shard = shard
+        self.keys = keys
+        command = ("EVALSHA", script_sha(scripts.SEND), len(keys), *keys, channel)
+        self.head = _encode(command, total=len(command) + 4)
 
 
 class RedisChannelLayer(BaseChannelLayer):
@@ -95,6 +116,10 @@ class RedisChannelLayer(BaseChannelLayer):
             weakref.WeakKeyDictionary()
         )
         self._placements: dict[str, tuple[int, int, str]] = {}
+        self._routes: dict[str, _SendRoute] = {}
+        # The last event loop's state (a weak reference to the loop): a WeakKeyDictionary
+        # lookup per send and per receive cost more than the rest of finding a queue.
+        self._hot: tuple[weakref.ref[asyncio.AbstractEventLoop], LoopState] | None = None
         # Entries one event loop popped for channels nobody received from before that loop went
         # (close(), or the end of an async_to_sync call): the next loop's state takes them, else
         # a process list shared by all local channels would lose them.
@@ -125,10 +150,15 @@ class RedisChannelLayer(BaseChannelLayer):
         return 2.0 if limit is None else max(0.1, min(2.0, limit / 2))
 
     def _state(self) -> LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is None:
-            state = self._new_state(loop)
+        return self._loop_state(asyncio.get_running_loop())
+
+    def _loop_state(self, loop: asyncio.AbstractEventLoop) -> LoopState:
+        """The state of ``loop`` (the running one), made on first use."""
+        hot = self._hot
+        if hot is not None and hot[0]() is loop:
+            return hot[1]
+        state = self._states.get(loop) or self._new_state(loop)
+        self._hot = (weakref.ref(loop), state)
         return state
 
     def _new_state(self, loop: asyncio.AbstractEventLoop) -> LoopState:
@@ -158,22 +188,38 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Queue ``message`` on ``channel`` (one EVALSHA); ChannelFull when it is at capacity."""
-        self.require_valid_channel_name(channel)
+        route = self._routes.get(channel) if type(channel) is str else None
+        if route is None:
+            route = self._route(channel)
         payload = self.serializer.serialize(self.require_valid_message(message))
-        now, deadline, ttl = self._expiry_ms()
-        key = self.channel_key(channel)
-        keys = [key, scripts.counts_key(key)] if "!" in channel else [key]
-        entry = b"%d|%s|%s" % (deadline, channel.encode(), payload)
-        args = [channel, entry, self.get_capacity(channel), ttl, now]
-        poller = self._own_poller(channel)
-        if poller is None:
-            queued = await self.shard_for(channel).run(
-                lambda client: evalsha(client, scripts.SEND, keys, args)
+        now = int(time.time() * 1000)
+        expiry = math.ceil(self.expiry * 1000)
+        entry = b"%d|%b|%b" % (now + expiry, route.name, payload)
+        capacity = self.get_capacity(channel) if self.channel_capacity else self.capacity
+        # On the lean client's open connection the command goes out right here, encoded from
+        # the route's head: shard.run's and the client's coroutines, and encoding every
+        # argument again, were a third of a send's CPU.
+        shard = route.shard
+        state = self._loop_state(asyncio.get_running_loop())
+        conn = state.client(shard).ready_connection() if shard.available() else None
+        sent = None
+        if conn is not None:
+            data = b"%b$%d\r\n%b\r\n%b%b%b" % (
+                route.head,
+                len(entry),
+                entry,
+                bulk_int(capacity),
+                bulk_int(expiry + 1000),
+                bulk_int(now),
             )
-        else:
-            queued = await self.shard_for(channel).run(
-                partial(_send_and_drain, poller=poller, keys=keys, args=args)
-            )
+            queue = state.queues.get(channel) if route.is_local else None
+            if queue is not None and not queue.entries and queue.poller is not None:
+                # This process receives from the channel and holds none of its entries: a
+                # DRAIN in the same write brings the message back with the send's reply.
+                sent = queue.poller.send_and_drain(data)
+            if sent is None:
+                sent = conn.request_encoded(data, socket_timeout(shard.host))
+        queued = await self._sent(route, sent, [channel, entry, capacity, expiry + 1000, now])
         if not queued:
             raise ChannelFull(
                 f"channel {channel!r} holds {self.get_capacity(channel)} messages (its capacity); "
@@ -181,26 +227,44 @@ class RedisChannelLayer(BaseChannelLayer):
             )
         self.stats.sent += 1
 
-    def _own_poller(self, channel: str) -> Poller | None:
-        """The Poller of ``channel`` when it belongs to this process, has been received from
-        in this event loop and has nothing queued here: then a send can bring it back."""
-        if "!" not in channel:
-            return None
-        state = self._states.get(asyncio.get_running_loop())
-        queue = state.queues.get(channel) if state is not None else None
-        if queue is None or queue.entries:
-            return None
-        return queue.poller
+    async def _sent(self, route: _SendRoute, sent: Any, args: list[Any]) -> Any:
+        """The reply of a SEND written on the fast path (``sent``, its future), else of one
+        sent through the shard (connecting, cooling down, redis-py's client, or the script
+        not loaded: Redis restarted)."""
+        shard, keys = route.shard, route.keys
+        if sent is not None:
+            try:
+                return await sent
+            except REDIS_DOWN_ERRORS as exc:
+                # As shard.run does (a lean connection that failed has closed itself: nothing
+                # to drop; the next send opens a new one).
+                raise shard.failed(exc) from exc
+            except NoScriptError:
+                pass  # a DRAIN behind it failed alike and leaves it to the pop loop
+        return await shard.run(lambda client: evalsha(client, scripts.SEND, keys, args))
+
+    def _route(self, channel: str) -> _SendRoute:
+        """Check ``channel`` and work out its send route (then cached)."""
+        self.require_valid_channel_name(channel)
+        if len(self._routes) >= ROUTES_KEPT:
+            self._routes.clear()
+        key = self.channel_key(channel)
+        keys = [key, scripts.counts_key(key)] if "!" in channel else [key]
+        route = self._routes[channel] = _SendRoute(channel, self.shard_for(channel), keys)
+        return route
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Wait (as long as it takes) for the next message on ``channel``; cancel-safe."""
         # One get_running_loop() per receive (on Python < 3.12 each is a getpid() system call).
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop) or self._new_state(loop)
+        state = self._loop_state(loop)
         if type(channel) is not str or channel not in state.queues:  # known names were checked
             self._require_receivable(channel)
         while True:
-            payload = await state.take(channel, self._count_expired, loop)
+            # A message already here (a send's DRAIN brought it): no coroutine to take it.
+            payload = state.take_ready(channel, self._count_expired)
+            if payload is None:
+                payload = await state.take(channel, self._count_expired, loop)
             try:
                 message = self.serializer.deserialize_shared(payload)
             except MessageDecodeError as exc:
@@ -213,7 +277,7 @@ class RedisChannelLayer(BaseChannelLayer):
         """A future done once ``channel`` has a message popped into this process (see the
         contract): the pop loop serves it as it serves a waiting receive()."""
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop) or self._new_state(loop)
+        state = self._loop_state(loop)
         if type(channel) is not str or channel not in state.queues:
             self._require_receivable(channel)
         return state.ready(channel, loop)
@@ -418,6 +482,7 @@ class RedisChannelLayer(BaseChannelLayer):
     async def close(self) -> None:
         """Stop this loop's pop loops and heartbeat, drop its heartbeat keys, close clients."""
         state = self._states.pop(asyncio.get_running_loop(), None)
+        self._hot = None
         if state is not None:
             await state.stop()
             self._carry_over(state)
@@ -435,17 +500,3 @@ async def _release_keys(client: RedisClient, keys: list[str], decrements: list[s
         evalsha(client, scripts.DRAIN, keys, [0, *decrements]),
         client.delete(scripts.alive_key(keys[0])),
     )
-
-
-async def _send_and_drain(
-    client: RedisClient, poller: Poller, keys: list[str], args: list[Any]
-) -> Any:
-    """SEND, pipelined with a DRAIN of the process list when the poller can take one."""
-    sha = script_sha(scripts.SEND)
-    sent = poller.send_and_drain(("EVALSHA", sha, len(keys), *keys, *args))
-    if sent is None:
-        return await evalsha(client, scripts.SEND, keys, args)
-    try:
-        return await sent
-    except NoScriptError:  # Redis restarted: the DRAIN failed alike and leaves it to the loop
-        return await evalsha(client, scripts.SEND, keys, args)

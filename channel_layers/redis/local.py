@@ -34,6 +34,7 @@ from channel_layers.redis.connection import (
     script_sha,
     socket_timeout,
 )
+from channel_layers.redis.resp import _encode
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,9 @@ class Poller:
         self.stopped = False
         # Channel fields of entries BLPOP took, whose counts the next DRAIN decrements.
         self.pending: list[str] = state.pending.setdefault(keys[0], []) if self.is_local else []
+        # The DRAIN that rides behind a send to this process, encoded once (when no counts
+        # await their decrement, as in the steady state).
+        self.drain_one = _encode(("EVALSHA", script_sha(scripts.DRAIN), 2, *keys, 1))
 
     def want(self) -> None:
         """A receiver waits on this list: make sure something pops for it."""
@@ -170,7 +174,7 @@ class Poller:
         """The lean client's open shared connection when a fast drain may use it, else None."""
         if self.busy():
             return None
-        return self.shard.client().ready_connection() if self.shard.available() else None
+        return self.state.client(self.shard).ready_connection() if self.shard.available() else None
 
     def _drain_args(self, limit: int) -> tuple[tuple[Any, ...], list[str]]:
         decrements = self.pending[:]
@@ -190,19 +194,25 @@ class Poller:
         self.in_flight = InFlight.DRAIN
         return True
 
-    def send_and_drain(self, send: tuple[Any, ...]) -> asyncio.Future[Any] | None:
-        """Write the command ``send`` (a SEND to a channel of this very process) and a DRAIN of
-        one entry in one write, so that the entry comes back with the send's reply and the
-        receive() that follows costs no round trip. None when a drain is under way already."""
+    def send_and_drain(self, send: bytes) -> asyncio.Future[Any] | None:
+        """Write the command ``send`` (encoded: a SEND to a channel of this very process) and a
+        DRAIN of one entry in one write, so that the entry comes back with the send's reply and
+        the receive() that follows costs no round trip. None when a drain is under way already
+        (or the fast connection is not up)."""
         conn = self._connection()
         if conn is None:
             return None
         # One entry, not a batch: the channel's queue is empty, so this moves at most one of its
         # entries out of Redis's capacity count (its local queue holds at most one more).
-        drain, decrements = self._drain_args(1)
+        if self.pending:
+            drain, decrements = self._drain_args(1)
+            send += _encode(drain)
+        else:
+            decrements = []
+            send += self.drain_one
         limit = socket_timeout(self.shard.host)
-        future: asyncio.Future[Any] = conn.request_then(
-            send, drain, limit, partial(self._drained, decrements)
+        future: asyncio.Future[Any] = conn.request_encoded_then(
+            send, limit, partial(self._drained, decrements)
         )
         self.in_flight = InFlight.DRAIN
         return future
@@ -224,15 +234,22 @@ class Poller:
         if reply:
             self.state.dispatch(reply)
             # Decide on the next drain after the woken receivers ran (their wake-ups were
-            # scheduled first): a receiver served now no longer counts as waiting.
-            asyncio.get_running_loop().call_soon(self._after_dispatch)
+            # scheduled first): a receiver served now no longer counts as waiting. Nobody
+            # waiting now (a send's own drain, received after): a receiver that comes later
+            # calls want() itself, and no drain is under way to stop it.
+            if self.waiting > 0 or len(self.pending) >= DRAIN_PENDING_AT:
+                asyncio.get_running_loop().call_soon(self._after_dispatch)
         elif self.waiting > 0 and not self._fast_pop():  # nothing queued: wait in BLPOP
             self._start_loop(drain_first=False)
 
     def _fast_pop(self) -> bool:
         """Send a BLPOP on an idle blocking connection, its reply handled by :meth:`_popped`
         (no task, no loop turn); False when the loop must do it (no such connection yet)."""
-        conn = self.shard.client().idle_blocking_connection() if self.shard.available() else None
+        conn = (
+            self.state.client(self.shard).idle_blocking_connection()
+            if self.shard.available()
+            else None
+        )
         if conn is None:
             return False
         limit = socket_timeout(self.shard.host)
@@ -246,7 +263,9 @@ class Poller:
         self.in_flight, self.pop_connection = InFlight.NOTHING, None
         if self.stopped:
             return
-        self.shard.client().release_blocking_connection(conn)  # unless the error closed it
+        self.state.client(self.shard).release_blocking_connection(
+            conn
+        )  # unless the error closed it
         if isinstance(reply, Exception):
             if isinstance(reply, REDIS_DOWN_ERRORS):  # as the loop would: receivers must know
                 self._fail(self.shard.failed(reply))
@@ -341,6 +360,15 @@ class LoopState:
         # Per process list: channels of entries BLPOP took whose counts await a decrement.
         self.pending: dict[str, list[str]] = {}
         self.sweep_at = SWEEP_MIN  # sweep() when this many queues exist
+        self.clients: dict[Shard, RedisClient] = {}
+
+    def client(self, shard: Shard) -> RedisClient:
+        """``shard``'s client for this loop (looked up once: Shard.client() finds the running
+        loop and looks it up in a weak dictionary on every call)."""
+        client = self.clients.get(shard)
+        if client is None:
+            client = self.clients[shard] = shard.client()
+        return client
 
     def sweep(self) -> None:
         """Forget the empty queues of channels nobody received from since the last sweep (and
@@ -415,6 +443,26 @@ class LoopState:
             self.pollers[list_key] = poller
         poller.channels.add(channel)
         return poller
+
+    def take_ready(self, channel: str, on_expired: Callable[[], None]) -> bytes | None:
+        """The next live payload of ``channel`` if one is here already, else None (then
+        :meth:`take` waits for one); expired ones are skipped."""
+        queue = self.queues.get(channel)
+        if queue is None or not queue.entries:
+            return None
+        if len(self.queues) > self.sweep_at:
+            self.sweep()
+        queue.used = True
+        entries = queue.entries
+        now = time.time() * 1000
+        while entries:
+            deadline, payload = entries.popleft()
+            if deadline >= now:
+                if entries:
+                    queue.wake_one()
+                return payload
+            on_expired()
+        return None
 
     async def take(
         self, channel: str, on_expired: Callable[[], None], loop: asyncio.AbstractEventLoop

@@ -38,16 +38,19 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
     end = buffer.find(b"\r\n", pos)
     if end < 0:
         raise _Incomplete(len(buffer) + 1)
-    kind, line = buffer[pos : pos + 1], buffer[pos + 1 : end]
+    kind = buffer[pos]  # an int: no one-byte slice per reply
+    if kind == 58:  # b":", an integer (a SEND's or a PUBLISH's reply)
+        return int(buffer[pos + 1 : end]), end + 2
+    line = buffer[pos + 1 : end]
     pos = end + 2
-    if kind == b"$":
+    if kind == 36:  # b"$"
         length = int(line)
         if length < 0:
             return None, pos
         if len(buffer) < pos + length + 2:
             raise _Incomplete(pos + length + 2)
         return buffer[pos : pos + length], pos + length + 2
-    if kind == b"*":
+    if kind == 42:  # b"*"
         count = int(line)
         if count < 0:
             return None, pos
@@ -76,19 +79,20 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
                     ) from None
                 items.append(item)
         return items, pos
-    if kind == b":":
-        return int(line), pos
-    if kind == b"+":
+    if kind == 43:  # b"+"
         return line, pos
-    if kind == b"-":
+    if kind == 45:  # b"-"
         message = line.decode(errors="replace")
         error_class = _ERRORS.get(message.split(" ", 1)[0], redis_errors.ResponseError)
         return error_class(message), pos
-    raise redis_errors.InvalidResponse(f"unexpected RESP reply type {kind!r}")
+    raise redis_errors.InvalidResponse(f"unexpected RESP reply type {bytes([kind])!r}")
 
 
-def _encode(args: tuple[Any, ...]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
+def _encode(args: tuple[Any, ...], total: int | None = None) -> bytes:
+    """``args`` as a RESP array of bulk strings; with ``total``, only the head of an array of
+    ``total`` items whose last ``total - len(args)`` are appended by the caller (see
+    :func:`bulk_int`)."""
+    parts = [b"*%d\r\n" % (len(args) if total is None else total)]
     append = parts.append
     for arg in args:
         kind = type(arg)
@@ -113,6 +117,12 @@ def _encode(args: tuple[Any, ...]) -> bytes:
     return b"".join(parts)
 
 
+def bulk_int(value: int) -> bytes:
+    """One integer argument as a RESP bulk string (for commands encoded ahead, see _encode)."""
+    digits = b"%d" % value
+    return b"$%d\r\n%b\r\n" % (len(digits), digits)
+
+
 #: What waits for one reply: a future (a caller awaits it) or a callback (called with the reply,
 #: or with the error, right where the reply is parsed: no task or loop turn in between).
 Waiter = asyncio.Future[Any] | Callable[[Any], None]
@@ -127,6 +137,9 @@ class _Connection(asyncio.Protocol):
     """
 
     def __init__(self) -> None:
+        # Made by a protocol factory inside its loop, and bound to it: no get_running_loop()
+        # per command (on Python < 3.12 each is a getpid() system call).
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.waiters: collections.deque[Waiter] = collections.deque()
         self.deadlines: collections.deque[float] = collections.deque()  # loop time, per waiter
@@ -196,8 +209,14 @@ class _Connection(asyncio.Protocol):
     def request(self, args: tuple[Any, ...], limit: float | None) -> asyncio.Future[Any]:
         """Write one command; the future resolves with its reply. No reply within ``limit``
         seconds fails it and every later command (the socket is dropped)."""
-        future = asyncio.get_running_loop().create_future()
-        self._send(args, limit, future)
+        return self.request_encoded(_encode(args), limit)
+
+    def request_encoded(self, data: bytes, limit: float | None) -> asyncio.Future[Any]:
+        """:meth:`request` for a command encoded by the caller (``_encode`` and
+        :func:`bulk_int`: a layer that sends the same command head again and again keeps it)."""
+        future = self.loop.create_future()
+        self._expect(future, limit)
+        self._write(data)
         return future
 
     def request_callback(
@@ -205,53 +224,44 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         """Write one command; ``callback`` gets its reply, or the error (an exception object),
         as soon as it is parsed."""
-        self._send(args, limit, callback)
+        self._expect(callback, limit)
+        self._write(_encode(args))
 
-    def request_then(
-        self,
-        args: tuple[Any, ...],
-        then: tuple[Any, ...],
-        limit: float | None,
-        callback: Callable[[Any], None],
+    def request_encoded_then(
+        self, data: bytes, limit: float | None, callback: Callable[[Any], None]
     ) -> asyncio.Future[Any]:
-        """Write two commands in one write: the future gets the first's reply, ``callback``
-        the second's (both arrive in one read as a rule: one round trip for the two)."""
-        future = asyncio.get_running_loop().create_future()
-        self._send(args, limit, future, then, callback)
+        """Write two commands the caller encoded, one after the other, in ``data`` (one write):
+        the future gets the first's reply, ``callback`` the second's (both arrive in one read as
+        a rule: one round trip for the two)."""
+        future = self.loop.create_future()
+        self._expect(future, limit)
+        self._expect(callback, limit)
+        self._write(data)
         return future
 
-    def _send(
-        self,
-        args: tuple[Any, ...],
-        limit: float | None,
-        waiter: Waiter,
-        then: tuple[Any, ...] = (),
-        then_waiter: Waiter | None = None,
-    ) -> None:
+    def _expect(self, waiter: Waiter, limit: float | None) -> None:
+        """Queue ``waiter`` for the next reply, due within ``limit`` seconds."""
         if self.closed or self.transport is None:
             raise redis_errors.ConnectionError("connection to Redis is closed")
         if limit is None:
             deadline = math.inf
         else:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + limit
+            deadline = self.loop.time() + limit
             if self.watchdog is None:
-                self.watchdog = loop.call_at(deadline, self._check_deadline)
+                self.watchdog = self.loop.call_at(deadline, self._check_deadline)
         self.waiters.append(waiter)
         self.deadlines.append(deadline)
-        if then_waiter is None:
-            self.transport.write(_encode(args))
-            return
-        self.waiters.append(then_waiter)
-        self.deadlines.append(deadline)
-        self.transport.write(_encode(args) + _encode(then))
+
+    def _write(self, data: bytes) -> None:
+        assert self.transport is not None  # _expect checked it
+        self.transport.write(data)
 
     def _check_deadline(self) -> None:
         self.watchdog = None
         if not self.deadlines:
             return
         oldest = self.deadlines[0]
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         if oldest <= loop.time():
             self.abort(redis_errors.TimeoutError("Redis did not answer in time (socket_timeout)"))
         elif oldest != math.inf:

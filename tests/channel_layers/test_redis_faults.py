@@ -111,6 +111,27 @@ async def test_a_receive_on_a_connection_that_stops_answering_fails_within_five_
         await layer.close()
 
 
+async def test_a_durable_send_on_a_connection_that_stops_answering_fails_within_five_seconds() -> (
+    None
+):
+    # Once the shared connection is up, a send writes its EVALSHA on it directly (no shard.run
+    # around it), alone or with a DRAIN for a channel of this process: the connection's
+    # deadline must bound both, as LayerUnavailable with a cool-down.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}"])
+        first = asyncio.ensure_future(layer.send("c", {"type": "m"}))
+        await asyncio.sleep(0.2)  # connected; the first send waits for its reply
+        assert layer.shards[0].client().ready_connection() is not None
+        assert await unavailable_within(layer.send("c", {"type": "m"})) < 5
+        with pytest.raises(LayerUnavailable):
+            await first
+        assert not layer.shards[0].available()  # cooling down, as after any failure
+        await layer.close()
+
+
 async def test_a_pubsub_send_on_a_connection_that_stops_answering_fails_within_five_seconds() -> (
     None
 ):

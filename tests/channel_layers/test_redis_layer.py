@@ -126,6 +126,27 @@ async def test_a_send_to_a_channel_of_this_process_brings_the_message_back(
     await layer.close()
 
 
+async def test_sends_on_the_open_connection_survive_a_script_flush(private_url: str) -> None:
+    """A send on the open connection (with or without the DRAIN of this process's channel)
+    that meets NOSCRIPT (Redis restarted, or SCRIPT FLUSH) loads the script and is sent again:
+    no error, no message lost or doubled."""
+    layer = RedisChannelLayer(hosts=[private_url])
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "warm"})
+    await layer.receive(channel)
+    await layer.send("plain", {"type": "warm"})
+    await layer.receive("plain")
+    for number in range(3):
+        redis.Redis.from_url(private_url).script_flush()
+        await layer.send(channel, {"type": "m", "n": number})
+        assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "m", "n": number}
+        redis.Redis.from_url(private_url).script_flush()
+        await layer.send("plain", {"type": "p", "n": number})
+        assert await asyncio.wait_for(layer.receive("plain"), 5) == {"type": "p", "n": number}
+    await layer.flush()
+    await layer.close()
+
+
 @pytest.mark.parametrize("capacities", [None, {"other.*": 5}], ids=["one-trip", "per-shard"])
 async def test_group_send_costs_one_command_on_one_server(
     private_url: str, capacities: dict[CapacityPattern, int] | None
