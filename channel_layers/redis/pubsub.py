@@ -36,6 +36,7 @@ from functools import partial
 from typing import Any
 
 from channel_layers.base import BaseChannelLayer, CapacityPattern
+from channel_layers.redis.client import RedisClient
 from channel_layers.redis.connection import (
     REDIS_DOWN_ERRORS,
     HashRing,
@@ -44,6 +45,7 @@ from channel_layers.redis.connection import (
     socket_timeout,
 )
 from channel_layers.redis.local import LocalQueue
+from channel_layers.redis.resp import _encode
 from channel_layers.redis.subscriber import Subscriber
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
@@ -52,6 +54,9 @@ __all__ = ["RedisPubSubChannelLayer"]
 logger = logging.getLogger(__name__)
 
 Hook = Callable[[], Any]
+
+#: Channels and groups whose PUBLISH head a layer keeps (names come and go: then rebuilt).
+HEADS_KEPT = 100_000
 
 #: Seconds after a cancelled receive() (a consumer that left) before its process-local channel
 #: is unsubscribed, unless a receive() came back meanwhile (a timeout around receive()).
@@ -83,6 +88,14 @@ class _LoopState:
         self.subscribers: dict[int, Subscriber] = {}
         self.sweeper: asyncio.Task[None] | None = None
         self.forgetting: set[asyncio.Task[None]] = set()  # releases under way (kept referenced)
+        self.clients: dict[Shard, RedisClient] = {}  # each shard's client for this loop
+
+    def client(self, shard: Shard) -> RedisClient:
+        """``shard``'s client for this loop (Shard.client() looks the loop up every call)."""
+        client = self.clients.get(shard)
+        if client is None:
+            client = self.clients[shard] = shard.client()
+        return client
 
 
 class RedisPubSubChannelLayer(BaseChannelLayer):
@@ -118,6 +131,12 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
+        # The last event loop's state (a weak reference to the loop): no WeakKeyDictionary
+        # lookup per send.
+        self._hot: tuple[weakref.ref[asyncio.AbstractEventLoop], _LoopState] | None = None
+        # Per channel (and per group, keyed "g:" + group) checked once: its shard and its
+        # PUBLISH command encoded up to the payload.
+        self._heads: dict[str, tuple[Shard, str, bytes]] = {}
 
     # --- placement -------------------------------------------------------------------------
 
@@ -132,11 +151,16 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
+        state = self._loop_state(loop)
+        if state.sweeper is None or state.sweeper.done():
+            state.sweeper = loop.create_task(self._sweep(state))
+        return state
+
+    def _loop_state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
         state = self._states.get(loop)
         if state is None:
             state = self._states[loop] = _LoopState()
-        if state.sweeper is None or state.sweeper.done():
-            state.sweeper = loop.create_task(self._sweep(state))
+        self._hot = (weakref.ref(loop), state)
         return state
 
     def _subscriber(self, state: _LoopState, index: int) -> Subscriber:
@@ -162,20 +186,38 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """PUBLISH ``message`` to whoever subscribes to ``channel`` now (one round trip)."""
-        self.require_valid_channel_name(channel)
+        head = self._heads.get(channel) if type(channel) is str else None
+        if head is None:
+            self.require_valid_channel_name(channel)
+            head = self._head(channel, self._shard_index(channel), self._topic(channel))
         payload = self.serializer.serialize(self.require_valid_message(message))
-        await self._publish(self.shards[self._shard_index(channel)], self._topic(channel), payload)
+        await self._publish(head, payload)
         self.stats.sent += 1
 
-    async def _publish(self, shard: Shard, topic: str, payload: bytes) -> None:
-        """One PUBLISH. On the lean client's open connection the request goes out right here:
-        the three coroutines of ``shard.run`` and the client were a fifth of a send's CPU."""
-        conn = shard.client().ready_connection() if shard.available() else None
+    def _head(self, key: str, index: int, topic: str) -> tuple[Shard, str, bytes]:
+        if len(self._heads) >= HEADS_KEPT:
+            self._heads.clear()
+        command = _encode(("PUBLISH", topic), total=3)
+        head = self._heads[key] = (self.shards[index], topic, command)
+        return head
+
+    async def _publish(self, head: tuple[Shard, str, bytes], payload: bytes) -> None:
+        """One PUBLISH. On the lean client's open connection the request goes out right here,
+        encoded from its head: the three coroutines of ``shard.run`` and the client were a
+        fifth of a send's CPU."""
+        shard, topic, command = head
+        conn = None
+        if shard.available():
+            loop = asyncio.get_running_loop()
+            hot = self._hot
+            state = hot[1] if hot is not None and hot[0]() is loop else self._loop_state(loop)
+            conn = state.client(shard).ready_connection()
         if conn is None:  # connecting, cooling down after a failure, or redis-py's client
             await shard.run(lambda client: client.publish(topic, payload))
             return
+        data = b"%b$%d\r\n%b\r\n" % (command, len(payload), payload)
         try:
-            await conn.request(("PUBLISH", topic, payload), socket_timeout(shard.host))
+            await conn.request_encoded(data, socket_timeout(shard.host))
         except REDIS_DOWN_ERRORS as exc:
             # As shard.run does (a lean connection that failed has closed itself: nothing to
             # drop; the next send opens a new one).
@@ -195,13 +237,16 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     async def receive(self, channel: str) -> dict[str, Any]:
         """Subscribe to ``channel`` (once) and wait for its next message."""
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
+        hot = self._hot
+        state = hot[1] if hot is not None and hot[0]() is loop else self._states.get(loop)
         local = state.channels.get(channel) if state is not None and type(channel) is str else None
-        if local is None or not local.subscribed():  # else: checked and subscribed before
-            self.require_valid_channel_name(channel)
+        # Inlined local.subscribed(): this runs once per delivery of every group message.
+        subscriber = local.subscriber if local is not None else None
+        if subscriber is None or local is None or local.topic not in subscriber.topics:
+            self.require_valid_channel_name(channel)  # else: checked and subscribed before
             local = await self._subscribe_channel(channel)
+        local.last_receive = time.monotonic()  # and again after each wait (finally, below)
         while True:
-            local.last_receive = time.monotonic()
             while local.entries:
                 deadline, payload = local.entries.popleft()
                 if local.entries:
@@ -295,11 +340,12 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """PUBLISH ``message`` once; each subscribed process fans it out to its members."""
-        self.require_valid_group_name(group)
+        head = self._heads.get("g:" + group) if type(group) is str else None
+        if head is None:
+            self.require_valid_group_name(group)
+            head = self._head("g:" + group, self._shard_index(group), self._group_topic(group))
         payload = self.serializer.serialize(self.require_valid_message(message))
-        await self._publish(
-            self.shards[self._shard_index(group)], self._group_topic(group), payload
-        )
+        await self._publish(head, payload)
         self.stats.group_sends += 1
 
     # --- incoming messages ----------------------------------------------------------------
@@ -334,8 +380,12 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 dropped += 1
             else:
                 local.entries.append(entry)
-                if local.waiters:
-                    local.wake_one()
+                waiters = local.waiters
+                while waiters:  # inlined local.wake_one()
+                    waiter = waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(None)
+                        break
                 delivered += 1
         self.stats.group_deliveries += delivered
         self.record_group_drops(group, dropped, delivered + dropped)
@@ -344,10 +394,13 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         local = state.channels.get(channel)
         if local is None:
             return True  # unsubscribed meanwhile: nobody wants it
-        if len(local.entries) >= self.get_capacity(channel):
+        if len(local.entries) >= (
+            self.get_capacity(channel) if self.channel_capacity else self.capacity
+        ):
             return False
         local.entries.append((deadline, payload))
-        local.wake_one()
+        if local.waiters:
+            local.wake_one()
         return True
 
     # --- cleanup ---------------------------------------------------------------------------
@@ -424,6 +477,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     async def close(self) -> None:
         """Unsubscribe, stop the readers and close the connections of this event loop."""
         state = self._states.pop(asyncio.get_running_loop(), None)
+        self._hot = None
         if state is not None:
             if state.sweeper is not None:
                 state.sweeper.cancel()

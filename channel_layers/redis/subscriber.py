@@ -138,7 +138,7 @@ class Subscriber:
     async def _connect(self) -> None:
         topics = sorted(self.topics)
         if self._lean is not None:
-            self._push = await open_push_connection(self._lean, self._on_push)
+            self._push = await open_push_connection(self._lean, self._on_push, self.on_message)
             if topics:
                 self._push.write("SUBSCRIBE", *topics)
             else:

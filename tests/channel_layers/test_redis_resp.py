@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
 import redis.exceptions
 
 from channel_layers.redis.lean import lean_params
-from channel_layers.redis.resp import _Connection, _encode
+from channel_layers.redis.resp import _Connection, _encode, bulk_int
+from channel_layers.redis.resp_push import PushConnection
 
 BIG = b"*500\r\n" + b"".join(b"$10\r\n0123456789\r\n" for _ in range(500))
 REPLIES = (
@@ -67,3 +69,57 @@ def test_commands_are_encoded_as_resp_arrays_of_bulk_strings() -> None:
     )
     with pytest.raises(redis.exceptions.DataError):
         _encode(("SET", "k", True))
+
+
+def test_a_command_encoded_from_its_head_is_the_whole_command() -> None:
+    # The durable layer keeps each channel's SEND head and appends the arguments that change.
+    head = _encode(("EVALSHA", "f" * 40, 1, "asgi:{c}", "c"), total=9)
+    tail = b"$5\r\nentry\r\n" + bulk_int(100) + bulk_int(-61000) + bulk_int(0)
+    whole = ("EVALSHA", "f" * 40, 1, "asgi:{c}", "c", b"entry", 100, -61000, 0)
+    assert head + tail == _encode(whole)
+
+
+def _push(kind: bytes, topic: bytes, data: bytes) -> bytes:
+    return b"*3\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (len(kind), kind, len(topic), topic, data)
+
+
+PUSHES = (
+    _push(b"subscribe", b"asgi:c:a", b":1\r\n")
+    + _push(b"message", b"asgi:c:a", b"$5\r\nfirst\r\n")
+    # a payload that looks like the start of another message, and one of 5,000 bytes
+    + _push(b"message", b"asgi:c:a", b"$17\r\n*3\r\n$7\r\nmessage\r\n\r\n")
+    + _push(b"message", b"asgi:g:room", b"$5000\r\n" + b"x" * 5000 + b"\r\n")
+    + _push(b"unsubscribe", b"asgi:c:a", b":0\r\n")
+    + _push(b"message", b"asgi:c:b", b"$0\r\n\r\n")
+)
+
+
+def _as_message(kind: str, reply: Any) -> tuple[str, Any]:
+    """A message the general parser handed to on_push, as the subscriber passes it on."""
+    if kind == "push" and reply[0] == b"message":
+        return "message", (reply[1].decode(), reply[2])
+    return kind, reply
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 20, 64, 4000, len(PUSHES)])
+async def test_published_messages_parse_however_they_are_split(chunk: int) -> None:
+    """Messages that arrive whole take the subscriber's short cut (on_message), the rest the
+    general parser (on_push): either way each arrives once, in order, whole."""
+    seen: list[tuple[str, Any]] = []
+    connection = PushConnection(
+        lambda reply: seen.append(("push", reply)),
+        lambda topic, payload: seen.append(("message", (topic, payload))),
+    )
+    for start in range(0, len(PUSHES), chunk):
+        connection.data_received(PUSHES[start : start + chunk])
+    assert [_as_message(kind, reply) for kind, reply in seen] == [
+        ("push", [b"subscribe", b"asgi:c:a", 1]),
+        ("message", ("asgi:c:a", b"first")),
+        ("message", ("asgi:c:a", b"*3\r\n$7\r\nmessage\r\n")),
+        ("message", ("asgi:g:room", b"x" * 5000)),
+        ("push", [b"unsubscribe", b"asgi:c:a", 0]),
+        ("message", ("asgi:c:b", b"")),
+    ]
+    if chunk == len(PUSHES):  # all whole: every message took the short cut
+        assert [kind for kind, _ in seen].count("message") == 4
+    assert connection.buffer == b""
