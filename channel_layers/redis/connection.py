@@ -141,6 +141,7 @@ class Shard:
 
     def __init__(self, host: Mapping[str, Any]) -> None:
         self.host = dict(host)
+        self.timeout = socket_timeout(self.host)  # its clients' socket timeout (per command)
         self.name = describe_host(host)
         self.is_cluster = bool(host.get("cluster"))
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisClient] = (

@@ -117,6 +117,7 @@ class RedisChannelLayer(BaseChannelLayer):
         )
         self._placements: dict[str, tuple[int, int, str]] = {}
         self._routes: dict[str, _SendRoute] = {}
+        self._kept_limits: tuple[int, int, bytes] = (-1, -1, b"")
         # The last event loop's state (a weak reference to the loop): a WeakKeyDictionary
         # lookup per send and per receive cost more than the rest of finding a queue.
         self._hot: tuple[weakref.ref[asyncio.AbstractEventLoop], LoopState] | None = None
@@ -202,46 +203,40 @@ class RedisChannelLayer(BaseChannelLayer):
         shard = route.shard
         state = self._loop_state(asyncio.get_running_loop())
         conn = state.client(shard).ready_connection() if shard.available() else None
-        sent = None
+        queued = None
         if conn is not None:
-            data = b"%b$%d\r\n%b\r\n%b%b%b" % (
-                route.head,
-                len(entry),
-                entry,
-                bulk_int(capacity),
-                bulk_int(expiry + 1000),
-                bulk_int(now),
-            )
+            limits = self._limits(capacity, expiry + 1000)
+            data = b"%b$%d\r\n%b\r\n%b%b" % (route.head, len(entry), entry, limits, bulk_int(now))
             queue = state.queues.get(channel) if route.is_local else None
+            sent = None
             if queue is not None and not queue.entries and queue.poller is not None:
                 # This process receives from the channel and holds none of its entries: a
                 # DRAIN in the same write brings the message back with the send's reply.
                 sent = queue.poller.send_and_drain(data)
-            if sent is None:
-                sent = conn.request_encoded(data, socket_timeout(shard.host))
-        queued = await self._sent(route, sent, [channel, entry, capacity, expiry + 1000, now])
-        if not queued:
-            raise ChannelFull(
-                f"channel {channel!r} holds {self.get_capacity(channel)} messages (its capacity); "
-                "its consumer is not keeping up: retry later, or raise 'capacity'"
-            )
-        self.stats.sent += 1
-
-    async def _sent(self, route: _SendRoute, sent: Any, args: list[Any]) -> Any:
-        """The reply of a SEND written on the fast path (``sent``, its future), else of one
-        sent through the shard (connecting, cooling down, redis-py's client, or the script
-        not loaded: Redis restarted)."""
-        shard, keys = route.shard, route.keys
-        if sent is not None:
             try:
-                return await sent
+                queued = await (sent or conn.request_encoded(data, shard.timeout))
             except REDIS_DOWN_ERRORS as exc:
                 # As shard.run does (a lean connection that failed has closed itself: nothing
                 # to drop; the next send opens a new one).
                 raise shard.failed(exc) from exc
-            except NoScriptError:
-                pass  # a DRAIN behind it failed alike and leaves it to the pop loop
-        return await shard.run(lambda client: evalsha(client, scripts.SEND, keys, args))
+            except NoScriptError:  # Redis restarted: sent again below, which loads the script
+                pass  # (a DRAIN behind it failed alike and left it to the pop loop)
+        if queued is None:  # connecting, cooling down, redis-py's client, or NOSCRIPT
+            args = [channel, entry, capacity, expiry + 1000, now]
+            queued = await shard.run(lambda client: evalsha(client, scripts.SEND, route.keys, args))
+        if not queued:
+            raise ChannelFull(
+                f"channel {channel!r} holds {capacity} messages (its capacity); "
+                "its consumer is not keeping up: retry later, or raise 'capacity'"
+            )
+        self.stats.sent += 1
+
+    def _limits(self, capacity: int, ttl: int) -> bytes:
+        """SEND's capacity and TTL arguments encoded (the same for most sends: kept)."""
+        kept = self._kept_limits
+        if kept[0] != capacity or kept[1] != ttl:
+            kept = self._kept_limits = (capacity, ttl, bulk_int(capacity) + bulk_int(ttl))
+        return kept[2]
 
     def _route(self, channel: str) -> _SendRoute:
         """Check ``channel`` and work out its send route (then cached)."""

@@ -19,6 +19,7 @@ import collections
 import enum
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -32,7 +33,6 @@ from channel_layers.redis.connection import (
     Shard,
     evalsha,
     script_sha,
-    socket_timeout,
 )
 from channel_layers.redis.resp import _encode
 
@@ -52,6 +52,8 @@ class ListOwner(Protocol):
 
     receive_batch: int
     stats: LayerStats
+    capacity: int
+    channel_capacity: list[tuple[re.Pattern[str], int]]
 
     def channel_key(self, channel: str) -> str:
         """The Redis list holding ``channel``'s entries."""
@@ -172,7 +174,13 @@ class Poller:
 
     def _connection(self) -> CallbackConnection | None:
         """The lean client's open shared connection when a fast drain may use it, else None."""
-        if self.busy():
+        # Inlined busy(): this runs once per send to a channel of this process.
+        task = self.task
+        if (
+            self.in_flight is not InFlight.NOTHING
+            or self.stopped
+            or (task is not None and not task.done())
+        ):
             return None
         return self.state.client(self.shard).ready_connection() if self.shard.available() else None
 
@@ -188,9 +196,7 @@ class Poller:
         if conn is None:
             return False
         args, decrements = self._drain_args(limit)
-        conn.request_callback(
-            args, socket_timeout(self.shard.host), partial(self._drained, decrements)
-        )
+        conn.request_callback(args, self.shard.timeout, partial(self._drained, decrements))
         self.in_flight = InFlight.DRAIN
         return True
 
@@ -210,7 +216,7 @@ class Poller:
         else:
             decrements = []
             send += self.drain_one
-        limit = socket_timeout(self.shard.host)
+        limit = self.shard.timeout
         future: asyncio.Future[Any] = conn.request_encoded_then(
             send, limit, partial(self._drained, decrements)
         )
@@ -252,7 +258,7 @@ class Poller:
         )
         if conn is None:
             return False
-        limit = socket_timeout(self.shard.host)
+        limit = self.shard.timeout
         margin = 1.0 if limit is None else min(limit, 1.0)  # as LeanClient.blpop
         args = ("BLPOP", self.keys[0], self.block_timeout)
         conn.request_callback(args, self.block_timeout + margin, partial(self._popped, conn))
@@ -412,7 +418,9 @@ class LoopState:
         queue = self.queues.get(channel)
         if queue is None:
             queue = self.queues[channel] = LocalQueue()
-        if len(queue.entries) >= self.layer.get_capacity(channel):
+        layer = self.layer
+        capacity = layer.get_capacity(channel) if layer.channel_capacity else layer.capacity
+        if len(queue.entries) >= capacity:
             # Only reachable for a channel nobody receives from while a sibling channel of the
             # same process is being read; bounded so an abandoned channel cannot eat memory.
             self.layer.stats.dropped_full += 1

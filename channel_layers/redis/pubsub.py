@@ -31,7 +31,7 @@ import inspect
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -42,7 +42,6 @@ from channel_layers.redis.connection import (
     HashRing,
     Shard,
     decode_hosts,
-    socket_timeout,
 )
 from channel_layers.redis.local import LocalQueue
 from channel_layers.redis.resp import _encode
@@ -191,7 +190,12 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             self.require_valid_channel_name(channel)
             head = self._head(channel, self._shard_index(channel), self._topic(channel))
         payload = self.serializer.serialize(self.require_valid_message(message))
-        await self._publish(head, payload)
+        try:  # no coroutine of its own for the PUBLISH: awaited right here
+            await self._publish(head, payload)
+        except REDIS_DOWN_ERRORS as exc:
+            # As shard.run does (a lean connection that failed has closed itself: nothing to
+            # drop; the next send opens a new one).
+            raise head[0].failed(exc) from exc
         self.stats.sent += 1
 
     def _head(self, key: str, index: int, topic: str) -> tuple[Shard, str, bytes]:
@@ -201,10 +205,11 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         head = self._heads[key] = (self.shards[index], topic, command)
         return head
 
-    async def _publish(self, head: tuple[Shard, str, bytes], payload: bytes) -> None:
-        """One PUBLISH. On the lean client's open connection the request goes out right here,
-        encoded from its head: the three coroutines of ``shard.run`` and the client were a
-        fifth of a send's CPU."""
+    def _publish(self, head: tuple[Shard, str, bytes], payload: bytes) -> Awaitable[Any]:
+        """One PUBLISH, to await (the caller turns the lean connection's errors into
+        LayerUnavailable). On the lean client's open connection the request goes out right
+        here, encoded from its head: the three coroutines of ``shard.run`` and the client were
+        a fifth of a send's CPU."""
         shard, topic, command = head
         conn = None
         if shard.available():
@@ -213,15 +218,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             state = hot[1] if hot is not None and hot[0]() is loop else self._loop_state(loop)
             conn = state.client(shard).ready_connection()
         if conn is None:  # connecting, cooling down after a failure, or redis-py's client
-            await shard.run(lambda client: client.publish(topic, payload))
-            return
+            return shard.run(lambda client: client.publish(topic, payload))
         data = b"%b$%d\r\n%b\r\n" % (command, len(payload), payload)
-        try:
-            await conn.request_encoded(data, socket_timeout(shard.host))
-        except REDIS_DOWN_ERRORS as exc:
-            # As shard.run does (a lean connection that failed has closed itself: nothing to
-            # drop; the next send opens a new one).
-            raise shard.failed(exc) from exc
+        future: Awaitable[Any] = conn.request_encoded(data, shard.timeout)
+        return future
 
     async def _subscribe_channel(self, channel: str) -> _LocalChannel:
         state = self._state()
@@ -249,7 +249,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         while True:
             while local.entries:
                 deadline, payload = local.entries.popleft()
-                if local.entries:
+                if local.entries and local.waiters:
                     local.wake_one()
                 if deadline < time.time() * 1000:
                     self.stats.expired += 1
@@ -345,7 +345,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             self.require_valid_group_name(group)
             head = self._head("g:" + group, self._shard_index(group), self._group_topic(group))
         payload = self.serializer.serialize(self.require_valid_message(message))
-        await self._publish(head, payload)
+        try:
+            await self._publish(head, payload)
+        except REDIS_DOWN_ERRORS as exc:  # as in send()
+            raise head[0].failed(exc) from exc
         self.stats.group_sends += 1
 
     # --- incoming messages ----------------------------------------------------------------

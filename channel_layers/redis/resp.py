@@ -234,13 +234,13 @@ class _Connection(asyncio.Protocol):
         the future gets the first's reply, ``callback`` the second's (both arrive in one read as
         a rule: one round trip for the two)."""
         future = self.loop.create_future()
-        self._expect(future, limit)
-        self._expect(callback, limit)
+        self._expect(future, limit, callback)
         self._write(data)
         return future
 
-    def _expect(self, waiter: Waiter, limit: float | None) -> None:
-        """Queue ``waiter`` for the next reply, due within ``limit`` seconds."""
+    def _expect(self, waiter: Waiter, limit: float | None, then: Waiter | None = None) -> None:
+        """Queue ``waiter`` for the next reply (and ``then`` for the one after), due within
+        ``limit`` seconds."""
         if self.closed or self.transport is None:
             raise redis_errors.ConnectionError("connection to Redis is closed")
         if limit is None:
@@ -251,6 +251,9 @@ class _Connection(asyncio.Protocol):
                 self.watchdog = self.loop.call_at(deadline, self._check_deadline)
         self.waiters.append(waiter)
         self.deadlines.append(deadline)
+        if then is not None:
+            self.waiters.append(then)
+            self.deadlines.append(deadline)
 
     def _write(self, data: bytes) -> None:
         assert self.transport is not None  # _expect checked it
