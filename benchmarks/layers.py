@@ -331,8 +331,8 @@ def format_table(results: Results) -> str:
         row = [label, *[f"{results[n][key]:,.0f}" if key in results[n] else "-" for n in names]]
         for ours, peer in pairs:
             assert peer is not None
-            if key not in results[ours] or key not in results[peer]:
-                row.append("-")
+            if key not in results[ours] or not results[peer].get(key) or not results[ours][key]:
+                row.append("-")  # missing, or 0: a case that lost deliveries and stopped
                 continue
             ratio = results[ours][key] / results[peer][key]
             row.append(f"{ratio if higher_is_better else 1 / ratio:.1f}x")
