@@ -59,7 +59,8 @@ from .codec import messages as m
 from .filter import PublishFilter
 from .ids import global_id, pattern_id
 from .index import PatternIndex
-from .meta_cluster import ClusterMetaProcedures
+from .meta import MetaProcedures
+from .meta_cluster import ClusterFacts
 from .remote import NodeLink, RemoteCallee, rules_from_wire, rules_to_wire
 from .rounds import Rounds, retained_to_wire
 from .state import (
@@ -106,7 +107,7 @@ class ClusterRealm:
         self._wakeup = asyncio.Event()
         self._sync_queued = False
         self.sessions = ClusterSessions(self)
-        self.meta = ClusterMetaProcedures(self.sessions)
+        self.meta = MetaProcedures(ClusterFacts(self.sessions))
         self.rounds = Rounds(node, name)
         #: Set once this node has read the realm's registry: sessions are welcomed after it.
         self.synced = asyncio.Event()

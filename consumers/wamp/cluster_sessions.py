@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cluster_lifecycle import ClusterLifecycle, is_session
 from .filter import PublishFilter
-from .meta import KILLED
+from .meta_cluster import answer
 
 if TYPE_CHECKING:
     from .cluster import ClusterRealm
@@ -209,39 +209,5 @@ class ClusterSessions:
             future.set_result(message["answer"])
 
     def answer(self, what: str, fields: dict[str, Any]) -> Any:
-        """This node's answer to a meta question: ``state`` or ``kill``."""
-        if what == "kill":
-            return self._kill_here(**fields)
-        observed = self.realm.observed
-        subscriptions = [
-            [s.id, s.uri, s.match, list(s.subscribers), observed.created.get(s.id)]
-            for s in observed.subscriptions.values()
-        ]
-        registrations = [
-            [r.id, r.uri, r.match, r.invoke, list(r.callees), observed.created.get(r.id)]
-            for r in observed.registrations.values()
-        ]
-        return {"subscriptions": subscriptions, "registrations": registrations}
-
-    def _kill_here(
-        self,
-        spare: int,
-        reason: str | None,
-        message: str | None,
-        ids: list[int] | None = None,
-        authid: str | None = None,
-        authrole: str | None = None,
-    ) -> list[int]:
-        """End this node's sessions named by ID, authid or authrole, but ``spare`` (the caller)."""
-        killed = []
-        for session in list(self.realm.sessions.values()):
-            if session.id == spare:
-                continue
-            if (
-                (ids is not None and session.id in ids)
-                or (authid is not None and session.authid == authid)
-                or (authrole is not None and session.authrole == authrole)
-            ):
-                session.goodbye(reason or KILLED, message)
-                killed.append(session.id)
-        return killed
+        """This node's answer to a meta question (``meta_cluster.answer``)."""
+        return answer(self.realm, what, fields)

@@ -3,29 +3,44 @@
 Events: ``wamp.session.on_join``/``on_leave`` (fired from ``RealmRouter.attach``/``detach``) and the
 subscription and registration lifecycle events (fired by ``meta_state.ObservedState``). They are
 delivered like any EVENT to the realm's subscribers of those topics, with the publisher left out;
-clients cannot publish them (``wamp.`` is reserved). Procedures: a CALL to a ``wamp.`` URI is
-answered here, after the caller's role was authorized to call it, from this process's sessions
-and routing state; in a cluster, ``meta_cluster.py`` answers them for the whole cluster and meta
-events also go to the other nodes (``cluster_sessions.py``).
+clients cannot publish them (``wamp.`` is reserved); in a cluster they also go to the other nodes
+(``cluster_sessions.py``).
+
+Procedures: a CALL to a ``wamp.`` URI is answered here, after the caller's role was authorized to
+call it. Each procedure is written once (``MetaProcedures``), over ``MetaFacts``: where the
+sessions, subscriptions and registrations come from and how sessions are killed. ``LocalFacts``
+answers from this process; in a cluster, ``meta_cluster.ClusterFacts`` answers for the whole
+cluster, so every node answers alike. Lists of subscriptions and registrations are in ID order,
+lists of sessions in join order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from .codec import Message
 from .codec import messages as m
 from .ids import global_id
+from .index import PatternIndex
+from .uris import MatchPolicy, uri_matches
 
 if TYPE_CHECKING:
     from .meta_state import ObservedState
     from .realm import RealmRouter
     from .session import Session
 
+T = TypeVar("T")
+Kind = Literal["subscriptions", "registrations"]
+KINDS: tuple[Kind, ...] = ("subscriptions", "registrations")
+
 NO_SUCH_SESSION = "wamp.error.no_such_session"
-NO_SUCH_SUBSCRIPTION = "wamp.error.no_such_subscription"
-NO_SUCH_REGISTRATION = "wamp.error.no_such_registration"
+NO_SUCH = {
+    "subscriptions": "wamp.error.no_such_subscription",
+    "registrations": "wamp.error.no_such_registration",
+}
 KILLED = "wamp.close.killed"
 UNAVAILABLE = "wamp.error.unavailable"
 
@@ -51,38 +66,236 @@ def session_info(session: Session) -> dict[str, Any]:
     }
 
 
-class MetaApi:
-    """Meta events and procedures for one realm."""
+@dataclass(frozen=True)
+class Route:
+    """A subscription or a registration as the meta procedures see it."""
+
+    id: int
+    uri: str
+    match: MatchPolicy
+    members: list[int]  # its subscribers or callees
+    created: str | None
+    invoke: str | None = None  # registrations only
+
+    def details(self) -> dict[str, Any]:
+        """What ``wamp.subscription.get`` or ``wamp.registration.get`` answers."""
+        details = {"id": self.id, "created": self.created, "uri": self.uri, "match": self.match}
+        if self.invoke is not None:
+            details["invoke"] = self.invoke
+        return details
+
+
+def routes_here(observed: ObservedState, kind: Kind) -> list[Route]:
+    """This process's subscriptions or registrations."""
+    if kind == "subscriptions":
+        return [
+            Route(s.id, s.uri, s.match, list(s.subscribers), observed.created.get(s.id))
+            for s in observed.subscriptions.values()
+        ]
+    return [
+        Route(r.id, r.uri, r.match, list(r.callees), observed.created.get(r.id), r.invoke)
+        for r in observed.registrations.values()
+    ]
+
+
+@dataclass(frozen=True)
+class Kill:
+    """Whom a kill ends (by IDs, authid or authrole, never ``spare``: the caller) and how."""
+
+    spare: int
+    reason: str | None
+    message: str | None
+    ids: list[int] | None = None
+    authid: str | None = None
+    authrole: str | None = None
+
+    def picks(self, session_id: int, authid: object, authrole: object) -> bool:
+        """Whether the kill ends this session."""
+        return session_id != self.spare and (
+            (self.ids is not None and session_id in self.ids)
+            or (self.authid is not None and authid == self.authid)
+            or (self.authrole is not None and authrole == self.authrole)
+        )
+
+    def carry_out(self, sessions: Iterable[Session]) -> list[int]:
+        """End the picked ``sessions`` (of this process); their IDs."""
+        killed = []
+        for session in list(sessions):
+            if self.picks(session.id, session.authid, session.authrole):
+                session.goodbye(self.reason or KILLED, self.message)
+                killed.append(session.id)
+        return killed
+
+
+class MetaFacts(Protocol):
+    """Where the meta procedures' answers come from: this process or the cluster."""
+
+    async def sessions(self) -> list[dict[str, Any]]:
+        """Every joined session of the realm (``session_info``), in join order."""
+        ...
+
+    async def routes(self, kind: Kind) -> list[Route]:
+        """Every subscription or registration of the realm, with all its members."""
+        ...
+
+    async def kill(self, order: Kill) -> list[int]:
+        """End the sessions ``order`` picks; their IDs."""
+        ...
+
+
+class LocalFacts:
+    """The facts of this process: its sessions and routing state."""
 
     def __init__(self, realm: RealmRouter) -> None:
         self.realm = realm
-        self._caller: Session | None = None  # the session whose meta call is being answered
-        self._pending: list[tuple[str, list[Any]]] = []
-        self.procedures: dict[str, Callable[..., Any]] = {
+
+    async def sessions(self) -> list[dict[str, Any]]:
+        return [session_info(session) for session in self.realm.sessions.values()]
+
+    async def routes(self, kind: Kind) -> list[Route]:
+        return routes_here(self.realm.observed, kind)
+
+    async def kill(self, order: Kill) -> list[int]:
+        return order.carry_out(self.realm.sessions.values())
+
+
+def run_now(answer: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never waits (over ``LocalFacts``), without a loop: so a
+    meta CALL in a single process is answered before the next message, as any CALL."""
+    try:
+        answer.send(None)
+    except StopIteration as finished:
+        result: T = finished.value
+        return result
+    answer.close()
+    raise RuntimeError("a meta procedure over this process's facts waited")
+
+
+class MetaProcedures:
+    """The ``wamp.*`` procedures over some ``MetaFacts``; each takes the caller's ID first."""
+
+    def __init__(self, facts: MetaFacts) -> None:
+        self.facts = facts
+        self.procedures: dict[str, Callable[..., Coroutine[Any, Any, Any]]] = {
             "wamp.session.count": self.session_count,
             "wamp.session.list": self.session_list,
             "wamp.session.get": self.session_get,
             "wamp.session.kill": self.session_kill,
             "wamp.session.kill_by_authid": self.kill_by_authid,
             "wamp.session.kill_by_authrole": self.kill_by_authrole,
-            "wamp.subscription.list": lambda: self._list(self.observed.subscriptions),
-            "wamp.subscription.lookup": self.subscription_lookup,
+            "wamp.subscription.list": partial(self.listed, "subscriptions"),
+            "wamp.subscription.lookup": partial(self.lookup, "subscriptions"),
             "wamp.subscription.match": self.subscription_match,
-            "wamp.subscription.get": self.subscription_get,
-            "wamp.subscription.list_subscribers": lambda i: list(self._subscription(i).subscribers),
-            "wamp.subscription.count_subscribers": lambda i: len(self._subscription(i).subscribers),
-            "wamp.registration.list": lambda: self._list(self.observed.registrations),
-            "wamp.registration.lookup": self.registration_lookup,
+            "wamp.subscription.get": partial(self.get, "subscriptions"),
+            "wamp.subscription.list_subscribers": partial(self.members, "subscriptions"),
+            "wamp.subscription.count_subscribers": partial(self.count_members, "subscriptions"),
+            "wamp.registration.list": partial(self.listed, "registrations"),
+            "wamp.registration.lookup": partial(self.lookup, "registrations"),
             "wamp.registration.match": self.registration_match,
-            "wamp.registration.get": self.registration_get,
-            "wamp.registration.list_callees": lambda i: list(self._registration(i).callees),
-            "wamp.registration.count_callees": lambda i: len(self._registration(i).callees),
+            "wamp.registration.get": partial(self.get, "registrations"),
+            "wamp.registration.list_callees": partial(self.members, "registrations"),
+            "wamp.registration.count_callees": partial(self.count_members, "registrations"),
         }
 
-    @property
-    def observed(self) -> ObservedState:
-        """The realm's routing state, as the meta wrapper sees it."""
-        return self.realm.observed
+    # --- sessions -------------------------------------------------------------------------------
+
+    async def _sessions(self, authroles: list[str] | None) -> list[dict[str, Any]]:
+        infos = await self.facts.sessions()
+        return [i for i in infos if authroles is None or i.get("authrole") in authroles]
+
+    async def session_count(self, caller: int, authroles: list[str] | None = None) -> int:
+        """How many sessions are joined (of the given roles)."""
+        return len(await self._sessions(authroles))
+
+    async def session_list(self, caller: int, authroles: list[str] | None = None) -> list[int]:
+        """The joined sessions' IDs (of the given roles), in join order."""
+        return [info["session"] for info in await self._sessions(authroles)]
+
+    async def session_get(self, caller: int, session_id: int) -> dict[str, Any]:
+        """One session's details."""
+        for info in await self.facts.sessions():
+            if info["session"] == session_id:
+                return info
+        raise MetaError(NO_SUCH_SESSION, f"no session {session_id}")
+
+    async def session_kill(
+        self, caller: int, session_id: int, reason: str | None = None, message: str | None = None
+    ) -> None:
+        """End one session with GOODBYE ``reason`` (default ``wamp.close.killed``)."""
+        if session_id not in await self.facts.kill(Kill(caller, reason, message, ids=[session_id])):
+            raise MetaError(NO_SUCH_SESSION, f"no session {session_id} (other than the caller)")
+
+    async def kill_by_authid(
+        self, caller: int, authid: str, reason: str | None = None, message: str | None = None
+    ) -> list[int]:
+        """End every session of ``authid`` but the caller's; their IDs."""
+        return await self.facts.kill(Kill(caller, reason, message, authid=authid))
+
+    async def kill_by_authrole(
+        self, caller: int, authrole: str, reason: str | None = None, message: str | None = None
+    ) -> list[int]:
+        """End every session of ``authrole`` but the caller's; their IDs."""
+        return await self.facts.kill(Kill(caller, reason, message, authrole=authrole))
+
+    # --- subscriptions and registrations --------------------------------------------------------
+
+    async def _sorted(self, kind: Kind) -> list[Route]:
+        return sorted(await self.facts.routes(kind), key=lambda route: route.id)
+
+    async def _route(self, kind: Kind, route_id: int) -> Route:
+        for route in await self.facts.routes(kind):
+            if route.id == route_id:
+                return route
+        raise MetaError(NO_SUCH[kind], f"no {kind[:-1]} {route_id}")
+
+    async def listed(self, kind: Kind, caller: int) -> dict[str, list[int]]:
+        """The subscription or registration IDs by match policy."""
+        listed: dict[str, list[int]] = {"exact": [], "prefix": [], "wildcard": []}
+        for route in await self._sorted(kind):
+            listed[route.match].append(route.id)
+        return listed
+
+    async def lookup(
+        self, kind: Kind, caller: int, uri: str, options: dict[str, Any] | None = None
+    ) -> int | None:
+        """The ID of the subscription or registration on exactly ``(uri, match)``, or None."""
+        match = (options or {}).get("match", "exact")
+        found = [r.id for r in await self._sorted(kind) if (r.uri, r.match) == (uri, match)]
+        return found[0] if found else None
+
+    async def subscription_match(self, caller: int, topic: str) -> list[int] | None:
+        """The IDs of the subscriptions an event on ``topic`` would reach, or None."""
+        routes = await self._sorted("subscriptions")
+        return [r.id for r in routes if uri_matches(r.uri, r.match, topic)] or None
+
+    async def registration_match(self, caller: int, procedure: str) -> int | None:
+        """The ID of the registration a call to ``procedure`` would go to, or None."""
+        index = PatternIndex[int]()
+        for route in await self.facts.routes("registrations"):
+            index.add(route.uri, route.match, route.id)
+        return index.best(procedure)
+
+    async def get(self, kind: Kind, caller: int, route_id: int) -> dict[str, Any]:
+        """One subscription's or registration's details."""
+        return (await self._route(kind, route_id)).details()
+
+    async def members(self, kind: Kind, caller: int, route_id: int) -> list[int]:
+        """The subscription's subscribers or the registration's callees."""
+        return list((await self._route(kind, route_id)).members)
+
+    async def count_members(self, kind: Kind, caller: int, route_id: int) -> int:
+        """How many subscribers or callees the subscription or registration has."""
+        return len((await self._route(kind, route_id)).members)
+
+
+class MetaApi:
+    """Meta events and procedures for one realm."""
+
+    def __init__(self, realm: RealmRouter) -> None:
+        self.realm = realm
+        self._pending: list[tuple[str, list[Any]]] = []
+        #: The procedures over this process's facts (a cluster realm uses ``cluster.meta``).
+        self.here = MetaProcedures(LocalFacts(realm))
 
     # --- events -------------------------------------------------------------------------------
 
@@ -134,159 +347,42 @@ class MetaApi:
     # --- procedures ---------------------------------------------------------------------------
 
     def call(self, caller: Session, request: Message) -> None:
-        """Answer a CALL to a ``wamp.`` procedure."""
+        """Answer a CALL to a ``wamp.`` procedure: at once from this process's facts, or once
+        the cluster answered (the registry and the other nodes)."""
         kind = m.Call.MESSAGE_TYPE
-        procedure = self.procedures.get(request.procedure)
+        cluster = self.realm.cluster
+        procedures = (self.here if cluster is None else cluster.meta).procedures
+        procedure = procedures.get(request.procedure)
         if procedure is None:
             text = f"no meta procedure {request.procedure!r}"
             caller.peer.send(
                 m.Error(kind, request.request, "wamp.error.no_such_procedure", args=[text])
             )
             return
-        cluster = self.realm.cluster
-        if cluster is not None:
-            self._call_cluster(cluster.meta.procedures[request.procedure], caller, request)
-            return
-        self._caller = caller
-        try:
-            result = procedure(*(request.args or ()), **(request.kwargs or {}))
-        except MetaError as exc:
-            caller.peer.send(m.Error(kind, request.request, exc.error, args=[str(exc)]))
-            return
-        except TypeError as exc:
-            error = "wamp.error.invalid_argument"
-            caller.peer.send(m.Error(kind, request.request, error, args=[str(exc)]))
-            return
-        caller.peer.send(m.Result(request.request, args=[result]))
-
-    def _call_cluster(
-        self, procedure: Callable[..., Awaitable[Any]], caller: Session, request: Message
-    ) -> None:
-        """Answer a meta CALL with the cluster-wide procedure (it awaits the registry and the
-        other nodes)."""
-        kind = m.Call.MESSAGE_TYPE
-        try:
-            answer = procedure(caller, *(request.args or ()), **(request.kwargs or {}))
-        except TypeError as exc:
-            error = "wamp.error.invalid_argument"
-            caller.peer.send(m.Error(kind, request.request, error, args=[str(exc)]))
-            return
 
         def done(result: Any, exc: BaseException | None) -> None:
             if exc is None:
                 caller.peer.send(m.Result(request.request, args=[result]))
-            elif isinstance(exc, MetaError):
-                caller.peer.send(m.Error(kind, request.request, exc.error, args=[str(exc)]))
+                return
+            if isinstance(exc, MetaError):
+                error, text = exc.error, str(exc)
+            elif isinstance(exc, TypeError):
+                error, text = "wamp.error.invalid_argument", str(exc)
             else:
-                text = f"the cluster did not answer: {exc!r}"
-                caller.peer.send(m.Error(kind, request.request, UNAVAILABLE, args=[text]))
+                error, text = UNAVAILABLE, f"the cluster did not answer: {exc!r}"
+            caller.peer.send(m.Error(kind, request.request, error, args=[text]))
 
-        self.realm.defer(answer, done)
-
-    def _sessions(self, authroles: list[str] | None) -> list[Session]:
-        sessions = self.realm.sessions.values()
-        return [s for s in sessions if authroles is None or s.authrole in authroles]
-
-    def session_count(self, authroles: list[str] | None = None) -> int:
-        """How many sessions are joined (of the given roles)."""
-        return len(self._sessions(authroles))
-
-    def session_list(self, authroles: list[str] | None = None) -> list[int]:
-        """The joined sessions' IDs (of the given roles)."""
-        return [session.id for session in self._sessions(authroles)]
-
-    def session_get(self, session_id: int) -> dict[str, Any]:
-        """One session's details."""
-        session = self.realm.sessions.get(session_id)
-        if session is None:
-            raise MetaError(NO_SUCH_SESSION, f"no session {session_id}")
-        return session_info(session)
-
-    def _kill(self, sessions: list[Session], reason: str | None, message: str | None) -> list[int]:
-        killed = []
-        for session in sessions:
-            if session is not self._caller:  # a session cannot kill itself (leave instead)
-                session.goodbye(reason or KILLED, message)
-                killed.append(session.id)
-        return killed
-
-    def session_kill(
-        self, session_id: int, reason: str | None = None, message: str | None = None
-    ) -> None:
-        """End one session with GOODBYE ``reason`` (default ``wamp.close.killed``)."""
-        session = self.realm.sessions.get(session_id)
-        if session is None or session is self._caller:
-            raise MetaError(NO_SUCH_SESSION, f"no session {session_id} (other than the caller)")
-        self._kill([session], reason, message)
-
-    def kill_by_authid(
-        self, authid: str, reason: str | None = None, message: str | None = None
-    ) -> list[int]:
-        """End every session of ``authid`` but the caller's; returns their IDs."""
-        return self._kill(
-            [s for s in self.realm.sessions.values() if s.authid == authid], reason, message
-        )
-
-    def kill_by_authrole(
-        self, authrole: str, reason: str | None = None, message: str | None = None
-    ) -> list[int]:
-        """End every session of ``authrole`` but the caller's; returns their IDs."""
-        return self._kill(
-            [s for s in self.realm.sessions.values() if s.authrole == authrole], reason, message
-        )
-
-    @staticmethod
-    def _list(items: dict[int, Any]) -> dict[str, list[int]]:
-        listed: dict[str, list[int]] = {"exact": [], "prefix": [], "wildcard": []}
-        for item in items.values():
-            listed[item.match].append(item.id)
-        return listed
-
-    def _subscription(self, subscription_id: int) -> Any:
-        subscription = self.observed.subscriptions.get(subscription_id)
-        if subscription is None:
-            raise MetaError(NO_SUCH_SUBSCRIPTION, f"no subscription {subscription_id}")
-        return subscription
-
-    def _registration(self, registration_id: int) -> Any:
-        registration = self.observed.registrations.get(registration_id)
-        if registration is None:
-            raise MetaError(NO_SUCH_REGISTRATION, f"no registration {registration_id}")
-        return registration
-
-    def subscription_lookup(self, topic: str, options: dict[str, Any] | None = None) -> int | None:
-        """The ID of the subscription on exactly ``(topic, match)``, or None."""
-        match = (options or {}).get("match", "exact")
-        found = [
-            s.id for s in self.observed.subscriptions.values() if (s.uri, s.match) == (topic, match)
-        ]
-        return found[0] if found else None
-
-    def subscription_match(self, topic: str) -> list[int] | None:
-        """The IDs of the subscriptions an event on ``topic`` would reach, or None."""
-        return [s.id for s in self.realm.state.subscriptions_matching(topic)] or None
-
-    def subscription_get(self, subscription_id: int) -> dict[str, Any]:
-        """One subscription's details."""
-        return self.observed.subscription_details(self._subscription(subscription_id))
-
-    def registration_lookup(
-        self, procedure: str, options: dict[str, Any] | None = None
-    ) -> int | None:
-        """The ID of the registration on exactly ``(procedure, match)``, or None."""
-        match = (options or {}).get("match", "exact")
-        found = [
-            r.id
-            for r in self.observed.registrations.values()
-            if (r.uri, r.match) == (procedure, match)
-        ]
-        return found[0] if found else None
-
-    def registration_match(self, procedure: str) -> int | None:
-        """The ID of the registration a call to ``procedure`` would go to, or None."""
-        registration = self.realm.state.registration_for(procedure)
-        return registration.id if registration is not None else None
-
-    def registration_get(self, registration_id: int) -> dict[str, Any]:
-        """One registration's details."""
-        return self.observed.registration_details(self._registration(registration_id))
+        try:
+            answer = procedure(caller.id, *(request.args or ()), **(request.kwargs or {}))
+        except TypeError as exc:
+            done(None, exc)
+            return
+        if cluster is not None:
+            self.realm.defer(answer, done)
+            return
+        try:
+            result = run_now(answer)
+        except (MetaError, TypeError) as exc:
+            done(None, exc)
+            return
+        done(result, None)
