@@ -57,7 +57,7 @@ class ClusterFacts:
         for node in sorted(answers):
             for route in map(route_from_wire, answers[node][kind]):
                 seen = merged.get(route.id)
-                if seen is not None:  # the first node's creation: when the cluster had it first
+                if seen is not None:  # the earliest creation: when the cluster first had it
                     created = min(filter(None, (seen.created, route.created)), default=None)
                     members = seen.members + route.members
                     route = dataclasses.replace(seen, members=members, created=created)
