@@ -59,6 +59,7 @@ class SerialLoop:
         "_deadline",
         "_deadline_cancel",
         "_disconnect_seen",
+        "_disconnect_type",
         "_handle",
         "_interrupted",
         "_label",
@@ -70,7 +71,6 @@ class SerialLoop:
         "_ready",
         "_receive",
         "_running",
-        "_scope_type",
         "_space",
         "_stopping",
         "_timeout",
@@ -97,7 +97,7 @@ class SerialLoop:
         self._layer_ready = layer_ready
         self._handle = handle
         self._timeout = disconnect_timeout
-        self._scope_type = scope_type
+        self._disconnect_type = f"{scope_type}.disconnect"  # made once, compared per message
         # Read, not yet started, in arrival order. A list (at most CLIENT_READ_AHEAD long): an
         # empty deque costs 700 bytes more per idle consumer.
         self._client: list[Message] = []
@@ -184,7 +184,7 @@ class SerialLoop:
 
     def _deliver(self, message: Message) -> None:
         """Queue a client message for the worker (starting one, or interrupting its layer wait)."""
-        if message.get("type") == f"{self._scope_type}.disconnect":
+        if message.get("type") == self._disconnect_type:
             self._disconnect_seen = True
             self.client_gone = True
             self._start_deadline()
@@ -297,7 +297,7 @@ class SerialLoop:
             self._interrupt_worker()
 
     async def _run(self, message: Message, *, from_layer: bool) -> None:
-        is_disconnect = message.get("type") == f"{self._scope_type}.disconnect"
+        is_disconnect = message.get("type") == self._disconnect_type
         token = in_disconnect_handler.set(True) if is_disconnect else None
         self._running = message
         try:
@@ -331,7 +331,7 @@ class SerialLoop:
     def _deadline_passed(self) -> None:
         """Cancel a handler still running ``disconnect_timeout`` after the client left (#1119);
         drop what waited behind it (only the disconnect is still handled)."""
-        disconnect_type = f"{self._scope_type}.disconnect"
+        disconnect_type = self._disconnect_type
         overdue = [m for m in self._client if m.get("type") != disconnect_type]
         if overdue:
             warn_overdue(self._label(), overdue)
