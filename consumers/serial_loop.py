@@ -12,6 +12,12 @@ run with no task per message, and no task at all beyond the application's own wh
   message, or the layer's ``receive_ready()`` future (armed while the consumer is idle) completing,
   starts one, and it ends when nothing waits. Every worker runs in one shared context, so what a
   handler sets in a context variable is still seen by the next handler.
+- a worker that has handled a layer message *lingers*: it awaits the layer's readiness itself,
+  so the next layer message reaches its handler with no task to create and no callback in
+  between (a busy chat room's consumer gets one every few milliseconds). A client message
+  interrupts the wait as it interrupts a wait in ``receive()`` (below). One timer per event loop
+  (``LINGER_PERIOD``) ends the workers that lingered a whole period: a consumer that stops getting
+  messages is back to no worker within two periods.
 
 Turns: after a client message, if more client messages wait, the worker handles a layer message
 next when the layer's readiness says one waits, so a client backlog cannot starve layer events;
@@ -26,14 +32,15 @@ iteration only. The same interruption covers a readiness that completed early (a
 message, a pub/sub subscription still to make): ``receive()`` then waits, interruptibly.
 
 An idle consumer is therefore the application's task waiting in ``receive()`` plus the layer's
-readiness future: no other task, no timer, no per-message allocation beyond the message and
-the worker task of each burst.
+readiness future: no other task, no timer of its own, no per-message allocation beyond the message
+and the worker task of each burst of work after an idle period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,6 +54,46 @@ from .lifecycle import (
 )
 
 Message = dict[str, Any]
+
+#: Seconds a worker lingers on the layer's readiness after a layer message: it ends after one to
+#: two of them without a message (it is a timer's period, shared by the loop's consumers).
+LINGER_PERIOD = 0.25
+_LINGERING = -2  # the worker's _waiting_layer while it lingers (a poll's id is positive)
+
+
+class _Lingering:
+    """The lingering workers of one event loop, and the one timer that ends those that waited a
+    whole period: a consumer costs no timer of its own, and a sweep is one check per consumer."""
+
+    __slots__ = ("period", "serials", "timer")
+
+    def __init__(self) -> None:
+        self.period = 0  # counts the sweeps
+        self.serials: set[SerialLoop] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, serial: SerialLoop, loop: asyncio.AbstractEventLoop) -> None:
+        serial._linger_period = self.period
+        self.serials.add(serial)
+        if self.timer is None:
+            self.timer = loop.call_later(LINGER_PERIOD, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        for serial in list(self.serials):
+            if serial._waiting_layer != _LINGERING:
+                self.serials.discard(serial)  # working, or ended: it adds itself again
+            elif serial._linger_period < self.period:  # lingered since before the last sweep
+                self.serials.discard(serial)
+                serial._interrupt_worker()
+        self.period += 1
+        if self.serials:
+            self.timer = loop.call_later(LINGER_PERIOD, self._sweep, loop)
+
+
+_lingering: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lingering] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class SerialLoop:
@@ -65,6 +112,8 @@ class SerialLoop:
         "_label",
         "_layer_ready",
         "_layer_receive",
+        "_linger_period",
+        "_lingering",
         "_polls",
         "_reader_interrupted",
         "_reading",
@@ -75,6 +124,7 @@ class SerialLoop:
         "_stopping",
         "_timeout",
         "_waiting_layer",
+        "_watched",
         "_worker",
         "client_gone",
     )
@@ -106,6 +156,9 @@ class SerialLoop:
         self._worker: asyncio.Task[None] | None = None
         self._context: contextvars.Context | None = None  # every worker runs in this one
         self._ready: asyncio.Future[None] | None = None  # the layer's readiness, while armed
+        self._watched = False  # _on_layer_ready is a done callback of _ready
+        self._lingering: _Lingering | None = None  # the loop's, once a worker lingered
+        self._linger_period = 0  # the sweep during which the worker last began to linger
         self._space: asyncio.Future[None] | None = None  # the reader waits for queue space
         self._deadline: asyncio.TimerHandle | None = None
         self._reading = False  # the application task is in the client's receive()
@@ -154,6 +207,8 @@ class SerialLoop:
             if self._ready is not None:
                 self._ready.cancel()  # the layer lets go of our channel's wait
                 self._ready = None
+            if self._lingering is not None:
+                self._lingering.serials.discard(self)
 
     def _ended(self) -> bool:
         worker = self._worker
@@ -222,6 +277,7 @@ class SerialLoop:
         """Run handlers while there is work; end when there is none (the next client message or
         the layer's readiness starts another worker), so that an idle consumer has no worker."""
         layer_turn = False
+        linger = False  # after a layer message; not once a sweep ended the lingering
         try:
             while not self._stopping:
                 can_read_layer = self._layer_receive is not None and not self._disconnect_seen
@@ -237,10 +293,14 @@ class SerialLoop:
                 if ready is False:
                     if self._client:
                         continue
-                    self._worker = None  # idle: this task ends
+                    if linger and can_read_layer and self._ready is not None:
+                        linger = await self._linger(self._ready)
+                        continue
+                    self._go_idle()
                     return
                 layer_message = await self._read_layer(poll=ready is None and bool(self._client))
                 if layer_message is not None:
+                    linger = True
                     await self._run(layer_message, from_layer=True)
         finally:
             # Still the worker: it ended the consumer (stop, error). Stop reading the client,
@@ -258,14 +318,49 @@ class SerialLoop:
             if ready is None:
                 return None
             if not ready.done():
-                ready.add_done_callback(self._on_layer_ready)
-                self._ready = ready
+                # Watched only when the worker goes idle (_go_idle): a lingering one awaits it.
+                self._ready, self._watched = ready, False
                 return False
         elif not ready.done():
             return False
         self._ready = None
         if not ready.cancelled():
             ready.exception()  # an outage: receive() reports it (and waits it out)
+        return True
+
+    def _go_idle(self) -> None:
+        """End the worker: the armed readiness (if any) starts the next one."""
+        self._worker = None
+        if self._ready is not None and not self._watched:
+            self._ready.add_done_callback(self._on_layer_ready)
+            self._watched = True
+
+    async def _linger(self, ready: asyncio.Future[None]) -> bool:
+        """Wait in this worker for the layer's readiness; False when the loop's sweep ended the
+        wait (the consumer was idle for a whole period: the worker should end)."""
+        worker, lingering = self._worker, self._lingering
+        assert worker is not None
+        loop = worker.get_loop()
+        if lingering is None:
+            lingering = _lingering.get(loop)
+            if lingering is None:
+                lingering = _lingering[loop] = _Lingering()
+            self._lingering = lingering
+        lingering.add(self, loop)
+        self._waiting_layer = _LINGERING
+        try:
+            await ready
+        except asyncio.CancelledError:
+            if not self._interrupted or worker.uncancel() > 0:
+                raise
+            if ready.cancelled():
+                self._ready = None  # the cancel released the layer's wait: arm a new one
+            return bool(self._client)  # a client message: go on; the sweep: end
+        except Exception:
+            pass  # an outage: _layer_state() sees it, and receive() waits it out
+        finally:
+            self._waiting_layer = 0
+            self._interrupted = False
         return True
 
     def _on_layer_ready(self, ready: asyncio.Future[None]) -> None:
