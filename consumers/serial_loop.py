@@ -65,21 +65,23 @@ class _Lingering:
     """The lingering workers of one event loop, and the one timer that ends those that waited a
     whole period: a consumer costs no timer of its own, and a sweep is one check per consumer."""
 
-    __slots__ = ("period", "serials", "timer")
+    # No reference to the loop (the key of _lingering), not even through the timer's handle.
+    __slots__ = ("armed", "period", "serials")
 
     def __init__(self) -> None:
         self.period = 0  # counts the sweeps
         self.serials: set[SerialLoop] = set()
-        self.timer: asyncio.TimerHandle | None = None
+        self.armed = False  # the sweep's timer is pending
 
     def add(self, serial: SerialLoop, loop: asyncio.AbstractEventLoop) -> None:
         serial._linger_period = self.period
         self.serials.add(serial)
-        if self.timer is None:
-            self.timer = loop.call_later(LINGER_PERIOD, self._sweep, loop)
+        if not self.armed:
+            self.armed = True
+            loop.call_later(LINGER_PERIOD, self._sweep)
 
-    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.timer = None
+    def _sweep(self) -> None:
+        self.armed = False
         for serial in list(self.serials):
             if serial._waiting_layer != _LINGERING:
                 self.serials.discard(serial)  # working, or ended: it adds itself again
@@ -88,7 +90,8 @@ class _Lingering:
                 serial._interrupt_worker()
         self.period += 1
         if self.serials:
-            self.timer = loop.call_later(LINGER_PERIOD, self._sweep, loop)
+            self.armed = True
+            asyncio.get_running_loop().call_later(LINGER_PERIOD, self._sweep)
 
 
 _lingering: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lingering] = (
