@@ -12,10 +12,10 @@ run with no task per message, and no task at all beyond the application's own wh
   message, or the layer's ``receive_ready()`` future (armed while the consumer is idle) completing,
   starts one, and it ends when nothing waits. Every worker runs in one shared context, so what a
   handler sets in a context variable is still seen by the next handler.
-- a worker that has handled a layer message *lingers*: it awaits the layer's readiness itself,
-  so the next layer message reaches its handler with no task to create and no callback in
-  between (a busy chat room's consumer gets one every few milliseconds). A client message
-  interrupts the wait as it interrupts a wait in ``receive()`` (below). One timer per event loop
+- a worker that has handled a layer message *lingers*: instead of ending, it waits on a future
+  of its own that the layer's readiness, a client message or the disconnect completes, so the
+  next message reaches its handler with no task to create (a busy chat room's consumer gets one
+  every few milliseconds), and nothing is cancelled to wake it. One timer per event loop
   (``LINGER_PERIOD``) ends the workers that lingered a whole period: a consumer that stops getting
   messages is back to no worker within two periods.
 
@@ -58,7 +58,6 @@ Message = dict[str, Any]
 #: Seconds a worker lingers on the layer's readiness after a layer message: it ends after one to
 #: two of them without a message (it is a timer's period, shared by the loop's consumers).
 LINGER_PERIOD = 0.25
-_LINGERING = -2  # the worker's _waiting_layer while it lingers (a poll's id is positive)
 
 
 class _Lingering:
@@ -83,11 +82,12 @@ class _Lingering:
     def _sweep(self) -> None:
         self.armed = False
         for serial in list(self.serials):
-            if serial._waiting_layer != _LINGERING:
+            wake = serial._wake
+            if wake is None or wake.done():
                 self.serials.discard(serial)  # working, or ended: it adds itself again
             elif serial._linger_period < self.period:  # lingered since before the last sweep
                 self.serials.discard(serial)
-                serial._interrupt_worker()
+                wake.set_result(False)
         self.period += 1
         if self.serials:
             self.armed = True
@@ -127,7 +127,7 @@ class SerialLoop:
         "_stopping",
         "_timeout",
         "_waiting_layer",
-        "_watched",
+        "_wake",
         "_worker",
         "client_gone",
     )
@@ -159,7 +159,7 @@ class SerialLoop:
         self._worker: asyncio.Task[None] | None = None
         self._context: contextvars.Context | None = None  # every worker runs in this one
         self._ready: asyncio.Future[None] | None = None  # the layer's readiness, while armed
-        self._watched = False  # _on_layer_ready is a done callback of _ready
+        self._wake: asyncio.Future[bool] | None = None  # while the worker lingers
         self._lingering: _Lingering | None = None  # the loop's, once a worker lingered
         self._linger_period = 0  # the sweep during which the worker last began to linger
         self._space: asyncio.Future[None] | None = None  # the reader waits for queue space
@@ -249,6 +249,8 @@ class SerialLoop:
         self._client.append(message)
         if self._worker is None:
             self._kick()
+        elif self._wake_worker():
+            pass  # it lingered: it takes the message now
         elif self._waiting_layer and not self._interrupted:
             self._interrupt_worker()
 
@@ -297,9 +299,9 @@ class SerialLoop:
                     if self._client:
                         continue
                     if linger and can_read_layer and self._ready is not None:
-                        linger = await self._linger(self._ready)
+                        linger = await self._linger()
                         continue
-                    self._go_idle()
+                    self._worker = None  # idle: this task ends
                     return
                 layer_message = await self._read_layer(poll=ready is None and bool(self._client))
                 if layer_message is not None:
@@ -321,8 +323,8 @@ class SerialLoop:
             if ready is None:
                 return None
             if not ready.done():
-                # Watched only when the worker goes idle (_go_idle): a lingering one awaits it.
-                self._ready, self._watched = ready, False
+                ready.add_done_callback(self._on_layer_ready)
+                self._ready = ready
                 return False
         elif not ready.done():
             return False
@@ -331,16 +333,10 @@ class SerialLoop:
             ready.exception()  # an outage: receive() reports it (and waits it out)
         return True
 
-    def _go_idle(self) -> None:
-        """End the worker: the armed readiness (if any) starts the next one."""
-        self._worker = None
-        if self._ready is not None and not self._watched:
-            self._ready.add_done_callback(self._on_layer_ready)
-            self._watched = True
-
-    async def _linger(self, ready: asyncio.Future[None]) -> bool:
-        """Wait in this worker for the layer's readiness; False when the loop's sweep ended the
-        wait (the consumer was idle for a whole period: the worker should end)."""
+    async def _linger(self) -> bool:
+        """Wait in this worker for more work (the layer's readiness, a client message): True
+        when some came, False when the loop's sweep found the consumer idle for a whole period
+        (the worker should end)."""
         worker, lingering = self._worker, self._lingering
         assert worker is not None
         loop = worker.get_loop()
@@ -350,24 +346,31 @@ class SerialLoop:
                 lingering = _lingering[loop] = _Lingering()
             self._lingering = lingering
         lingering.add(self, loop)
-        self._waiting_layer = _LINGERING
+        wake: asyncio.Future[bool] = loop.create_future()
+        self._wake = wake
         try:
-            await ready
-        except asyncio.CancelledError:
-            if not self._interrupted or worker.uncancel() > 0:
-                raise
-            if ready.cancelled():
-                self._ready = None  # the cancel released the layer's wait: arm a new one
-            return bool(self._client)  # a client message: go on; the sweep: end
-        except Exception:
-            pass  # an outage: _layer_state() sees it, and receive() waits it out
+            woken: bool = await wake
         finally:
-            self._waiting_layer = 0
-            self._interrupted = False
+            self._wake = None
+        return woken
+
+    def _wake_worker(self) -> bool:
+        """Wake a lingering worker (True), or say that none lingers (False)."""
+        wake = self._wake
+        if wake is None:
+            return False
+        if not wake.done():
+            wake.set_result(True)
         return True
 
     def _on_layer_ready(self, ready: asyncio.Future[None]) -> None:
-        if ready is self._ready and self._worker is None:
+        if ready is not self._ready:
+            return
+        wake = self._wake  # _wake_worker(), inlined: this runs once per layer message
+        if wake is not None:
+            if not wake.done():
+                wake.set_result(True)
+        elif self._worker is None:
             self._kick()
 
     async def _read_layer(self, *, poll: bool) -> Message | None:

@@ -256,7 +256,7 @@ async def test_the_default_loop_holds_one_task_and_no_task_per_message() -> None
     """max_concurrent_handlers = 1: an idle consumer with a layer channel is its application task
     alone (the layer's readiness future stands in for a reader); a burst of work (a client message
     and the layer message its handler sends) starts one worker task, and no task per message. A
-    worker that handled a layer message lingers on the layer's readiness, so the next bursts take
+    worker that handled a layer message lingers (waits for more work), so the next bursts take
     no task at all; it ends once the consumer was idle for a whole LINGER_PERIOD."""
     loop = asyncio.get_running_loop()
     started: list[str] = []
@@ -292,8 +292,9 @@ async def test_the_default_loop_holds_one_task_and_no_task_per_message() -> None
 
 
 async def test_a_client_message_and_the_disconnect_interrupt_a_lingering_worker() -> None:
-    """A lingering worker awaits the layer's readiness: a client message is still handled at
-    once, in order with the layer's, and the disconnect still ends the consumer at once."""
+    """A lingering worker is woken by a client message as by the layer's readiness: the message
+    is handled at once, in order with the layer's, and the disconnect still ends the consumer
+    at once."""
     communicator = WebsocketCommunicator(Interleaved.as_asgi(), "/ws/")
     await communicator.connect()
     await communicator.send_to(text_data="0")
