@@ -12,6 +12,12 @@ run with no task per message, and no task at all beyond the application's own wh
   message, or the layer's ``receive_ready()`` future (armed while the consumer is idle) completing,
   starts one, and it ends when nothing waits. Every worker runs in one shared context, so what a
   handler sets in a context variable is still seen by the next handler.
+- a worker that has handled a layer message *lingers*: instead of ending, it waits on a future
+  of its own that the layer's readiness, a client message or the disconnect completes, so the
+  next message reaches its handler with no task to create (a busy chat room's consumer gets one
+  every few milliseconds), and nothing is cancelled to wake it. One timer per event loop
+  (``LINGER_PERIOD``) ends the workers that lingered a whole period: a consumer that stops getting
+  messages is back to no worker within two periods.
 
 Turns: after a client message, if more client messages wait, the worker handles a layer message
 next when the layer's readiness says one waits, so a client backlog cannot starve layer events;
@@ -26,14 +32,15 @@ iteration only. The same interruption covers a readiness that completed early (a
 message, a pub/sub subscription still to make): ``receive()`` then waits, interruptibly.
 
 An idle consumer is therefore the application's task waiting in ``receive()`` plus the layer's
-readiness future: no other task, no timer, no per-message allocation beyond the message and
-the worker task of each burst.
+readiness future: no other task, no timer of its own, no per-message allocation beyond the message
+and the worker task of each burst of work after an idle period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,6 +55,49 @@ from .lifecycle import (
 
 Message = dict[str, Any]
 
+#: Seconds a worker lingers on the layer's readiness after a layer message: it ends after one to
+#: two of them without a message (it is a timer's period, shared by the loop's consumers).
+LINGER_PERIOD = 0.25
+
+
+class _Lingering:
+    """The lingering workers of one event loop, and the one timer that ends those that waited a
+    whole period: a consumer costs no timer of its own, and a sweep is one check per consumer."""
+
+    # No reference to the loop (the key of _lingering), not even through the timer's handle.
+    __slots__ = ("armed", "period", "serials")
+
+    def __init__(self) -> None:
+        self.period = 0  # counts the sweeps
+        self.serials: set[SerialLoop] = set()
+        self.armed = False  # the sweep's timer is pending
+
+    def add(self, serial: SerialLoop, loop: asyncio.AbstractEventLoop) -> None:
+        serial._linger_period = self.period
+        self.serials.add(serial)
+        if not self.armed:
+            self.armed = True
+            loop.call_later(LINGER_PERIOD, self._sweep)
+
+    def _sweep(self) -> None:
+        self.armed = False
+        for serial in list(self.serials):
+            wake = serial._wake
+            if wake is None or wake.done():
+                self.serials.discard(serial)  # working, or ended: it adds itself again
+            elif serial._linger_period < self.period:  # lingered since before the last sweep
+                self.serials.discard(serial)
+                wake.set_result(False)
+        self.period += 1
+        if self.serials:
+            self.armed = True
+            asyncio.get_running_loop().call_later(LINGER_PERIOD, self._sweep)
+
+
+_lingering: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lingering] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 class SerialLoop:
     """Runs one consumer's handlers one at a time for its client and its layer channel."""
@@ -59,22 +109,25 @@ class SerialLoop:
         "_deadline",
         "_deadline_cancel",
         "_disconnect_seen",
+        "_disconnect_type",
         "_handle",
         "_interrupted",
         "_label",
         "_layer_ready",
         "_layer_receive",
+        "_linger_period",
+        "_lingering",
         "_polls",
         "_reader_interrupted",
         "_reading",
         "_ready",
         "_receive",
         "_running",
-        "_scope_type",
         "_space",
         "_stopping",
         "_timeout",
         "_waiting_layer",
+        "_wake",
         "_worker",
         "client_gone",
     )
@@ -97,7 +150,7 @@ class SerialLoop:
         self._layer_ready = layer_ready
         self._handle = handle
         self._timeout = disconnect_timeout
-        self._scope_type = scope_type
+        self._disconnect_type = f"{scope_type}.disconnect"  # made once, compared per message
         # Read, not yet started, in arrival order. A list (at most CLIENT_READ_AHEAD long): an
         # empty deque costs 700 bytes more per idle consumer.
         self._client: list[Message] = []
@@ -106,6 +159,9 @@ class SerialLoop:
         self._worker: asyncio.Task[None] | None = None
         self._context: contextvars.Context | None = None  # every worker runs in this one
         self._ready: asyncio.Future[None] | None = None  # the layer's readiness, while armed
+        self._wake: asyncio.Future[bool] | None = None  # while the worker lingers
+        self._lingering: _Lingering | None = None  # the loop's, once a worker lingered
+        self._linger_period = 0  # the sweep during which the worker last began to linger
         self._space: asyncio.Future[None] | None = None  # the reader waits for queue space
         self._deadline: asyncio.TimerHandle | None = None
         self._reading = False  # the application task is in the client's receive()
@@ -154,6 +210,8 @@ class SerialLoop:
             if self._ready is not None:
                 self._ready.cancel()  # the layer lets go of our channel's wait
                 self._ready = None
+            if self._lingering is not None:
+                self._lingering.serials.discard(self)
 
     def _ended(self) -> bool:
         worker = self._worker
@@ -184,13 +242,15 @@ class SerialLoop:
 
     def _deliver(self, message: Message) -> None:
         """Queue a client message for the worker (starting one, or interrupting its layer wait)."""
-        if message.get("type") == f"{self._scope_type}.disconnect":
+        if message.get("type") == self._disconnect_type:
             self._disconnect_seen = True
             self.client_gone = True
             self._start_deadline()
         self._client.append(message)
         if self._worker is None:
             self._kick()
+        elif self._wake_worker():
+            pass  # it lingered: it takes the message now
         elif self._waiting_layer and not self._interrupted:
             self._interrupt_worker()
 
@@ -222,6 +282,7 @@ class SerialLoop:
         """Run handlers while there is work; end when there is none (the next client message or
         the layer's readiness starts another worker), so that an idle consumer has no worker."""
         layer_turn = False
+        linger = False  # after a layer message; not once a sweep ended the lingering
         try:
             while not self._stopping:
                 can_read_layer = self._layer_receive is not None and not self._disconnect_seen
@@ -237,10 +298,14 @@ class SerialLoop:
                 if ready is False:
                     if self._client:
                         continue
+                    if linger and can_read_layer and self._ready is not None:
+                        linger = await self._linger()
+                        continue
                     self._worker = None  # idle: this task ends
                     return
                 layer_message = await self._read_layer(poll=ready is None and bool(self._client))
                 if layer_message is not None:
+                    linger = True
                     await self._run(layer_message, from_layer=True)
         finally:
             # Still the worker: it ended the consumer (stop, error). Stop reading the client,
@@ -268,8 +333,44 @@ class SerialLoop:
             ready.exception()  # an outage: receive() reports it (and waits it out)
         return True
 
+    async def _linger(self) -> bool:
+        """Wait in this worker for more work (the layer's readiness, a client message): True
+        when some came, False when the loop's sweep found the consumer idle for a whole period
+        (the worker should end)."""
+        worker, lingering = self._worker, self._lingering
+        assert worker is not None
+        loop = worker.get_loop()
+        if lingering is None:
+            lingering = _lingering.get(loop)
+            if lingering is None:
+                lingering = _lingering[loop] = _Lingering()
+            self._lingering = lingering
+        lingering.add(self, loop)
+        wake: asyncio.Future[bool] = loop.create_future()
+        self._wake = wake
+        try:
+            woken: bool = await wake
+        finally:
+            self._wake = None
+        return woken
+
+    def _wake_worker(self) -> bool:
+        """Wake a lingering worker (True), or say that none lingers (False)."""
+        wake = self._wake
+        if wake is None:
+            return False
+        if not wake.done():
+            wake.set_result(True)
+        return True
+
     def _on_layer_ready(self, ready: asyncio.Future[None]) -> None:
-        if ready is self._ready and self._worker is None:
+        if ready is not self._ready:
+            return
+        wake = self._wake  # _wake_worker(), inlined: this runs once per layer message
+        if wake is not None:
+            if not wake.done():
+                wake.set_result(True)
+        elif self._worker is None:
             self._kick()
 
     async def _read_layer(self, *, poll: bool) -> Message | None:
@@ -297,7 +398,7 @@ class SerialLoop:
             self._interrupt_worker()
 
     async def _run(self, message: Message, *, from_layer: bool) -> None:
-        is_disconnect = message.get("type") == f"{self._scope_type}.disconnect"
+        is_disconnect = message.get("type") == self._disconnect_type
         token = in_disconnect_handler.set(True) if is_disconnect else None
         self._running = message
         try:
@@ -331,7 +432,7 @@ class SerialLoop:
     def _deadline_passed(self) -> None:
         """Cancel a handler still running ``disconnect_timeout`` after the client left (#1119);
         drop what waited behind it (only the disconnect is still handled)."""
-        disconnect_type = f"{self._scope_type}.disconnect"
+        disconnect_type = self._disconnect_type
         overdue = [m for m in self._client if m.get("type") != disconnect_type]
         if overdue:
             warn_overdue(self._label(), overdue)

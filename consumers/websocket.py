@@ -97,6 +97,10 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         close: bool | int = False,
     ) -> None:
         """Send a text or binary message; ``close`` (True or a close code) closes afterwards."""
+        if text_data is not None and not close:
+            # The common case, one text frame: no list of messages to build and walk.
+            await super().send({"type": "websocket.send", "text": text_data})
+            return
         for message in _send_messages(text_data, bytes_data, close):
             await super().send(message)
 

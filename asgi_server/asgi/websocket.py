@@ -167,7 +167,15 @@ class WebsocketSession:
     async def send(self, message: Message) -> None:
         """ASGI send(): accept, messages, close, or a denial response, in the spec's order."""
         kind = message.get("type")
-        if self.state == "connecting":
+        if kind == "websocket.send" and self.state == "connected":
+            # The hot path (each chat delivery is one): a text message goes straight to the
+            # shell; anything else (bytes, a wrong type) takes _send_connected's checks.
+            text = message.get("text")
+            if type(text) is str and message.get("bytes") is None:
+                self.shell.send_message(text)
+            else:
+                self._send_connected(kind, message)
+        elif self.state == "connecting":
             self._send_connecting(kind, message)
         elif self.state == "connected":
             self._send_connected(kind, message)

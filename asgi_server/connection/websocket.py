@@ -187,9 +187,11 @@ class WebsocketHandler:
 
     def send_message(self, data: str | bytes) -> None:
         """Frame and write one message."""
-        assert self.core is not None
-        if self.core.state == "open":
-            self._write(self.core.send(data))
+        core = self.core
+        assert core is not None
+        # _write's work, inlined: this runs once per message the app sends.
+        if core.state == "open" and not self.transport.is_closing():
+            self.transport.write(core.send(data))
 
     def close(self, code: int, reason: str) -> None:
         """Send our close frame, then wait (bounded) for the peer's reply before closing TCP."""

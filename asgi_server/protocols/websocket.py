@@ -340,6 +340,11 @@ def frame(opcode: int, payload: bytes, rsv1: bool = False) -> bytes:
     return struct.pack("!BBQ", first, 127, length) + payload
 
 
+# The head of each unmasked, final text frame of 0-125 bytes (RFC 6455 §5.2: the length fits the
+# second byte). Those are below _COMPRESS_MIN_BYTES, so they are never compressed.
+_SMALL_TEXT_HEADS = tuple(bytes((0x80 | Opcode.TEXT, length)) for length in range(126))
+assert _COMPRESS_MIN_BYTES >= 126
+
 # First bytes the fast path decodes: FIN set, RSV clear, and text, binary, ping or pong.
 _FAST_OPCODES = frozenset({0x81, 0x82, 0x89, 0x8A})
 
@@ -505,7 +510,10 @@ class WebSocketCore:
     def send(self, data: str | bytes) -> bytes:
         """Frame one whole outbound message, compressing it when permessage-deflate is on."""
         if isinstance(data, str):
-            opcode, payload = Opcode.TEXT, data.encode("utf-8")
+            payload = data.encode("utf-8")
+            if len(payload) < 126:  # a chat-sized text: a 2-byte head, never compressed
+                return _SMALL_TEXT_HEADS[len(payload)] + payload
+            opcode = Opcode.TEXT
         else:
             opcode, payload = Opcode.BINARY, bytes(data)
         if self.deflate is not None and len(payload) >= _COMPRESS_MIN_BYTES:

@@ -18,7 +18,9 @@ from consumers import (
     NoHandlerError,
     StopConsumer,
     SyncConsumer,
+    base,
 )
+from consumers.base import get_handler_name
 from consumers.testing import TypedCommunicator
 
 SCOPE = {"type": "custom", "path": "/x/"}
@@ -58,6 +60,63 @@ async def test_leading_underscore_type_is_refused() -> None:
     await communicator.send_input({"type": "_private"})
     with pytest.raises(ValueError, match="leading underscore"):
         await communicator.wait(1)
+
+
+class CountingDispatch(Echo):
+    """Echo whose dispatch() counts what passes through it, then dispatches as usual."""
+
+    dispatched: list[str] = []
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        self.dispatched.append(message["type"])
+        await super().dispatch(message)
+
+
+async def test_a_dispatch_of_ones_own_is_called_however_it_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """_handle calls the handler itself only while dispatch() is AsyncConsumer's own: an
+    override in a subclass, a patched class or an as_asgi() keyword is still called."""
+    CountingDispatch.dispatched = []
+    seen: list[str] = []
+
+    async def patched(self: Any, message: dict[str, Any]) -> None:
+        seen.append("class:" + message["type"])
+        await self.get_handler(message)(message)
+
+    async def per_instance(message: dict[str, Any]) -> None:
+        seen.append("instance:" + message["type"])
+        if message["type"] == "bye.now":
+            raise StopConsumer()
+
+    class Patched(Echo):
+        pass
+
+    monkeypatch.setattr(Patched, "dispatch", patched)
+    apps = [CountingDispatch.as_asgi(), Patched.as_asgi(), Echo.as_asgi(dispatch=per_instance)]
+    for app, answers in zip(apps, (True, True, False), strict=True):
+        communicator = TypedCommunicator(app, dict(SCOPE))
+        await communicator.send_input({"type": "ping.me", "n": 1})
+        if answers:
+            assert await communicator.receive_output() == {"type": "pong", "n": 1}
+        await communicator.send_input({"type": "bye.now"})
+        await communicator.wait(1)
+    assert CountingDispatch.dispatched == ["ping.me", "bye.now"]
+    assert seen[:2] == ["class:ping.me", "class:bye.now"]
+    assert seen[2:] == ["instance:ping.me", "instance:bye.now"]
+
+
+def test_handler_names_are_checked_for_every_type_and_their_memo_stays_bounded() -> None:
+    for _ in range(2):  # the second time from the memo
+        assert get_handler_name({"type": "chat.message"}) == "chat_message"
+        with pytest.raises(ValueError, match="leading underscore"):
+            get_handler_name({"type": "._private"})
+        with pytest.raises(ValueError, match="no string 'type'"):
+            get_handler_name({"type": ["chat.message"]})
+    for index in range(3000):
+        assert get_handler_name({"type": f"room.{index}"}) == f"room_{index}"
+    assert len(base._handler_names) <= base._HANDLER_NAMES_MAX
+    assert get_handler_name({"type": "chat.message"}) == "chat_message"
 
 
 async def test_as_asgi_initkwargs_set_attributes_and_reject_unknown() -> None:

@@ -21,6 +21,7 @@ from consumers import (
     StopConsumer,
     WebsocketConsumer,
 )
+from consumers.serial_loop import LINGER_PERIOD
 from consumers.testing import WebsocketCommunicator
 
 
@@ -242,10 +243,21 @@ async def test_client_backlog_does_not_starve_layer_events() -> None:
     await communicator.disconnect()
 
 
-async def test_the_default_loop_holds_one_task_and_makes_one_per_burst() -> None:
+async def wait_for_tasks(before: set[asyncio.Task[Any]], count: int, timeout: float) -> None:
+    """Wait until exactly ``count`` tasks exist besides ``before`` (a lingering worker ends
+    within two LINGER_PERIODs)."""
+    deadline = time.monotonic() + timeout
+    while len(asyncio.all_tasks() - before) != count:
+        assert time.monotonic() < deadline, asyncio.all_tasks() - before
+        await asyncio.sleep(0.01)
+
+
+async def test_the_default_loop_holds_one_task_and_no_task_per_message() -> None:
     """max_concurrent_handlers = 1: an idle consumer with a layer channel is its application task
     alone (the layer's readiness future stands in for a reader); a burst of work (a client message
-    and the layer message its handler sends) starts one worker task, and no task per message."""
+    and the layer message its handler sends) starts one worker task, and no task per message. A
+    worker that handled a layer message lingers (waits for more work), so the next bursts take
+    no task at all; it ends once the consumer was idle for a whole LINGER_PERIOD."""
     loop = asyncio.get_running_loop()
     started: list[str] = []
 
@@ -264,14 +276,39 @@ async def test_the_default_loop_holds_one_task_and_makes_one_per_burst() -> None
             await communicator.send_to(text_data=str(number))
             assert await communicator.receive_from() == f"client {number}"
             assert await communicator.receive_from() == f"layer {number}"
-            await asyncio.sleep(0.01)  # idle again between bursts
-            assert len(asyncio.all_tasks() - before) == 1
+            await asyncio.sleep(0.01)
+            assert len(asyncio.all_tasks() - before) == 2  # the worker lingers
+        await wait_for_tasks(before, 1, timeout=4 * LINGER_PERIOD)  # idle again
+        await communicator.send_to(text_data="10")
+        assert await communicator.receive_from() == "client 10"
+        assert await communicator.receive_from() == "layer 10"
     finally:
         loop.set_task_factory(None)
     ours = ("Dispatcher", "SerialLoop", "AsyncConsumer", "InMemoryChannelLayer", "Queue")
     mine = [name for name in started if name.startswith(ours)]
-    assert mine == ["SerialLoop._work"] * 10, started  # 20 messages, 10 bursts
+    assert mine == ["SerialLoop._work"] * 2, started  # 22 messages, 2 bursts after idling
     await communicator.disconnect()
+    await communicator.wait(1)
+
+
+async def test_a_client_message_and_the_disconnect_interrupt_a_lingering_worker() -> None:
+    """A lingering worker is woken by a client message as by the layer's readiness: the message
+    is handled at once, in order with the layer's, and the disconnect still ends the consumer
+    at once."""
+    communicator = WebsocketCommunicator(Interleaved.as_asgi(), "/ws/")
+    await communicator.connect()
+    await communicator.send_to(text_data="0")
+    assert await communicator.receive_from() == "client 0"
+    assert await communicator.receive_from() == "layer 0"
+    for number in range(1, 4):  # each arrives while the worker lingers
+        await asyncio.sleep(0.02)
+        await communicator.send_to(text_data=str(number))
+        assert await communicator.receive_from() == f"client {number}"
+        assert await communicator.receive_from() == f"layer {number}"
+    started = time.monotonic()
+    await communicator.disconnect()
+    await communicator.wait(1)
+    assert time.monotonic() - started < LINGER_PERIOD
 
 
 class Collector(AsyncConsumer):
@@ -317,8 +354,7 @@ async def test_a_burst_of_layer_messages_to_an_idle_consumer_starts_one_worker()
     finally:
         loop.set_task_factory(None)
     assert [name for name in started if name.startswith("SerialLoop")] == ["SerialLoop._work"]
-    await asyncio.sleep(0.01)
-    assert len(asyncio.all_tasks() - before) == 1
+    await wait_for_tasks(before, 1, timeout=4 * LINGER_PERIOD)  # the worker lingered, then ended
     await communicator.disconnect()
 
 

@@ -88,6 +88,49 @@ async def test_close_with_code_and_reason_and_send_then_close() -> None:
     await communicator.disconnect(4002)
 
 
+class SendForms(AsyncWebsocketConsumer):
+    """Each client text names a form of send() to try."""
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data == "empty":
+            await self.send(text_data="")
+        elif text_data == "both":
+            await self.send(text_data="text wins", bytes_data=b"ignored")
+        elif text_data == "close-true":
+            await self.send(text_data="then close", close=True)
+        else:
+            await self.send(text_data="plain")
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ("plain", [{"type": "websocket.send", "text": "plain"}]),
+        ("empty", [{"type": "websocket.send", "text": ""}]),
+        ("both", [{"type": "websocket.send", "text": "text wins"}]),
+        (
+            "close-true",
+            [
+                {"type": "websocket.send", "text": "then close"},
+                {"type": "websocket.close", "code": 1000},
+            ],
+        ),
+    ],
+)
+async def test_send_forms_make_the_same_asgi_messages(
+    form: str, expected: list[dict[str, Any]]
+) -> None:
+    """send(text_data=...) alone takes a short path; every form still makes the ASGI messages
+    it always made (text before bytes, an empty text is a frame, close after the frame)."""
+    communicator = WebsocketCommunicator(SendForms.as_asgi(), "/ws/")
+    await communicator.connect()
+    await communicator.send_to(text_data=form)
+    for message in expected:
+        assert await communicator.receive_output() == message
+    assert await communicator.receive_nothing()
+    await communicator.disconnect()
+
+
 async def test_sync_disconnect_runs_once_with_the_code() -> None:
     SyncEcho.disconnects = []
     communicator = WebsocketCommunicator(SyncEcho.as_asgi(), "/ws/")

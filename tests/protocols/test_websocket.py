@@ -216,6 +216,19 @@ def test_pong_clears_the_outstanding_ping() -> None:
     assert core.ping_payload is None
 
 
+@pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflate"])
+def test_small_text_frames_have_a_two_byte_head_and_stay_uncompressed(deflate: bool) -> None:
+    core = deflate_core(1 << 20) if deflate else ws.WebSocketCore(max_size=1 << 20)
+    for text in ["", "a", "a" * 125, "\u20ac" * 41]:  # 0, 1, 125 and 123 UTF-8 bytes
+        payload = text.encode()
+        assert core.send(text) == bytes((0x81, len(payload))) + payload
+    # 126 bytes: a 16-bit length (RFC 6455 §5.2), still under the compression threshold.
+    for text in ["a" * 126, "\u20ac" * 42]:
+        framed = core.send(text)
+        assert framed[:2] == b"\x81\x7e"
+        assert parse_server_frame(framed) == (0x1, text.encode())
+
+
 def test_large_outbound_frames_use_extended_lengths() -> None:
     core = ws.WebSocketCore(max_size=1024)
     assert parse_server_frame(core.send(b"x" * 300)) == (0x2, b"x" * 300)

@@ -115,3 +115,25 @@ async def test_an_idle_session_keeps_no_inbox() -> None:
         ws.message_received(str(n))
     assert [(await ws.receive())["text"] for _ in range(4)] == ["0", "1", "2", "3"]
     assert shell.calls == [("pause",), ("resume",)] and ws._inbox is None
+
+
+async def test_a_text_send_keeps_the_checks_of_every_send() -> None:
+    """The fast path for text sends: bytes still win over text, a non-str text still goes the
+    checked way (bytes in "text" are sent as bytes, anything else is a TypeError), and a paused
+    writer still makes the sender wait."""
+    ws, shell = session()
+    await ws.send({"type": "websocket.accept"})
+    await ws.send({"type": "websocket.send", "text": "hi"})
+    await ws.send({"type": "websocket.send", "text": ""})
+    await ws.send({"type": "websocket.send", "text": "t", "bytes": b"b"})
+    await ws.send({"type": "websocket.send", "text": b"raw"})
+    await ws.send({"type": "websocket.send", "text": "again", "bytes": None})
+    with pytest.raises(TypeError, match="'bytes' or a 'text'"):
+        await ws.send({"type": "websocket.send", "text": 5})
+    shell.writing_paused = True
+    await ws.send({"type": "websocket.send", "text": "slow"})
+    sends = [("send", "hi"), ("send", ""), ("send", b"b"), ("send", b"raw"), ("send", "again")]
+    assert shell.calls[1:] == [*sends, ("send", "slow"), ("wait",)]
+    await ws.send({"type": "websocket.close"})
+    with pytest.raises(ClientDisconnected):
+        await ws.send({"type": "websocket.send", "text": "after close"})

@@ -72,6 +72,21 @@ async def test_echo_text_bytes_and_empty_messages(run_server: RunServer) -> None
     assert app.disconnect == {"type": "websocket.disconnect", "code": 1000, "reason": ""}
 
 
+@pytest.mark.parametrize("deflate", [True, False])
+async def test_text_frames_on_both_sides_of_the_small_frame_path(
+    run_server: RunServer, deflate: bool
+) -> None:
+    """Texts under 126 UTF-8 bytes take a 2-byte head and are never compressed; the boundary
+    counts bytes, not characters (42 euro signs are 126 bytes), with and without deflate."""
+    app = Recorder()
+    texts = ["", "a", "a" * 125, "a" * 126, "a" * 127, "\u20ac" * 41, "\u20ac" * 42, "x" * 300]
+    with run_server(app, ws_per_message_deflate=deflate) as server:
+        async with connect(server.ws_url) as ws:
+            for text in texts:
+                await ws.send(text)
+                assert await ws.recv() == text
+
+
 async def test_scope(run_server: RunServer) -> None:
     app = Recorder()
     with run_server(app, root_path="/base") as server:
