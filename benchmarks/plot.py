@@ -23,20 +23,20 @@ OUTPUT = Path(__file__).resolve().parent / "issue18.png"
 
 # (question, peer, Crossway's advantage as a ratio > 1 when better, target or None)
 RATIOS: list[tuple[str, str, float, float | None]] = [
-    # The quiet rerun of 2026-12-04 22:17-22:30 UTC (the README's "Quiet rerun on the final code").
+    # The final rerun of 2026-12-05 00:30-00:39 UTC (the README's "Final rerun").
     ("HTTP keep-alive, req per CPU-s", "Granian", 1.25, 1.5),
-    ("HTTP keep-alive, req per CPU-s", "Uvicorn", 1.43, None),
-    ("HTTP Connection: close, req per CPU-s", "Granian", 0.48, 1.0),
+    ("HTTP keep-alive, req per CPU-s", "Uvicorn", 1.40, None),
+    ("HTTP Connection: close, req per CPU-s", "Granian", 0.55, 1.0),
     ("HTTP Connection: close, req per CPU-s", "Uvicorn", 1.28, None),
-    ("10 MiB upload, req/s", "Uvicorn", 2.24, None),
-    ("WebSocket echo, msgs/s", "Granian", 2.47, None),
-    ("Redis durable send+receive, msgs per CPU-s", "channels_redis", 8.6, 10.0),
-    ("pub/sub send+receive, 1 loop, per CPU-s", "channels_redis pub/sub", 1.7, 2.0),
-    ("pub/sub send+receive, 2 processes, msgs/s", "channels_redis pub/sub", 2.2, 2.0),
-    ("1000-member fan-out, durable, per CPU-s", "channels_redis", 10.3, 10.0),
-    ("1000-member fan-out, pub/sub, deliveries/s", "channels_redis pub/sub", 1.6, 2.0),
-    ("chat end to end, deliveries/s", "Daphne+Channels", 7.35, 6.0),
-    ("chat end to end, deliveries/s", "Uvicorn+Channels", 5.52, None),
+    ("10 MiB upload, req/s", "Uvicorn", 2.07, None),
+    ("WebSocket echo, msgs/s", "Granian", 2.74, None),
+    ("Redis durable send+receive, msgs per CPU-s", "channels_redis", 11.9, 10.0),
+    ("pub/sub send+receive, 1 loop, per CPU-s", "channels_redis pub/sub", 2.0, 2.0),
+    ("pub/sub send+receive, 2 processes, per CPU-s", "channels_redis pub/sub", 1.89, 2.0),
+    ("1000-member fan-out, durable, per CPU-s", "channels_redis", 10.9, 10.0),
+    ("1000-member fan-out, pub/sub, deliveries/s", "channels_redis pub/sub", 1.8, 2.0),
+    ("chat end to end, deliveries/s", "Daphne+Channels", 8.90, 6.0),
+    ("chat end to end, deliveries/s", "Uvicorn+Channels", 6.94, None),
 ]
 PEER_COLORS = {
     "Granian": "#d95f02",
