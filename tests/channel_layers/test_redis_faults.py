@@ -36,6 +36,14 @@ async def eventually(awaitable_factory: Any, seconds: float = 5.0) -> Any:
                 raise
 
 
+async def connected(layer: RedisChannelLayer | RedisPubSubChannelLayer) -> None:
+    """Wait (up to 5 s) until the layer's shared connection to its one server is open."""
+    deadline = time.monotonic() + 5
+    while layer.shards[0].client().ready_connection() is None:
+        assert time.monotonic() < deadline, "the layer did not connect within 5 s"
+        await asyncio.sleep(0.01)
+
+
 async def test_durable_layer_fails_fast_while_down_and_recovers(redis_servers: Any) -> None:
     server = redis_servers.start()
     layer = RedisChannelLayer(hosts=[server.url], prefix="fault")
@@ -103,48 +111,28 @@ async def test_a_receive_on_a_connection_that_stops_answering_fails_within_five_
         layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}"])
         channel = layer.make_channel_name("specific", layer.client_tag)
         sending = asyncio.ensure_future(layer.send(channel, {"type": "m"}))
-        await asyncio.sleep(0.2)  # connected; the send waits for its reply
-        assert layer.shards[0].client().ready_connection() is not None
+        await connected(layer)  # the send waits for its reply
         assert await unavailable_within(layer.receive(channel)) < 5
         with pytest.raises(LayerUnavailable):
             await sending
         await layer.close()
 
 
-async def test_a_durable_send_on_a_connection_that_stops_answering_fails_within_five_seconds() -> (
-    None
-):
-    # Once the shared connection is up, a send writes its EVALSHA on it directly (no shard.run
-    # around it), alone or with a DRAIN for a channel of this process: the connection's
-    # deadline must bound both, as LayerUnavailable with a cool-down.
+@pytest.mark.parametrize("layer_class", [RedisChannelLayer, RedisPubSubChannelLayer])
+async def test_a_send_on_a_connection_that_stops_answering_fails_within_five_seconds(
+    layer_class: type[RedisChannelLayer | RedisPubSubChannelLayer],
+) -> None:
+    # Once the shared connection is up, a send writes its EVALSHA (durable, alone or with a
+    # DRAIN for a channel of this process) or its PUBLISH (pub/sub) on it directly, with no
+    # shard.run around it: the connection's deadline must still bound it, as LayerUnavailable
+    # with a cool-down.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         port = listener.getsockname()[1]
-        layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}"])
+        layer = layer_class(hosts=[f"redis://127.0.0.1:{port}"])
         first = asyncio.ensure_future(layer.send("c", {"type": "m"}))
-        await asyncio.sleep(0.2)  # connected; the first send waits for its reply
-        assert layer.shards[0].client().ready_connection() is not None
-        assert await unavailable_within(layer.send("c", {"type": "m"})) < 5
-        with pytest.raises(LayerUnavailable):
-            await first
-        assert not layer.shards[0].available()  # cooling down, as after any failure
-        await layer.close()
-
-
-async def test_a_pubsub_send_on_a_connection_that_stops_answering_fails_within_five_seconds() -> (
-    None
-):
-    # Once the shared connection is up, a send PUBLISHes on it directly (no shard.run around
-    # it): the connection's deadline must still bound it, as LayerUnavailable with a cool-down.
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        port = listener.getsockname()[1]
-        layer = RedisPubSubChannelLayer(hosts=[f"redis://127.0.0.1:{port}"])
-        first = asyncio.ensure_future(layer.send("c", {"type": "m"}))
-        await asyncio.sleep(0.2)  # connected; the first send waits for its reply
-        assert layer.shards[0].client().ready_connection() is not None
+        await connected(layer)  # the first send waits for its reply
         assert await unavailable_within(layer.send("c", {"type": "m"})) < 5
         with pytest.raises(LayerUnavailable):
             await first
