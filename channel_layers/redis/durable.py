@@ -55,7 +55,7 @@ from channel_layers.redis.connection import (
     socket_timeout,
 )
 from channel_layers.redis.local import LoopState
-from channel_layers.redis.resp import _encode, bulk_int
+from channel_layers.redis.resp import bulk_int, encode_command
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
 __all__ = ["RedisChannelLayer"]
@@ -79,7 +79,7 @@ class _SendRoute:
         self.shard = shard
         self.keys = keys
         command = ("EVALSHA", script_sha(scripts.SEND), len(keys), *keys, channel)
-        self.head = _encode(command, total=len(command) + 4)
+        self.head = encode_command(command, total=len(command) + 4)
 
 
 class RedisChannelLayer(BaseChannelLayer):

@@ -34,7 +34,7 @@ from channel_layers.redis.connection import (
     evalsha,
     script_sha,
 )
-from channel_layers.redis.resp import _encode
+from channel_layers.redis.resp import encode_command
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class Poller:
         self.pending: list[str] = state.pending.setdefault(keys[0], []) if self.is_local else []
         # The DRAIN that rides behind a send to this process, encoded once (when no counts
         # await their decrement, as in the steady state).
-        self.drain_one = _encode(("EVALSHA", script_sha(scripts.DRAIN), 2, *keys, 1))
+        self.drain_one = encode_command(("EVALSHA", script_sha(scripts.DRAIN), 2, *keys, 1))
 
     def want(self) -> None:
         """A receiver waits on this list: make sure something pops for it."""
@@ -212,7 +212,7 @@ class Poller:
         # entries out of Redis's capacity count (its local queue holds at most one more).
         if self.pending:
             drain, decrements = self._drain_args(1)
-            send += _encode(drain)
+            send += encode_command(drain)
         else:
             decrements = []
             send += self.drain_one

@@ -44,7 +44,7 @@ from channel_layers.redis.connection import (
     decode_hosts,
 )
 from channel_layers.redis.local import LocalQueue
-from channel_layers.redis.resp import _encode
+from channel_layers.redis.resp import encode_command
 from channel_layers.redis.subscriber import Subscriber
 from channel_layers.serializers import MessageDecodeError, MessageSerializer
 
@@ -201,7 +201,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     def _head(self, key: str, index: int, topic: str) -> tuple[Shard, str, bytes]:
         if len(self._heads) >= HEADS_KEPT:
             self._heads.clear()
-        command = _encode(("PUBLISH", topic), total=3)
+        command = encode_command(("PUBLISH", topic), total=3)
         head = self._heads[key] = (self.shards[index], topic, command)
         return head
 

@@ -88,7 +88,7 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
     raise redis_errors.InvalidResponse(f"unexpected RESP reply type {bytes([kind])!r}")
 
 
-def _encode(args: tuple[Any, ...], total: int | None = None) -> bytes:
+def encode_command(args: tuple[Any, ...], total: int | None = None) -> bytes:
     """``args`` as a RESP array of bulk strings; with ``total``, only the head of an array of
     ``total`` items whose last ``total - len(args)`` are appended by the caller (see
     :func:`bulk_int`)."""
@@ -118,7 +118,7 @@ def _encode(args: tuple[Any, ...], total: int | None = None) -> bytes:
 
 
 def bulk_int(value: int) -> bytes:
-    """One integer argument as a RESP bulk string (for commands encoded ahead, see _encode)."""
+    """One integer argument as a RESP bulk string (for commands encoded ahead: encode_command)."""
     digits = b"%d" % value
     return b"$%d\r\n%b\r\n" % (len(digits), digits)
 
@@ -209,10 +209,10 @@ class _Connection(asyncio.Protocol):
     def request(self, args: tuple[Any, ...], limit: float | None) -> asyncio.Future[Any]:
         """Write one command; the future resolves with its reply. No reply within ``limit``
         seconds fails it and every later command (the socket is dropped)."""
-        return self.request_encoded(_encode(args), limit)
+        return self.request_encoded(encode_command(args), limit)
 
     def request_encoded(self, data: bytes, limit: float | None) -> asyncio.Future[Any]:
-        """:meth:`request` for a command encoded by the caller (``_encode`` and
+        """:meth:`request` for a command encoded by the caller (``encode_command`` and
         :func:`bulk_int`: a layer that sends the same command head again and again keeps it)."""
         future = self.loop.create_future()
         self._expect(future, limit)
@@ -225,7 +225,7 @@ class _Connection(asyncio.Protocol):
         """Write one command; ``callback`` gets its reply, or the error (an exception object),
         as soon as it is parsed."""
         self._expect(callback, limit)
-        self._write(_encode(args))
+        self._write(encode_command(args))
 
     def request_encoded_then(
         self, data: bytes, limit: float | None, callback: Callable[[Any], None]

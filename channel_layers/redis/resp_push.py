@@ -11,7 +11,7 @@ from typing import Any
 import redis.exceptions as redis_errors
 
 from channel_layers.redis.lean import connect_error_text
-from channel_layers.redis.resp import _Connection, _encode, _Incomplete, _parse
+from channel_layers.redis.resp import _Connection, _Incomplete, _parse, encode_command
 
 #: How every published message starts on the wire (``["message", topic, payload]``).
 _MESSAGE = b"*3\r\n$7\r\nmessage\r\n"
@@ -66,7 +66,7 @@ class PushConnection(_Connection):
         """Send one command (SUBSCRIBE, UNSUBSCRIBE, PING) without waiting for its reply."""
         if self.closed or self.transport is None:
             raise redis_errors.ConnectionError("the subscriber connection is closed")
-        self.transport.write(_encode(args))
+        self.transport.write(encode_command(args))
 
 
 def _bulk(data: bytes, pos: int) -> tuple[int, bytes | None]:

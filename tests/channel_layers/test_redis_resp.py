@@ -10,7 +10,7 @@ import pytest
 import redis.exceptions
 
 from channel_layers.redis.lean import lean_params
-from channel_layers.redis.resp import _Connection, _encode, bulk_int
+from channel_layers.redis.resp import _Connection, bulk_int, encode_command
 from channel_layers.redis.resp_push import PushConnection
 
 BIG = b"*500\r\n" + b"".join(b"$10\r\n0123456789\r\n" for _ in range(500))
@@ -61,22 +61,22 @@ def test_lean_client_serves_plain_servers_only() -> None:
 
 def test_commands_are_encoded_as_resp_arrays_of_bulk_strings() -> None:
     big = b"x" * 2000  # past the size where pieces are joined instead of formatted
-    assert _encode(("SET", "k\u00e9", b"v", 12, 1.5, big)) == (
+    assert encode_command(("SET", "k\u00e9", b"v", 12, 1.5, big)) == (
         b"*6\r\n$3\r\nSET\r\n$3\r\nk\xc3\xa9\r\n$1\r\nv\r\n$2\r\n12\r\n$3\r\n1.5\r\n"
         + b"$2000\r\n"
         + big
         + b"\r\n"
     )
     with pytest.raises(redis.exceptions.DataError):
-        _encode(("SET", "k", True))
+        encode_command(("SET", "k", True))
 
 
 def test_a_command_encoded_from_its_head_is_the_whole_command() -> None:
     # The durable layer keeps each channel's SEND head and appends the arguments that change.
-    head = _encode(("EVALSHA", "f" * 40, 1, "asgi:{c}", "c"), total=9)
+    head = encode_command(("EVALSHA", "f" * 40, 1, "asgi:{c}", "c"), total=9)
     tail = b"$5\r\nentry\r\n" + bulk_int(100) + bulk_int(-61000) + bulk_int(0)
     whole = ("EVALSHA", "f" * 40, 1, "asgi:{c}", "c", b"entry", 100, -61000, 0)
-    assert head + tail == _encode(whole)
+    assert head + tail == encode_command(whole)
 
 
 def _push(kind: bytes, topic: bytes, data: bytes) -> bytes:
