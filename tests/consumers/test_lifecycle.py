@@ -216,6 +216,16 @@ def test_invalid_concurrency_bound_is_refused() -> None:
         Ordered.as_asgi(max_concurrent_handlers=0)
 
 
+def task_factory_recording(started: list[str]) -> Any:
+    """A task factory that appends the qualified name of each task's coroutine to ``started``."""
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        started.append(getattr(coro, "__qualname__", ""))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    return factory
+
+
 class Interleaved(AsyncWebsocketConsumer):
     """Each client message sends the consumer itself a layer event; both are reported."""
 
@@ -260,10 +270,7 @@ async def test_the_default_loop_holds_one_task_and_no_task_per_message() -> None
     no task at all; it ends once the consumer was idle for a whole LINGER_PERIOD."""
     loop = asyncio.get_running_loop()
     started: list[str] = []
-
-    def counting_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        started.append(getattr(coro, "__qualname__", ""))
-        return asyncio.Task(coro, loop=loop, **kwargs)
+    counting_factory = task_factory_recording(started)
 
     before = asyncio.all_tasks()
     communicator = WebsocketCommunicator(Interleaved.as_asgi(), "/ws/")
@@ -334,10 +341,7 @@ async def test_a_burst_of_layer_messages_to_an_idle_consumer_starts_one_worker()
     handles them all, in order, and the consumer is back to its one task afterwards."""
     loop = asyncio.get_running_loop()
     started: list[str] = []
-
-    def counting_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        started.append(getattr(coro, "__qualname__", ""))
-        return asyncio.Task(coro, loop=loop, **kwargs)
+    counting_factory = task_factory_recording(started)
 
     before = asyncio.all_tasks()
     communicator = WebsocketCommunicator(Collector.as_asgi(), "/ws/")
